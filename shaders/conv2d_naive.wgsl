@@ -1,0 +1,52 @@
+// Direct 2-D convolution, the simple baseline: NCHW f32 storage buffers, bias, stride and
+// zero padding, shapes passed in a uniform. Benchmarks compare the tuned kernel against it.
+
+struct Params {
+    cin: u32,
+    cout: u32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+
+// One invocation computes one output value: output[co = gid.z, oy = gid.y, ox = gid.x].
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let ox = gid.x;
+    let oy = gid.y;
+    let co = gid.z;
+    if (ox >= p.out_w || oy >= p.out_h || co >= p.cout) {
+        return;
+    }
+    var acc = bias[co];
+    for (var ci = 0u; ci < p.cin; ci++) {
+        for (var ky = 0u; ky < p.k; ky++) {
+            let iy = i32(oy * p.stride + ky) - i32(p.pad);
+            if (iy < 0 || iy >= i32(p.in_h)) {
+                continue;
+            }
+            for (var kx = 0u; kx < p.k; kx++) {
+                let ix = i32(ox * p.stride + kx) - i32(p.pad);
+                if (ix < 0 || ix >= i32(p.in_w)) {
+                    continue;
+                }
+                let w = weight[((co * p.cin + ci) * p.k + ky) * p.k + kx];
+                acc = acc + w * input[(ci * p.in_h + u32(iy)) * p.in_w + u32(ix)];
+            }
+        }
+    }
+    output[(co * p.out_h + oy) * p.out_w + ox] = acc;
+}

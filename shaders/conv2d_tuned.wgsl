@@ -1,0 +1,97 @@
+// Direct 2-D convolution, register-blocked and specialised to one layer shape.
+// The host replaces the `const` block below with the layer's shape before compiling
+// (see `shader::specialise`); the values written here are only defaults for validation.
+// Weights are packed as vec4 over output channels: weight[((g * CIN + ci) * K + ky) * K + kx]
+// holds output channels 4g .. 4g+3 (zero beyond COUT).
+
+// @constants-begin
+const CIN: u32 = 12u;
+const COUT: u32 = 24u;
+const K: u32 = 5u;
+const STRIDE: u32 = 1u;
+const PAD: u32 = 0u;
+const IN_H: u32 = 221u;
+const IN_W: u32 = 396u;
+const OUT_H: u32 = 217u;
+const OUT_W: u32 = 392u;
+// Outputs along x per invocation, and vec4 output-channel groups per invocation.
+const PX: u32 = 8u;
+const OCV: u32 = 2u;
+// @constants-end
+
+// Input values one row of the block reads.
+const RW: u32 = (PX - 1u) * STRIDE + K;
+// Blocks of PX outputs per output row.
+const NBX: u32 = (OUT_W + PX - 1u) / PX;
+
+@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> output: array<f32>;
+
+fn store(co: u32, oy: u32, ox: u32, v: f32) {
+    if (co < COUT && ox < OUT_W) {
+        output[(co * OUT_H + oy) * OUT_W + ox] = v;
+    }
+}
+
+// One invocation computes PX consecutive x outputs of one row for 4·OCV output channels;
+// the channel block comes from workgroup_id.z so every weight load is uniform.
+@compute @workgroup_size(64, 1, 1)
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    if (idx >= NBX * OUT_H) {
+        return;
+    }
+    let oy = idx / NBX;
+    let ox0 = (idx % NBX) * PX;
+    let g0 = wid.z * OCV;
+
+    var acc: array<vec4<f32>, PX * OCV>;
+    for (var o = 0u; o < OCV; o++) {
+        let b = bias[g0 + o];
+        for (var px = 0u; px < PX; px++) {
+            acc[px * OCV + o] = b;
+        }
+    }
+    let ix0 = i32(ox0 * STRIDE) - i32(PAD);
+    for (var ci = 0u; ci < CIN; ci++) {
+        for (var ky = 0u; ky < K; ky++) {
+            let iy = i32(oy * STRIDE + ky) - i32(PAD);
+            if (iy < 0 || iy >= i32(IN_H)) {
+                continue;
+            }
+            let rbase = (ci * IN_H + u32(iy)) * IN_W;
+            var row: array<f32, RW>;
+            for (var j = 0u; j < RW; j++) {
+                let ix = ix0 + i32(j);
+                let inside = ix >= 0 && ix < i32(IN_W);
+                let v = input[rbase + u32(clamp(ix, 0, i32(IN_W) - 1))];
+                row[j] = select(0.0, v, inside);
+            }
+            for (var kx = 0u; kx < K; kx++) {
+                for (var o = 0u; o < OCV; o++) {
+                    let w = weight[(((g0 + o) * CIN + ci) * K + ky) * K + kx];
+                    for (var px = 0u; px < PX; px++) {
+                        acc[px * OCV + o] = fma(vec4<f32>(row[px * STRIDE + kx]), w, acc[px * OCV + o]);
+                    }
+                }
+            }
+        }
+    }
+    for (var o = 0u; o < OCV; o++) {
+        let co = (g0 + o) * 4u;
+        for (var px = 0u; px < PX; px++) {
+            let a = acc[px * OCV + o];
+            let ox = ox0 + px;
+            store(co, oy, ox, a.x);
+            store(co + 1u, oy, ox, a.y);
+            store(co + 2u, oy, ox, a.z);
+            store(co + 3u, oy, ox, a.w);
+        }
+    }
+}

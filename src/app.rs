@@ -1,0 +1,242 @@
+//! The command line: argument definitions and the commands they run (view, export).
+
+use crate::conv::{Activations, Block, Engine, Kernel};
+use crate::gpu::GpuContext;
+use crate::input::{self, ChannelOrder};
+use crate::network::Network;
+use crate::tensor::{Tensor, max_abs_diff};
+use crate::visual::{Look, Visualizer, read_texture};
+use crate::{export, reference};
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "convscope",
+    version,
+    about = "See what every convolution layer of a CNN does to an image.",
+    long_about = "See what every convolution layer of a CNN does to an image.\n\n\
+        With no command, opens a window showing one layer's output channels as a grid; \
+        the arrow keys flip input -> conv1 -> conv2 -> conv3. Without an image, a built-in scene is used.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub view: CommonArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the network headless and write each layer's grid as PNG (and optionally every tensor).
+    Export(ExportArgs),
+}
+
+/// Options shared by every command.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Image file (PNG, JPEG, GIF, BMP, TIFF, WebP). Without one, a built-in scene is used.
+    pub image: Option<PathBuf>,
+    /// Seed for the weights: reproduces torch.manual_seed(N) + default nn.Conv2d init.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub seed: i64,
+    /// Feed channels as B, G, R like cv2.imread (the tutorial's order); default R, G, B.
+    #[arg(long)]
+    pub bgr: bool,
+    /// Convolution kernel.
+    #[arg(long, value_enum, default_value_t = KernelArg::Tuned)]
+    pub kernel: KernelArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelArg {
+    Naive,
+    Tuned,
+}
+
+impl From<KernelArg> for Kernel {
+    fn from(k: KernelArg) -> Self {
+        match k {
+            KernelArg::Naive => Kernel::Naive,
+            KernelArg::Tuned => Kernel::Tuned,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Directory for input.png, conv1.png, ... (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write every tensor (input, weights, each layer's output) to this safetensors file.
+    #[arg(long)]
+    pub tensors: Option<PathBuf>,
+    /// Also run the CPU reference and print the largest |GPU - CPU| difference per layer.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+impl CommonArgs {
+    pub fn order(&self) -> ChannelOrder {
+        if self.bgr {
+            ChannelOrder::Bgr
+        } else {
+            ChannelOrder::Rgb
+        }
+    }
+
+    /// The input tensor and a name for it.
+    pub fn load_input(&self) -> Result<(Tensor, String)> {
+        match &self.image {
+            Some(p) => Ok((
+                input::tensor_from_rgb8(&input::load_rgb8(p)?, self.order()),
+                p.display().to_string(),
+            )),
+            None => Ok((
+                input::tensor_from_rgb8(&input::builtin_scene(), self.order()),
+                "built-in scene".into(),
+            )),
+        }
+    }
+
+    pub fn network(&self) -> Network {
+        Network::tutorial(self.seed)
+    }
+}
+
+/// Everything computed for one image: the GPU context, pipelines and activations.
+pub struct Computed {
+    pub engine: Engine,
+    pub visualizer: Visualizer,
+    pub net: Network,
+    pub input: Tensor,
+    pub acts: Activations,
+}
+
+/// Loads the input, checks the network fits it, and runs the chain on the GPU.
+pub fn compute(ctx: &GpuContext, args: &CommonArgs) -> Result<Computed> {
+    let (input, _) = args.load_input()?;
+    let net = args.network();
+    net.shapes(input.shape)?;
+    let mut engine = Engine::new(ctx);
+    let gnet = engine.upload(ctx, &net, Block::default())?;
+    let acts = engine.run(ctx, &gnet, &input, args.kernel.into())?;
+    let visualizer = Visualizer::new(ctx);
+    Ok(Computed {
+        engine,
+        visualizer,
+        net,
+        input,
+        acts,
+    })
+}
+
+/// `convscope export`.
+pub fn run_export(a: &ExportArgs) -> Result<()> {
+    // Check everything the user gave before touching the GPU.
+    let (input, input_name) = a.common.load_input()?;
+    let net = a.common.network();
+    net.shapes(input.shape)?;
+    export::prepare_out_dir(&a.out)?;
+    if let Some(t) = &a.tensors
+        && let Some(parent) = t.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        bail!(
+            "cannot write {}: directory {} does not exist",
+            t.display(),
+            parent.display()
+        );
+    }
+
+    let ctx = GpuContext::headless()?;
+    println!("adapter: {}", ctx.describe());
+    println!("input: {input_name} ({})", input.shape);
+    let mut engine = Engine::new(&ctx);
+    let gnet = engine.upload(&ctx, &net, Block::default())?;
+    let kernel: Kernel = a.common.kernel.into();
+    let acts = engine.run(&ctx, &gnet, &input, kernel)?;
+    for i in 1..acts.shapes.len() {
+        let time = match &acts.gpu_ms {
+            Some(ms) => format!("{:9.2} ms GPU", ms[i - 1]),
+            None => "   (no GPU timestamps on this adapter)".to_string(),
+        };
+        println!(
+            "{:<8} {:<16} {time}  [{} kernel]",
+            acts.names[i],
+            acts.shapes[i].to_string(),
+            kernel.name()
+        );
+    }
+    println!("chain: {:.2} ms wall (submit to done)", acts.wall_ms);
+
+    let vis = Visualizer::new(&ctx);
+    let rgb = a.common.order().rgb_indices();
+    for i in 0..acts.shapes.len() {
+        let grid = vis.render(&ctx, &acts, i, Look::default(), rgb)?;
+        let img = read_texture(&ctx, &grid.texture)?;
+        let path = a.out.join(format!("{}.png", acts.names[i]));
+        export::write_png(&path, &img)?;
+        let scale = if grid.layout.step > 1 {
+            format!(", every {}th pixel", grid.layout.step)
+        } else {
+            String::new()
+        };
+        println!(
+            "wrote {} ({}x{}, {}x{} tiles{scale})",
+            path.display(),
+            img.width(),
+            img.height(),
+            grid.layout.rows,
+            grid.layout.cols
+        );
+    }
+
+    if a.tensors.is_some() || a.verify {
+        let outs: Vec<Tensor> = (1..acts.shapes.len())
+            .map(|i| acts.read(&ctx, i))
+            .collect::<Result<_>>()?;
+        if a.verify {
+            verify(&net, &input, &outs)?;
+        }
+        if let Some(t) = &a.tensors {
+            export::write_tensors(t, &net, &input, &outs)?;
+            println!("wrote {}", t.display());
+        }
+    }
+    Ok(())
+}
+
+/// Runs the CPU reference and prints the largest difference per layer; fails above 1e-4.
+fn verify(net: &Network, input: &Tensor, gpu: &[Tensor]) -> Result<()> {
+    let cpu = reference::forward(net, input)?;
+    let mut worst = 0.0f32;
+    for ((layer, g), c) in net.layers.iter().zip(gpu).zip(&cpu) {
+        let d = max_abs_diff(&g.data, &c.data);
+        worst = worst.max(d);
+        println!("verify {:<8} max |gpu - cpu| = {d:.3e}", layer.name);
+    }
+    if worst.is_nan() || worst > 1e-4 {
+        bail!(
+            "GPU and CPU results differ by {worst:e} (more than 1e-4): the GPU driver computes wrongly"
+        );
+    }
+    Ok(())
+}
+
+/// Dispatches a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Some(Command::Export(a)) => run_export(&a),
+        None => run_viewer(&cli.view),
+    }
+}
+
+/// The interactive viewer.
+pub fn run_viewer(args: &CommonArgs) -> Result<()> {
+    crate::viewer::run(args)
+}

@@ -1,0 +1,217 @@
+//! GPU context: instance, adapter and device chosen the way a user can steer
+//! (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), limits requested from the adapter, GPU errors
+//! caught rather than panicking, and a shared test context that prefers lavapipe.
+
+use anyhow::{Result, anyhow, bail};
+use std::sync::{Arc, Mutex};
+
+/// How to get an adapter, appended to every "no adapter" message.
+pub const HOW_TO_GET_A_GPU: &str = "install a GPU driver with Vulkan, Metal or DX12 support, \
+or on Linux `apt-get install mesa-vulkan-drivers` for Mesa's lavapipe (a CPU Vulkan driver)";
+
+/// A device and queue with the adapter they came from.
+pub struct GpuContext {
+    pub instance: wgpu::Instance,
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    /// Whether GPU timestamps can be written around compute passes.
+    pub timestamps: bool,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl GpuContext {
+    /// A headless context on the adapter the environment asks for, else the default one.
+    pub fn headless() -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pollster::block_on(choose_adapter(&instance, None, false))?;
+        Self::from_adapter(instance, adapter)
+    }
+
+    /// A context on `adapter`, with every limit the adapter offers and timestamps if present.
+    pub fn from_adapter(instance: wgpu::Instance, adapter: wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("convscope device"),
+            required_features: features,
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| {
+            anyhow!(
+                "the GPU adapter {} refused to create a device: {e}",
+                info.name
+            )
+        })?;
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            log::error!("GPU error: {e}");
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        Ok(Self {
+            instance,
+            adapter,
+            device,
+            queue,
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            info,
+            errors,
+        })
+    }
+
+    /// The limits the device was created with.
+    pub fn limits(&self) -> wgpu::Limits {
+        self.device.limits()
+    }
+
+    /// `name (backend, kind)`, noting software adapters.
+    pub fn describe(&self) -> String {
+        let kind = match self.info.device_type {
+            wgpu::DeviceType::Cpu => "CPU / software adapter",
+            wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+            wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+            wgpu::DeviceType::VirtualGpu => "virtual GPU",
+            wgpu::DeviceType::Other => "other adapter",
+        };
+        format!("{} ({:?}, {kind})", self.info.name, self.info.backend)
+    }
+
+    /// Waits for all submitted work, then fails with the first GPU error seen, if any.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow!("waiting for the GPU failed: {e}"))?;
+        self.check_errors()
+    }
+
+    /// Fails with the first uncaptured GPU error since the last check.
+    pub fn check_errors(&self) -> Result<()> {
+        let mut errs = self
+            .errors
+            .lock()
+            .map_err(|_| anyhow!("GPU error log poisoned"))?;
+        if let Some(first) = errs.first().cloned() {
+            errs.clear();
+            bail!("GPU error: {}", first.lines().next().unwrap_or("unknown"));
+        }
+        Ok(())
+    }
+
+    /// Copies `size` bytes of `buffer` from `offset` back to the CPU.
+    pub fn read_buffer(&self, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("read-back copy"),
+            });
+        enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        self.map_and_read(&staging)
+    }
+
+    /// Maps a MAP_READ buffer, waits, and copies its bytes out.
+    pub fn map_and_read(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| anyhow!("GPU read-back was cancelled"))?
+            .map_err(|e| anyhow!("GPU read-back failed: {e}"))?;
+        let bytes = staging
+            .get_mapped_range(..)
+            .map_err(|e| anyhow!("GPU read-back failed: {e}"))?
+            .to_vec();
+        staging.unmap();
+        Ok(bytes)
+    }
+}
+
+/// Picks an adapter: the first whose name contains `WGPU_ADAPTER_NAME` (case-insensitive)
+/// when that is set, else a CPU adapter when `prefer_cpu`, else wgpu's default choice
+/// (high performance unless `WGPU_POWER_PREF` says otherwise).
+pub async fn choose_adapter(
+    instance: &wgpu::Instance,
+    surface: Option<&wgpu::Surface<'_>>,
+    prefer_cpu: bool,
+) -> Result<wgpu::Adapter> {
+    let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+    let usable: Vec<wgpu::Adapter> = adapters
+        .into_iter()
+        .filter(|a| surface.is_none_or(|s| a.is_surface_supported(s)))
+        .collect();
+    if let Ok(want) = std::env::var("WGPU_ADAPTER_NAME") {
+        let want_l = want.to_lowercase();
+        let names: Vec<String> = usable.iter().map(|a| a.get_info().name).collect();
+        return usable
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&want_l))
+            .ok_or_else(|| {
+                anyhow!(
+                    "no GPU adapter matches WGPU_ADAPTER_NAME={want:?} (available: {}); unset it or pick one of those",
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                )
+            });
+    }
+    if prefer_cpu
+        && let Some(i) = usable
+            .iter()
+            .position(|a| a.get_info().device_type == wgpu::DeviceType::Cpu)
+    {
+        return Ok(usable.into_iter().nth(i).expect("index from position"));
+    }
+    let opts = wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::from_env()
+            .unwrap_or(wgpu::PowerPreference::HighPerformance),
+        compatible_surface: surface,
+        force_fallback_adapter: false,
+        apply_limit_buckets: false,
+    };
+    match instance.request_adapter(&opts).await {
+        Ok(a) => Ok(a),
+        Err(_) => usable
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("no GPU adapter found: {HOW_TO_GET_A_GPU}")),
+    }
+}
+
+/// The context GPU tests share: prefers a CPU adapter (lavapipe) so results are the same
+/// on every machine. `None` (the test skips) when there is no adapter, unless
+/// `CONVSCOPE_REQUIRE_GPU=1`, in which case a missing adapter fails the test.
+pub fn test_context() -> Option<&'static GpuContext> {
+    static CTX: std::sync::OnceLock<Option<GpuContext>> = std::sync::OnceLock::new();
+    let ctx = CTX.get_or_init(|| {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let made = pollster::block_on(choose_adapter(&instance, None, true))
+            .and_then(|a| GpuContext::from_adapter(instance, a));
+        match made {
+            Ok(c) => {
+                eprintln!("GPU tests run on adapter: {}", c.describe());
+                Some(c)
+            }
+            Err(e) => {
+                if std::env::var("CONVSCOPE_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                    panic!("CONVSCOPE_REQUIRE_GPU=1 but no GPU context: {e:#}");
+                }
+                eprintln!("skipping GPU test: {e:#}");
+                None
+            }
+        }
+    });
+    ctx.as_ref()
+}

@@ -1,0 +1,202 @@
+//! Plain CPU twins of every GPU stage (convolution, channel statistics, colormapped
+//! grid). Readable rather than fast: tests and `--verify` compare the GPU against them.
+
+use crate::grid::{self, BACKGROUND, Colormap, GridLayout, Norm};
+use crate::network::{Conv2d, Network, Op};
+use crate::tensor::{Shape, Tensor};
+use anyhow::Result;
+
+/// Direct 2-D convolution with bias, zero padding and stride, in f32:
+/// `acc = bias`, then for ci, ky, kx in that order `acc += w · x`.
+pub fn conv2d(input: &Tensor, conv: &Conv2d) -> Tensor {
+    let s = input.shape;
+    let (ho, wo) = (
+        conv.out_len(s.h).expect("input smaller than kernel"),
+        conv.out_len(s.w).expect("input smaller than kernel"),
+    );
+    let k = conv.k;
+    let mut out = Tensor::zeros(Shape::new(conv.cout, ho, wo));
+    for co in 0..conv.cout {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut acc = conv.bias[co];
+                for ci in 0..conv.cin {
+                    for ky in 0..k {
+                        let iy = (oy * conv.stride + ky) as isize - conv.pad as isize;
+                        if iy < 0 || iy >= s.h as isize {
+                            continue;
+                        }
+                        for kx in 0..k {
+                            let ix = (ox * conv.stride + kx) as isize - conv.pad as isize;
+                            if ix < 0 || ix >= s.w as isize {
+                                continue;
+                            }
+                            let w = conv.weight[((co * conv.cin + ci) * k + ky) * k + kx];
+                            acc += w * input.at(ci, iy as usize, ix as usize);
+                        }
+                    }
+                }
+                out.data[(co * ho + oy) * wo + ox] = acc;
+            }
+        }
+    }
+    out
+}
+
+/// Applies one layer.
+pub fn apply(input: &Tensor, op: &Op) -> Tensor {
+    match op {
+        Op::Conv(c) => conv2d(input, c),
+    }
+}
+
+/// Every layer's output, in order.
+pub fn forward(net: &Network, input: &Tensor) -> Result<Vec<Tensor>> {
+    net.shapes(input.shape)?;
+    let mut outs: Vec<Tensor> = Vec::with_capacity(net.layers.len());
+    for layer in &net.layers {
+        let x = outs.last().unwrap_or(input);
+        outs.push(apply(x, &layer.op));
+    }
+    Ok(outs)
+}
+
+/// `(min, max)` of every channel.
+pub fn channel_minmax(t: &Tensor) -> Vec<[f32; 2]> {
+    (0..t.shape.c)
+        .map(|c| {
+            t.channel(c)
+                .iter()
+                .fold([f32::INFINITY, f32::NEG_INFINITY], |[lo, hi], &v| {
+                    [lo.min(v), hi.max(v)]
+                })
+        })
+        .collect()
+}
+
+/// Byte of a colour-tile value: identity `v·255` when the layer lies in [0, 1] (an 8-bit
+/// image / 255), else the layer's min..max stretched to 0..255. Rounded half up.
+pub fn colour_byte(v: f32, lo: f32, hi: f32) -> u8 {
+    let t = if lo >= 0.0 && hi <= 1.0 {
+        v
+    } else if hi > lo {
+        (v - lo) / (hi - lo)
+    } else {
+        0.0
+    };
+    (t.clamp(0.0, 1.0) * 255.0 + 0.5).floor() as u8
+}
+
+/// The layer drawn as a grid of colormapped tiles, RGBA8 row-major (CPU twin of
+/// `colormap.wgsl`). With `colour = Some([r, g, b])` the first tile is the colour image
+/// built from those channel indices and the channels follow it.
+pub fn render_grid(
+    t: &Tensor,
+    stats: &[[f32; 2]],
+    layout: &GridLayout,
+    cmap: Colormap,
+    norm: Norm,
+    colour: Option<[usize; 3]>,
+) -> Vec<u8> {
+    let lut = cmap.lut();
+    let (llo, lhi) = grid::layer_range(stats);
+    let mut img = vec![0u8; layout.width * layout.height * 4];
+    for gy in 0..layout.height {
+        for gx in 0..layout.width {
+            let px = match layout.hit(gx, gy) {
+                None => BACKGROUND,
+                Some((tile, y, x)) => match colour {
+                    Some(rgb) if tile == 0 => {
+                        let b = |c: usize| colour_byte(t.at(c, y, x), llo, lhi);
+                        [b(rgb[0]), b(rgb[1]), b(rgb[2]), 255]
+                    }
+                    _ => {
+                        let c = if colour.is_some() { tile - 1 } else { tile };
+                        let (lo, hi) = grid::norm_range(norm, stats, c);
+                        lut[grid::lut_index(t.at(c, y, x), lo, hi)]
+                    }
+                },
+            };
+            let o = (gy * layout.width + gx) * 4;
+            img[o..o + 4].copy_from_slice(&px);
+        }
+    }
+    img
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_of_identity_kernel_is_shifted_input() {
+        // 1x1 input channel, 3x3 kernel with a single 1 at (1, 2): out[y][x] = in[y+1][x+2].
+        let mut weight = vec![0.0; 9];
+        weight[5] = 1.0;
+        let c = Conv2d {
+            cin: 1,
+            cout: 1,
+            k: 3,
+            stride: 1,
+            pad: 0,
+            weight,
+            bias: vec![0.5],
+        };
+        let input = Tensor::new(Shape::new(1, 4, 5), (0..20).map(|v| v as f32).collect());
+        let out = conv2d(&input, &c);
+        assert_eq!(out.shape, Shape::new(1, 2, 3));
+        assert_eq!(out.data, vec![7.5, 8.5, 9.5, 12.5, 13.5, 14.5]);
+    }
+
+    #[test]
+    fn padding_reads_zeros() {
+        let c = Conv2d {
+            cin: 1,
+            cout: 1,
+            k: 3,
+            stride: 2,
+            pad: 1,
+            weight: vec![1.0; 9],
+            bias: vec![0.0],
+        };
+        let input = Tensor::new(Shape::new(1, 3, 3), vec![1.0; 9]);
+        let out = conv2d(&input, &c);
+        assert_eq!(out.shape, Shape::new(1, 2, 2));
+        assert_eq!(out.data, vec![4.0, 4.0, 4.0, 4.0]);
+    }
+
+    #[test]
+    fn grid_pixels() {
+        let t = Tensor::new(Shape::new(2, 1, 2), vec![0.0, 1.0, 5.0, 5.0]);
+        let stats = channel_minmax(&t);
+        assert_eq!(stats, vec![[0.0, 1.0], [5.0, 5.0]]);
+        let layout = GridLayout::with_rows_cols(2, 1, 2, 1, 2, 1);
+        let img = render_grid(
+            &t,
+            &stats,
+            &layout,
+            Colormap::Viridis,
+            Norm::PerChannel,
+            None,
+        );
+        let px = |x: usize, y: usize| {
+            let o = (y * layout.width + x) * 4;
+            [img[o], img[o + 1], img[o + 2], img[o + 3]]
+        };
+        let lut = Colormap::Viridis.lut();
+        assert_eq!(px(0, 0), BACKGROUND);
+        assert_eq!(px(1, 1), lut[0]);
+        assert_eq!(px(2, 1), lut[255]);
+        assert_eq!(px(4, 1), lut[0]); // constant channel: bottom colour
+        assert_eq!(px(5, 1), lut[0]);
+    }
+
+    #[test]
+    fn colour_bytes_are_exact_for_8_bit_input() {
+        for u in 0..=255u8 {
+            assert_eq!(colour_byte(u as f32 / 255.0, 0.0, 1.0), u);
+        }
+        assert_eq!(colour_byte(2.0, -2.0, 2.0), 255);
+        assert_eq!(colour_byte(-2.0, -2.0, 2.0), 0);
+    }
+}

@@ -1,0 +1,262 @@
+//! The present pass: draws (part of) a grid texture into a render target, fitted with its
+//! aspect kept and letterboxed; nearest when magnified, box-filtered when minified.
+
+use crate::gpu::GpuContext;
+use crate::shader;
+use wgpu::util::DeviceExt;
+
+/// A rectangle in pixels or texels: x, y, width, height.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rect {
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+}
+
+impl Rect {
+    pub fn contains(&self, px: f32, py: f32) -> bool {
+        px >= self.x && py >= self.y && px < self.x + self.w && py < self.y + self.h
+    }
+}
+
+/// The largest rectangle of `src`'s aspect that fits centred in `area`.
+pub fn fit(src_w: f32, src_h: f32, area: Rect) -> Rect {
+    if src_w <= 0.0 || src_h <= 0.0 || area.w <= 0.0 || area.h <= 0.0 {
+        return Rect {
+            x: area.x,
+            y: area.y,
+            w: 0.0,
+            h: 0.0,
+        };
+    }
+    let s = (area.w / src_w).min(area.h / src_h);
+    let (w, h) = (src_w * s, src_h * s);
+    Rect {
+        x: area.x + (area.w - w) / 2.0,
+        y: area.y + (area.h - h) / 2.0,
+        w,
+        h,
+    }
+}
+
+/// Colour around the drawn grid.
+pub const LETTERBOX: wgpu::Color = wgpu::Color {
+    r: 0.09,
+    g: 0.09,
+    b: 0.1,
+    a: 1.0,
+};
+
+pub struct Presenter {
+    pipeline: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+    srgb: bool,
+}
+
+impl Presenter {
+    /// A present pipeline for targets of `format`.
+    pub fn new(ctx: &GpuContext, format: wgpu::TextureFormat) -> Self {
+        let device = &ctx.device;
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("present bind group layout"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    count: None,
+                },
+            ],
+        });
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("present"),
+            source: wgpu::ShaderSource::Wgsl(shader::PRESENT.into()),
+        });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("present pipeline layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("present"),
+            layout: Some(&pl),
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format,
+                    blend: None,
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            multiview_mask: None,
+            cache: None,
+        });
+        Self {
+            pipeline,
+            layout,
+            srgb: format.is_srgb(),
+        }
+    }
+
+    /// Records a render pass that clears `target` and draws `src` (texels of `grid`) into
+    /// `dst` (pixels of the target).
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw(
+        &self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        target: &wgpu::TextureView,
+        target_size: (u32, u32),
+        grid: &wgpu::Texture,
+        src: Rect,
+        dst: Rect,
+    ) {
+        let params: [f32; 12] = [
+            dst.x,
+            dst.y,
+            dst.x + dst.w,
+            dst.y + dst.h,
+            src.x,
+            src.y,
+            src.w,
+            src.h,
+            target_size.0 as f32,
+            target_size.1 as f32,
+            f32::from_bits(self.srgb as u32),
+            0.0,
+        ];
+        let ubuf = ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("present params"),
+                contents: bytemuck::cast_slice(&params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let view = grid.create_view(&wgpu::TextureViewDescriptor {
+            label: Some("present grid view"),
+            ..Default::default()
+        });
+        let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("present bind group"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: ubuf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::TextureView(&view),
+                },
+            ],
+        });
+        let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("present"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: target,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(LETTERBOX),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            depth_stencil_attachment: None,
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        if dst.w >= 1.0 && dst.h >= 1.0 {
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.draw(0..6, 0..1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_keeps_aspect_and_centres() {
+        let r = fit(
+            200.0,
+            100.0,
+            Rect {
+                x: 0.0,
+                y: 10.0,
+                w: 100.0,
+                h: 100.0,
+            },
+        );
+        assert_eq!(
+            r,
+            Rect {
+                x: 0.0,
+                y: 35.0,
+                w: 100.0,
+                h: 50.0
+            }
+        );
+        let r = fit(
+            10.0,
+            40.0,
+            Rect {
+                x: 0.0,
+                y: 0.0,
+                w: 100.0,
+                h: 100.0,
+            },
+        );
+        assert_eq!(
+            r,
+            Rect {
+                x: 37.5,
+                y: 0.0,
+                w: 25.0,
+                h: 100.0
+            }
+        );
+        assert_eq!(
+            fit(
+                10.0,
+                10.0,
+                Rect {
+                    x: 0.0,
+                    y: 0.0,
+                    w: 0.0,
+                    h: 0.0
+                }
+            )
+            .w,
+            0.0
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! End-to-end tests of the built `convscope` binary: export output against PyTorch and
+//! the CPU reference, and one clear line and a non-zero exit for every bad input.
+
+mod common;
+use common::{Golden, assert_close, fixture};
+use convscope::grid::{Colormap, Norm};
+use convscope::input::{ChannelOrder, load_rgb8, tensor_from_rgb8};
+use convscope::network::Network;
+use convscope::reference;
+use convscope::visual::layout_for;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_convscope"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn gpu_available() -> bool {
+    convscope::gpu::test_context().is_some()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run convscope");
+    eprintln!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Fails unless the run failed with exactly one `error:` line containing `needle`.
+fn assert_one_line_error(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "expected failure");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line expected, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(
+        lines[0].contains(needle),
+        "{err:?} should mention {needle:?}"
+    );
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn export_writes_grids_equal_to_the_cpu_reference() {
+    if !gpu_available() {
+        return;
+    }
+    let dir = tmp("export-grids");
+    let img = fixture("chelsea_face_96x96.png");
+    let out = run(bin()
+        .args(["export"])
+        .arg(&img)
+        .arg("--out")
+        .arg(&dir)
+        .args(["--seed", "3"]));
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("conv3") && stdout.contains("48x84x84"),
+        "{stdout}"
+    );
+
+    let input = tensor_from_rgb8(&load_rgb8(&img).unwrap(), ChannelOrder::Rgb);
+    let outs = reference::forward(&Network::tutorial(3), &input).unwrap();
+    for (name, t) in ["conv1", "conv2", "conv3"].iter().zip(&outs) {
+        let png = image::open(dir.join(format!("{name}.png")))
+            .unwrap()
+            .to_rgba8();
+        let layout = layout_for(t.shape.c, t.shape.h, t.shape.w, false, usize::MAX);
+        assert_eq!(
+            (png.width() as usize, png.height() as usize),
+            (layout.width, layout.height)
+        );
+        let want = reference::render_grid(
+            t,
+            &reference::channel_minmax(t),
+            &layout,
+            Colormap::Viridis,
+            Norm::PerChannel,
+            None,
+        );
+        // GPU and CPU convolutions differ in the last bits, which can move a value across a
+        // colormap boundary; allow a handful of pixels one table step off, no more.
+        let lut = Colormap::Viridis.lut();
+        let idx = |p: &[u8]| lut.iter().position(|e| e == p);
+        let mut off = 0;
+        for (a, b) in png.as_raw().chunks(4).zip(want.chunks(4)) {
+            if a != b {
+                let (ia, ib) = (
+                    idx(a).expect("a viridis colour"),
+                    idx(b).expect("a viridis colour"),
+                );
+                assert!(ia.abs_diff(ib) <= 1, "{name}: colour index {ia} vs {ib}");
+                off += 1;
+            }
+        }
+        assert!(
+            off * 10_000 <= png.as_raw().len() / 4,
+            "{name}: {off} pixels differ"
+        );
+    }
+    let input_png = image::open(dir.join("input.png")).unwrap().to_rgba8();
+    let l = layout_for(3, 96, 96, true, usize::MAX);
+    assert_eq!(
+        (input_png.width() as usize, input_png.height() as usize),
+        (l.width, l.height)
+    );
+    let src = image::open(&img).unwrap().to_rgb8();
+    let (x0, y0) = l.tile_origin(0);
+    assert_eq!(
+        &input_png.get_pixel(x0 as u32 + 50, y0 as u32 + 40).0[..3],
+        &src.get_pixel(50, 40).0
+    );
+}
+
+#[test]
+fn export_tensors_match_pytorch_for_seed_and_bgr() {
+    if !gpu_available() {
+        return;
+    }
+    // The golden input is BGR u8/255 of a photo: write it back as an RGB PNG and let the
+    // CLI read it with --bgr, as the tutorial's cv2.imread did.
+    let g = Golden::open("seed0_coffee_96x160.safetensors");
+    let input = g.tensor("input");
+    let (h, w) = (input.shape.h as u32, input.shape.w as u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let v = |c: usize| (input.at(c, y as usize, x as usize) * 255.0).round() as u8;
+        image::Rgb([v(2), v(1), v(0)])
+    });
+    let dir = tmp("export-tensors");
+    let png = dir.join("coffee_96x160.png");
+    img.save(&png).unwrap();
+    let tensors = dir.join("t.safetensors");
+    let out = run(bin()
+        .arg("export")
+        .arg(&png)
+        .arg("--out")
+        .arg(dir.join("grids"))
+        .args(["--seed", "0", "--bgr", "--verify", "--tensors"])
+        .arg(&tensors));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verify conv3"));
+    let t = Golden::open(tensors.to_str().unwrap());
+    let ours = |n: &str| t.vec(n);
+    assert_eq!(ours("input"), g.vec("input"), "input tensor bit for bit");
+    for name in ["conv1", "conv2", "conv3"] {
+        for p in ["weight", "bias"] {
+            let n = format!("{name}.{p}");
+            assert_eq!(t.shape(&n), g.shape(&n));
+            assert!(
+                ours(&n)
+                    .iter()
+                    .zip(g.vec(&n))
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{n} bit for bit"
+            );
+        }
+        let n = format!("{name}.out");
+        assert_eq!(t.shape(&n), g.shape(&n));
+        assert_close(&format!("cli {n}"), &ours(&n), &g.vec(&n), 1e-5);
+    }
+}
+
+#[test]
+fn missing_file() {
+    let out = run(bin()
+        .args(["export", "/nonexistent/cat.png", "--out"])
+        .arg(tmp("e-missing")));
+    assert_one_line_error(&out, "no such file");
+}
+
+#[test]
+fn not_an_image() {
+    let d = tmp("e-notimage");
+    let f = d.join("notes.txt");
+    std::fs::write(&f, "hello, this is text and not a picture").unwrap();
+    let out = run(bin().arg("export").arg(&f).arg("--out").arg(&d));
+    assert_one_line_error(&out, "is not an image");
+}
+
+#[test]
+fn truncated_image() {
+    let d = tmp("e-truncated");
+    let bytes = std::fs::read(fixture("chelsea_face_96x96.png")).unwrap();
+    let f = d.join("cut.png");
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    let out = run(bin().arg("export").arg(&f).arg("--out").arg(&d));
+    assert_one_line_error(&out, "could not be decoded");
+}
+
+#[test]
+fn zero_size_image() {
+    let d = tmp("e-zero");
+    // A BMP header that declares a 0x0 image.
+    let mut bmp = Vec::new();
+    bmp.extend_from_slice(b"BM");
+    bmp.extend_from_slice(&(54u32).to_le_bytes());
+    bmp.extend_from_slice(&[0; 4]);
+    bmp.extend_from_slice(&(54u32).to_le_bytes());
+    bmp.extend_from_slice(&(40u32).to_le_bytes());
+    bmp.extend_from_slice(&0i32.to_le_bytes());
+    bmp.extend_from_slice(&0i32.to_le_bytes());
+    bmp.extend_from_slice(&1u16.to_le_bytes());
+    bmp.extend_from_slice(&24u16.to_le_bytes());
+    bmp.extend_from_slice(&[0; 24]);
+    let f = d.join("empty.bmp");
+    std::fs::write(&f, &bmp).unwrap();
+    let out = run(bin().arg("export").arg(&f).arg("--out").arg(&d));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("zero size") || err.contains("could not be decoded"),
+        "{err}"
+    );
+    assert_one_line_error(&out, "empty.bmp");
+}
+
+#[test]
+fn image_too_small_names_the_layer() {
+    let d = tmp("e-small");
+    let f = d.join("tiny.png");
+    image::RgbImage::new(4, 4).save(&f).unwrap();
+    let out = run(bin().arg("export").arg(&f).arg("--out").arg(&d));
+    assert_one_line_error(&out, "conv1 needs at least 5x5 input, the image is 4x4");
+    let f = d.join("small.png");
+    image::RgbImage::new(10, 9).save(&f).unwrap();
+    let out = run(bin().arg("export").arg(&f).arg("--out").arg(&d));
+    assert_one_line_error(&out, "conv3 needs at least 5x5 input, conv2 produced 2x1");
+}
+
+#[test]
+fn output_directory_not_writable() {
+    let d = tmp("e-out");
+    let file = d.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = run(bin().args(["export", "--out"]).arg(file.join("sub")));
+    assert_one_line_error(&out, "cannot create output directory");
+}
+
+#[test]
+fn no_adapter_says_how_to_get_one() {
+    // No adapter exists for a backend this platform does not have.
+    let out = run(bin()
+        .args(["export", "--out"])
+        .arg(tmp("e-noadapter"))
+        .env("WGPU_BACKEND", "metal"));
+    assert_one_line_error(&out, "apt-get install mesa-vulkan-drivers");
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let out = run(bin().args(["export", "--out", "x", "--seed", "banana"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

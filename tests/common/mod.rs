@@ -1,0 +1,65 @@
+//! Helpers shared by the integration tests: fixtures and golden tensors.
+#![allow(dead_code)]
+
+use convscope::tensor::{Shape, Tensor};
+use std::path::PathBuf;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A safetensors file of F32 tensors.
+pub struct Golden {
+    bytes: Vec<u8>,
+}
+
+impl Golden {
+    pub fn open(name: &str) -> Self {
+        let bytes = std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+        Self { bytes }
+    }
+    fn st(&self) -> safetensors::SafeTensors<'_> {
+        safetensors::SafeTensors::deserialize(&self.bytes).expect("valid safetensors")
+    }
+    pub fn vec(&self, name: &str) -> Vec<f32> {
+        let st = self.st();
+        let t = st
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("tensor {name} missing"));
+        assert_eq!(t.dtype(), safetensors::Dtype::F32);
+        bytemuck::pod_collect_to_vec(t.data())
+    }
+    pub fn shape(&self, name: &str) -> Vec<usize> {
+        self.st().tensor(name).expect("tensor").shape().to_vec()
+    }
+    /// A `[1, C, H, W]` tensor.
+    pub fn tensor(&self, name: &str) -> Tensor {
+        let s = self.shape(name);
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[0], 1);
+        Tensor::new(Shape::new(s[1], s[2], s[3]), self.vec(name))
+    }
+}
+
+/// Asserts |a - b| <= tol elementwise, naming the worst element.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0.0f32, 0usize);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let d = (g - w).abs();
+        if !(d <= worst.0) {
+            worst = (d, i);
+        }
+    }
+    assert!(
+        worst.0 <= tol,
+        "{what}: max |diff| {} at element {} (got {}, want {}) exceeds {tol}",
+        worst.0,
+        worst.1,
+        got[worst.1],
+        want[worst.1]
+    );
+    eprintln!("{what}: max |diff| = {:.3e}", worst.0);
+}

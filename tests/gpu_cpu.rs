@@ -1,0 +1,157 @@
+//! Every GPU stage against its CPU twin: the convolution kernels on awkward shapes, the
+//! per-channel statistics, and the colormapped grid pixel for pixel.
+
+mod common;
+use common::assert_close;
+use convscope::conv::{Block, Engine, Kernel};
+use convscope::gpu::test_context;
+use convscope::grid::{Colormap, Norm};
+use convscope::network::{Conv2d, Layer, Network, Op};
+use convscope::reference;
+use convscope::tensor::{Shape, Tensor};
+use convscope::torch_init::Mt19937;
+use convscope::visual::{Look, Visualizer, read_texture};
+
+fn random_net(seed: i64, specs: &[(usize, usize, usize, usize, usize)]) -> Network {
+    Network::seeded_convs(seed, specs)
+}
+
+fn random_input(seed: i64, c: usize, h: usize, w: usize) -> Tensor {
+    let mut r = Mt19937::new(seed);
+    Tensor::new(Shape::new(c, h, w), r.uniform(c * h * w, -1.0, 1.0))
+}
+
+#[test]
+fn kernels_match_cpu_on_awkward_shapes() {
+    let Some(ctx) = test_context() else { return };
+    let mut engine = Engine::new(ctx);
+    // (cin, cout, k, stride, pad), input h, w
+    let cases: &[(&[(usize, usize, usize, usize, usize)], usize, usize)] = &[
+        (&[(3, 5, 3, 1, 0)], 3, 3),   // 1x1 output, Cout not a multiple of 4
+        (&[(3, 7, 5, 2, 2)], 13, 11), // stride 2 with padding, odd sizes
+        (&[(2, 9, 1, 1, 0), (9, 3, 3, 1, 1)], 10, 7), // 1x1 conv, width not a multiple of 4/8
+        (&[(4, 4, 2, 1, 0), (4, 13, 3, 3, 1)], 17, 29), // even kernel, stride 3
+        (&[(1, 1, 7, 1, 3)], 5, 9),   // padding larger than needed
+    ];
+    for (n, (specs, h, w)) in cases.iter().enumerate() {
+        let net = random_net(n as i64, specs);
+        let input = random_input(100 + n as i64, specs[0].0, *h, *w);
+        let cpu = reference::forward(&net, &input).unwrap();
+        for block in [
+            Block::default(),
+            Block { px: 4, ocv: 1 },
+            Block { px: 12, ocv: 2 },
+        ] {
+            let gnet = engine.upload(ctx, &net, block).unwrap();
+            for kernel in [Kernel::Tuned, Kernel::Naive] {
+                let acts = engine.run(ctx, &gnet, &input, kernel).unwrap();
+                for (i, want) in cpu.iter().enumerate() {
+                    let got = acts.read(ctx, i + 1).unwrap();
+                    assert_eq!(got.shape, want.shape);
+                    assert_close(
+                        &format!("case {n} {:?} {} layer {i}", block, kernel.name()),
+                        &got.data,
+                        &want.data,
+                        1e-5,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn minmax_matches_cpu() {
+    let Some(ctx) = test_context() else { return };
+    let mut engine = Engine::new(ctx);
+    let net = random_net(3, &[(3, 6, 3, 1, 0)]);
+    let mut input = random_input(9, 3, 40, 70);
+    input.data[5] = 7.5; // a unique maximum in channel 0
+    let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
+    let acts = engine.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
+    for i in 0..acts.shapes.len() {
+        let t = acts.read(ctx, i).unwrap();
+        assert_eq!(
+            acts.read_stats(ctx, i).unwrap(),
+            reference::channel_minmax(&t),
+            "layer {i}"
+        );
+    }
+    assert_eq!(acts.read_stats(ctx, 0).unwrap()[0][1], 7.5);
+}
+
+/// Counts pixels that differ; writes actual/expected PNGs to target/ when any do.
+fn compare_images(what: &str, got: &image::RgbaImage, want: &[u8]) {
+    let bad = got
+        .as_raw()
+        .chunks(4)
+        .zip(want.chunks(4))
+        .filter(|(a, b)| a != b)
+        .count();
+    if bad > 0 {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let _ = got.save(dir.join(format!("{what}-actual.png")));
+        let exp = image::RgbaImage::from_raw(got.width(), got.height(), want.to_vec()).unwrap();
+        let _ = exp.save(dir.join(format!("{what}-expected.png")));
+    }
+    assert_eq!(
+        bad,
+        0,
+        "{what}: {bad} pixels differ (images in {})",
+        env!("CARGO_TARGET_TMPDIR")
+    );
+}
+
+#[test]
+fn colormap_grid_matches_cpu_pixel_for_pixel() {
+    let Some(ctx) = test_context() else { return };
+    let mut engine = Engine::new(ctx);
+    let vis = Visualizer::new(ctx);
+    let mut net = random_net(5, &[(3, 12, 5, 1, 0), (12, 7, 3, 1, 0)]);
+    // A constant channel must draw at the bottom colour, not NaN.
+    #[allow(irrefutable_let_patterns)]
+    if let Op::Conv(c) = &mut net.layers[1].op {
+        c.weight[..12 * 9].iter_mut().for_each(|w| *w = 0.0);
+    }
+    net.layers.push(Layer {
+        name: "conv3".into(),
+        op: Op::Conv(Conv2d {
+            cin: 7,
+            cout: 2,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            weight: vec![1.0; 14],
+            bias: vec![0.0; 2],
+        }),
+    });
+    let img = image::RgbImage::from_fn(45, 31, |x, y| {
+        image::Rgb([(x * 5) as u8, (y * 8) as u8, ((x * y) % 256) as u8])
+    });
+    let input = convscope::input::tensor_from_rgb8(&img, convscope::input::ChannelOrder::Bgr);
+    let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
+    let acts = engine.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
+    let rgb = convscope::input::ChannelOrder::Bgr.rgb_indices();
+    for i in 0..acts.shapes.len() {
+        let t = acts.read(ctx, i).unwrap();
+        let stats = reference::channel_minmax(&t);
+        for cmap in Colormap::ALL {
+            for norm in Norm::ALL {
+                let look = Look { cmap, norm };
+                let grid = vis.render(ctx, &acts, i, look, rgb).unwrap();
+                let got = read_texture(ctx, &grid.texture).unwrap();
+                let colour = (i == 0).then_some(rgb);
+                let want = reference::render_grid(&t, &stats, &grid.layout, cmap, norm, colour);
+                compare_images(&format!("grid-l{i}-{}-{norm:?}", cmap.name()), &got, &want);
+            }
+        }
+    }
+    // The input's colour tile shows the original pixels exactly.
+    let grid = vis.render(ctx, &acts, 0, Look::default(), rgb).unwrap();
+    let got = read_texture(ctx, &grid.texture).unwrap();
+    let (x0, y0) = grid.layout.tile_origin(0);
+    for (x, y) in [(0u32, 0u32), (44, 30), (17, 9)] {
+        let p = got.get_pixel(x0 as u32 + x, y0 as u32 + y).0;
+        assert_eq!(&p[..3], &img.get_pixel(x, y).0, "colour tile at {x},{y}");
+    }
+}
