@@ -616,7 +616,7 @@ impl Engine {
 /// Refuses a run whose tensors would not fit the device's buffer limits, naming the layer.
 fn check_sizes(ctx: &GpuContext, names: &[String], shapes: &[Shape]) -> Result<()> {
     let l = ctx.limits();
-    let cap = (l.max_storage_buffer_binding_size as u64).min(l.max_buffer_size);
+    let cap = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
     for (name, s) in names.iter().zip(shapes) {
         if s.bytes() > cap {
             bail!(

@@ -21,12 +21,15 @@ fn random_input(seed: i64, c: usize, h: usize, w: usize) -> Tensor {
     Tensor::new(Shape::new(c, h, w), r.uniform(c * h * w, -1.0, 1.0))
 }
 
+/// Layer specs `(cin, cout, k, stride, pad)` and the input height and width.
+type Case = (&'static [(usize, usize, usize, usize, usize)], usize, usize);
+
 #[test]
 fn kernels_match_cpu_on_awkward_shapes() {
     let Some(ctx) = test_context() else { return };
     let mut engine = Engine::new(ctx);
     // (cin, cout, k, stride, pad), input h, w
-    let cases: &[(&[(usize, usize, usize, usize, usize)], usize, usize)] = &[
+    let cases: &[Case] = &[
         (&[(3, 5, 3, 1, 0)], 3, 3),   // 1x1 output, Cout not a multiple of 4
         (&[(3, 7, 5, 2, 2)], 13, 11), // stride 2 with padding, odd sizes
         (&[(2, 9, 1, 1, 0), (9, 3, 3, 1, 1)], 10, 7), // 1x1 conv, width not a multiple of 4/8

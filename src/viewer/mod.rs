@@ -509,12 +509,15 @@ impl App {
             size_in_pixels: [size.0, size.1],
             pixels_per_point: full.pixels_per_point,
         };
-        for (id, deltas) in &full.textures_delta.set {
+        let mut textures = full.textures_delta;
+        for (id, deltas) in textures.set.drain() {
             for delta in deltas {
                 gfx.egui_renderer
-                    .update_texture(&gfx.ctx.device, &gfx.ctx.queue, *id, delta);
+                    .update_texture(&gfx.ctx.device, &gfx.ctx.queue, id, &delta);
             }
         }
+        let to_free: Vec<egui::TextureId> = textures.free.drain().collect();
+        textures.clear();
         let extra =
             gfx.egui_renderer
                 .update_buffers(&gfx.ctx.device, &gfx.ctx.queue, &mut enc, &jobs, &sd);
@@ -538,7 +541,7 @@ impl App {
             let mut pass = pass.forget_lifetime();
             gfx.egui_renderer.render(&mut pass, &jobs, &sd);
         }
-        for id in &full.textures_delta.free {
+        for id in &to_free {
             gfx.egui_renderer.free_texture(id);
         }
         gfx.ctx

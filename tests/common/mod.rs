@@ -47,9 +47,10 @@ impl Golden {
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let mut worst = (0.0f32, 0usize);
+    // A NaN difference must count as the worst.
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let d = (g - w).abs();
-        if !(d <= worst.0) {
+        if d.is_nan() || d > worst.0 {
             worst = (d, i);
         }
     }
