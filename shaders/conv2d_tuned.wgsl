@@ -51,6 +51,8 @@ fn main(
     let ox0 = (idx % NBX) * PX;
     let g0 = wid.z * OCV;
 
+    // @block-begin: the host may replace this region with the same computation unrolled
+    // (see `shader::unrolled_block`); this loop form is the readable reference.
     var acc: array<vec4<f32>, PX * OCV>;
     for (var o = 0u; o < OCV; o++) {
         let b = bias[g0 + o];
@@ -94,4 +96,5 @@ fn main(
             store(co + 3u, oy, ox, a.w);
         }
     }
+    // @block-end
 }

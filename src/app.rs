@@ -32,6 +32,35 @@ pub struct Cli {
 pub enum Command {
     /// Run the network headless and write each layer's grid as PNG (and optionally every tensor).
     Export(ExportArgs),
+    /// Time the convolution chain per kernel, size and layer (median of N runs).
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Image to resize to each size (default: the built-in scene).
+    pub image: Option<PathBuf>,
+    /// Input sizes as HxW (repeatable).
+    #[arg(long = "size", default_values_t = ["225x400".to_string(), "1080x1920".to_string(), "2160x3840".to_string()])]
+    pub sizes: Vec<String>,
+    /// Which kernel(s) to time.
+    #[arg(long, value_enum, default_value_t = BenchKernel::All)]
+    pub kernel: BenchKernel,
+    /// Timed runs after one warm-up run.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub seed: i64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchKernel {
+    Naive,
+    Tuned,
+    All,
 }
 
 /// Options shared by every command.
@@ -211,6 +240,57 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
     Ok(())
 }
 
+/// `convscope bench`.
+pub fn run_bench(b: &BenchArgs) -> Result<()> {
+    let sizes = b
+        .sizes
+        .iter()
+        .map(|s| crate::bench::parse_size(s))
+        .collect::<Result<Vec<_>>>()?;
+    let kernels = match b.kernel {
+        BenchKernel::Naive => vec![Kernel::Naive],
+        BenchKernel::Tuned => vec![Kernel::Tuned],
+        BenchKernel::All => vec![Kernel::Naive, Kernel::Tuned],
+    };
+    if let Some(p) = &b.image {
+        input::load_rgb8(p)?;
+    }
+    let ctx = GpuContext::headless()?;
+    let timing = if ctx.timestamps {
+        "GPU timestamps"
+    } else {
+        "wall time, submit to done (no timestamp queries)"
+    };
+    if !b.json {
+        println!("adapter: {}", ctx.describe());
+        println!(
+            "median of {} runs after 1 warm-up; timing: {timing}",
+            b.runs.max(1)
+        );
+        println!(
+            "{:<7} {:<11} {:<7} {:>11} {:>9}",
+            "kernel", "size", "layer", "ms", "GFLOP/s"
+        );
+    }
+    let spec = crate::bench::BenchSpec {
+        image: b.image.clone(),
+        sizes,
+        kernels,
+        runs: b.runs,
+        seed: b.seed,
+    };
+    crate::bench::run(&ctx, &spec, &mut |r| {
+        if b.json {
+            println!("{}", r.json());
+        } else {
+            println!(
+                "{:<7} {:<11} {:<7} {:>11.2} {:>9.2}",
+                r.kernel, r.size, r.layer, r.ms, r.gflops
+            );
+        }
+    })
+}
+
 /// Runs the CPU reference and prints the largest difference per layer; fails above 1e-4.
 fn verify(net: &Network, input: &Tensor, gpu: &[Tensor]) -> Result<()> {
     let cpu = reference::forward(net, input)?;
@@ -232,6 +312,7 @@ fn verify(net: &Network, input: &Tensor, gpu: &[Tensor]) -> Result<()> {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::Export(a)) => run_export(&a),
+        Some(Command::Bench(b)) => run_bench(&b),
         None => run_viewer(&cli.view),
     }
 }

@@ -35,11 +35,17 @@ impl Kernel {
 pub struct Block {
     pub px: u32,
     pub ocv: u32,
+    /// Write the block out unrolled (named registers) instead of as loops over arrays.
+    pub unroll: bool,
 }
 
 impl Default for Block {
     fn default() -> Self {
-        Block { px: 8, ocv: 2 }
+        Block {
+            px: 8,
+            ocv: 2,
+            unroll: true,
+        }
     }
 }
 
@@ -300,8 +306,7 @@ impl Engine {
         let layout = &self.tuned_pipeline_layout;
         self.tuned.entry(key).or_insert_with(|| {
             let u = |v: usize| v as u32;
-            let src = shader::specialise(
-                shader::CONV2D_TUNED,
+            let src = shader::tuned_source(
                 &[
                     ("CIN", u(key.cin)),
                     ("COUT", u(key.cout)),
@@ -315,6 +320,7 @@ impl Engine {
                     ("PX", key.block.px),
                     ("OCV", key.block.ocv),
                 ],
+                key.block.unroll,
             );
             let label = format!(
                 "conv2d tuned {}->{} k{} s{} p{} {}x{} block {}x{}",

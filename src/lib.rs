@@ -2,6 +2,7 @@
 //! as WGSL compute shaders through wgpu; every GPU stage has a CPU twin in `reference`.
 
 pub mod app;
+pub mod bench;
 pub mod conv;
 pub mod export;
 pub mod gpu;

@@ -267,3 +267,41 @@ fn bad_arguments_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+#[test]
+fn absurd_dimensions_are_refused_not_allocated() {
+    // A PNG whose header declares 200000 x 200000 RGB pixels (120 GB) and has no data.
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&200_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&200_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    let d = tmp("e-huge");
+    let f = d.join("huge.png");
+    std::fs::write(&f, &png).unwrap();
+    let out = run(bin().arg("export").arg(&f).arg("--out").arg(&d));
+    assert_one_line_error(&out, "huge.png");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("too large") || err.contains("could not be decoded"),
+        "{err}"
+    );
+}

@@ -42,8 +42,21 @@ fn kernels_match_cpu_on_awkward_shapes() {
         let cpu = reference::forward(&net, &input).unwrap();
         for block in [
             Block::default(),
-            Block { px: 4, ocv: 1 },
-            Block { px: 12, ocv: 2 },
+            Block {
+                px: 4,
+                ocv: 1,
+                unroll: false,
+            },
+            Block {
+                px: 12,
+                ocv: 2,
+                unroll: true,
+            },
+            Block {
+                px: 8,
+                ocv: 2,
+                unroll: false,
+            },
         ] {
             let gnet = engine.upload(ctx, &net, block).unwrap();
             for kernel in [Kernel::Tuned, Kernel::Naive] {

@@ -45,26 +45,27 @@ fn tuned_specialisations_are_valid() {
         (16, 16, 1, 1, 0, 12, 2),
         (64, 128, 2, 1, 0, 8, 1),
     ] {
-        let src = shader::specialise(
-            shader::CONV2D_TUNED,
-            &[
-                ("CIN", cin),
-                ("COUT", cout),
-                ("K", k),
-                ("STRIDE", stride),
-                ("PAD", pad),
-                ("IN_H", 37),
-                ("IN_W", 53),
-                ("OUT_H", 33),
-                ("OUT_W", 49),
-                ("PX", px),
-                ("OCV", ocv),
-            ],
-        );
-        validate(
-            &format!("tuned {cin}->{cout} k{k} s{stride} p{pad} {px}x{ocv}"),
-            &src,
-        );
+        let values = [
+            ("CIN", cin),
+            ("COUT", cout),
+            ("K", k),
+            ("STRIDE", stride),
+            ("PAD", pad),
+            ("IN_H", 37),
+            ("IN_W", 53),
+            ("OUT_H", 33),
+            ("OUT_W", 49),
+            ("PX", px),
+            ("OCV", ocv),
+        ];
+        for unroll in [false, true] {
+            let src = shader::tuned_source(&values, unroll);
+            assert_eq!(src.contains("unrolled:"), unroll);
+            validate(
+                &format!("tuned {cin}->{cout} k{k} s{stride} p{pad} {px}x{ocv} unroll {unroll}"),
+                &src,
+            );
+        }
     }
 }
 

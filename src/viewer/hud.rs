@@ -98,12 +98,14 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
                         }
                     }
                     let times = match &l.acts.gpu_ms {
-                        Some(ms) => ms
-                            .iter()
-                            .zip(&l.acts.names[1..])
-                            .map(|(t, n)| format!("{n} {t:.1} ms"))
-                            .collect::<Vec<_>>()
-                            .join(" · "),
+                        Some(ms) => {
+                            ms.iter()
+                                .zip(&l.acts.names[1..])
+                                .map(|(t, n)| format!("{n} {t:.1} ms"))
+                                .collect::<Vec<_>>()
+                                .join(" · ")
+                                + &format!(" · chain {:.0} ms wall", l.acts.wall_ms)
+                        }
                         None => format!("chain {:.0} ms wall", l.acts.wall_ms),
                     };
                     ui.label(RichText::new(format!("GPU: {times}")).small());

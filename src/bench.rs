@@ -1,0 +1,177 @@
+//! `convscope bench`: runs the chain repeatedly per kernel and input size and reports the
+//! median time and GFLOP/s of every layer and of the whole chain.
+
+use crate::conv::{Block, Engine, Kernel};
+use crate::gpu::GpuContext;
+use crate::input::{self, ChannelOrder};
+use crate::network::{Network, Op};
+use crate::tensor::Shape;
+use anyhow::{Result, anyhow, bail};
+use std::path::PathBuf;
+
+/// One measured row: a layer (or `total`) of one kernel at one size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub kernel: &'static str,
+    pub size: String,
+    pub layer: String,
+    pub ms: f64,
+    pub gflops: f64,
+    /// `gpu` (timestamp queries) or `wall` (submit to done).
+    pub timing: &'static str,
+}
+
+impl Row {
+    pub fn json(&self) -> String {
+        serde_json::json!({
+            "kernel": self.kernel,
+            "size": self.size,
+            "layer": self.layer,
+            "ms": (self.ms * 1000.0).round() / 1000.0,
+            "gflops": (self.gflops * 100.0).round() / 100.0,
+            "timing": self.timing,
+        })
+        .to_string()
+    }
+}
+
+/// Parses `HxW`.
+pub fn parse_size(s: &str) -> Result<(u32, u32)> {
+    let (h, w) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| anyhow!("size {s:?} is not HxW, e.g. 225x400"))?;
+    let h: u32 = h
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("size {s:?}: height is not a number"))?;
+    let w: u32 = w
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("size {s:?}: width is not a number"))?;
+    if h == 0 || w == 0 {
+        bail!("size {s:?} must be at least 1x1");
+    }
+    Ok((h, w))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// What to measure.
+pub struct BenchSpec {
+    pub image: Option<PathBuf>,
+    pub sizes: Vec<(u32, u32)>,
+    pub kernels: Vec<Kernel>,
+    pub runs: usize,
+    pub seed: i64,
+}
+
+/// Runs the benchmark; calls `emit` for every row as soon as it is measured.
+pub fn run(ctx: &GpuContext, spec: &BenchSpec, emit: &mut dyn FnMut(&Row)) -> Result<()> {
+    let base = match &spec.image {
+        Some(p) => input::load_rgb8(p)?,
+        None => input::builtin_scene(),
+    };
+    let net = Network::tutorial(spec.seed);
+    let mut engine = Engine::new(ctx);
+    let timing = if ctx.timestamps { "gpu" } else { "wall" };
+    for &(h, w) in &spec.sizes {
+        let img = image::imageops::resize(&base, w, h, image::imageops::FilterType::Triangle);
+        let input = input::tensor_from_rgb8(&img, ChannelOrder::Rgb);
+        let shapes = net.shapes(Shape::new(3, h as usize, w as usize))?;
+        let size = format!("{h}x{w}");
+        for &kernel in &spec.kernels {
+            let gnet = engine.upload(ctx, &net, Block::default())?;
+            // Warm-up: builds and caches the pipelines, touches the buffers.
+            engine.run(ctx, &gnet, &input, kernel)?;
+            let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); net.layers.len()];
+            let mut totals = Vec::new();
+            for _ in 0..spec.runs.max(1) {
+                let acts = engine.run(ctx, &gnet, &input, kernel)?;
+                match &acts.gpu_ms {
+                    Some(ms) => {
+                        for (i, t) in ms.iter().enumerate() {
+                            per_layer[i].push(*t);
+                        }
+                        totals.push(ms.iter().sum());
+                    }
+                    None => totals.push(acts.wall_ms),
+                }
+            }
+            let mut total_flops = 0.0;
+            for (i, layer) in net.layers.iter().enumerate() {
+                let Op::Conv(c) = &layer.op;
+                let flops = c.flops(shapes[i]);
+                total_flops += flops;
+                if timing == "gpu" {
+                    let ms = median(&mut per_layer[i]);
+                    emit(&Row {
+                        kernel: kernel.name(),
+                        size: size.clone(),
+                        layer: layer.name.clone(),
+                        ms,
+                        gflops: flops / ms / 1e6,
+                        timing,
+                    });
+                }
+            }
+            let ms = median(&mut totals);
+            emit(&Row {
+                kernel: kernel.name(),
+                size: size.clone(),
+                layer: "total".into(),
+                ms,
+                gflops: total_flops / ms / 1e6,
+                timing,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("225x400").unwrap(), (225, 400));
+        assert_eq!(parse_size("2160X3840").unwrap(), (2160, 3840));
+        assert!(parse_size("225").is_err());
+        assert!(parse_size("0x5").is_err());
+        assert!(parse_size("ax5").is_err());
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn json_row_has_the_documented_fields() {
+        let r = Row {
+            kernel: "tuned",
+            size: "225x400".into(),
+            layer: "conv1".into(),
+            ms: 1.23456,
+            gflops: 9.876,
+            timing: "gpu",
+        };
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        for k in ["kernel", "size", "layer", "ms", "gflops", "timing"] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+        assert_eq!(v["layer"], "conv1");
+    }
+}
