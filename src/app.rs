@@ -11,6 +11,18 @@ use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// Prints a line to stdout; a closed pipe (`convscope ... | head`) ends the program
+/// quietly instead of panicking.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, $($t)*).and_then(|_| out.flush()).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "convscope",
@@ -183,8 +195,8 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
     }
 
     let ctx = GpuContext::headless()?;
-    println!("adapter: {}", ctx.describe());
-    println!("input: {input_name} ({})", input.shape);
+    say!("adapter: {}", ctx.describe());
+    say!("input: {input_name} ({})", input.shape);
     let mut engine = Engine::new(&ctx);
     let gnet = engine.upload(&ctx, &net, Block::default())?;
     let kernel: Kernel = a.common.kernel.into();
@@ -194,14 +206,14 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
             Some(ms) => format!("{:9.2} ms GPU", ms[i - 1]),
             None => "   (no GPU timestamps on this adapter)".to_string(),
         };
-        println!(
+        say!(
             "{:<8} {:<16} {time}  [{} kernel]",
             acts.names[i],
             acts.shapes[i].to_string(),
             kernel.name()
         );
     }
-    println!("chain: {:.2} ms wall (submit to done)", acts.wall_ms);
+    say!("chain: {:.2} ms wall (submit to done)", acts.wall_ms);
 
     let vis = Visualizer::new(&ctx);
     let rgb = a.common.order().rgb_indices();
@@ -215,7 +227,7 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
         } else {
             String::new()
         };
-        println!(
+        say!(
             "wrote {} ({}x{}, {}x{} tiles{scale})",
             path.display(),
             img.width(),
@@ -234,7 +246,7 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
         }
         if let Some(t) = &a.tensors {
             export::write_tensors(t, &net, &input, &outs)?;
-            println!("wrote {}", t.display());
+            say!("wrote {}", t.display());
         }
     }
     Ok(())
@@ -262,14 +274,18 @@ pub fn run_bench(b: &BenchArgs) -> Result<()> {
         "wall time, submit to done (no timestamp queries)"
     };
     if !b.json {
-        println!("adapter: {}", ctx.describe());
-        println!(
+        say!("adapter: {}", ctx.describe());
+        say!(
             "median of {} runs after 1 warm-up; timing: {timing}",
             b.runs.max(1)
         );
-        println!(
+        say!(
             "{:<7} {:<11} {:<7} {:>11} {:>9}",
-            "kernel", "size", "layer", "ms", "GFLOP/s"
+            "kernel",
+            "size",
+            "layer",
+            "ms",
+            "GFLOP/s"
         );
     }
     let spec = crate::bench::BenchSpec {
@@ -281,11 +297,15 @@ pub fn run_bench(b: &BenchArgs) -> Result<()> {
     };
     crate::bench::run(&ctx, &spec, &mut |r| {
         if b.json {
-            println!("{}", r.json());
+            say!("{}", r.json());
         } else {
-            println!(
+            say!(
                 "{:<7} {:<11} {:<7} {:>11.2} {:>9.2}",
-                r.kernel, r.size, r.layer, r.ms, r.gflops
+                r.kernel,
+                r.size,
+                r.layer,
+                r.ms,
+                r.gflops
             );
         }
     })
@@ -298,7 +318,7 @@ fn verify(net: &Network, input: &Tensor, gpu: &[Tensor]) -> Result<()> {
     for ((layer, g), c) in net.layers.iter().zip(gpu).zip(&cpu) {
         let d = max_abs_diff(&g.data, &c.data);
         worst = worst.max(d);
-        println!("verify {:<8} max |gpu - cpu| = {d:.3e}", layer.name);
+        say!("verify {:<8} max |gpu - cpu| = {d:.3e}", layer.name);
     }
     if worst.is_nan() || worst > 1e-4 {
         bail!(
