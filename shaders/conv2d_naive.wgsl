@@ -11,6 +11,12 @@ struct Params {
     in_w: u32,
     out_h: u32,
     out_w: u32,
+    // Horizontal band: first output row computed and how many; first input row held in
+    // `input` and how many (zero padding applies only at rows 0 and in_h).
+    out_row0: u32,
+    out_rows: u32,
+    in_row0: u32,
+    in_rows: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -22,13 +28,14 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
-// One invocation computes one output value: output[co = gid.z, oy = gid.y, ox = gid.x].
+// One invocation computes one output value: channel gid.z, band row gid.y, column gid.x.
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ox = gid.x;
-    let oy = gid.y;
+    let oyl = gid.y;
+    let oy = p.out_row0 + oyl;
     let co = gid.z;
-    if (ox >= p.out_w || oy >= p.out_h || co >= p.cout) {
+    if (ox >= p.out_w || oyl >= p.out_rows || co >= p.cout) {
         return;
     }
     var acc = bias[co];
@@ -44,9 +51,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                     continue;
                 }
                 let w = weight[((co * p.cin + ci) * p.k + ky) * p.k + kx];
-                acc = acc + w * input[(ci * p.in_h + u32(iy)) * p.in_w + u32(ix)];
+                let row = u32(iy) - p.in_row0;
+                acc = acc + w * input[(ci * p.in_rows + row) * p.in_w + u32(ix)];
             }
         }
     }
-    output[(co * p.out_h + oy) * p.out_w + ox] = acc;
+    output[(co * p.out_rows + oyl) * p.out_w + ox] = acc;
 }

@@ -1,6 +1,9 @@
 // Direct 2-D convolution, register-blocked and specialised to one layer shape.
 // The host replaces the `const` block below with the layer's shape before compiling
 // (see `shader::specialise`); the values written here are only defaults for validation.
+// Large layers run in horizontal bands: `band` says which output rows this dispatch
+// computes and which input rows its input buffer holds (zero padding applies only at the
+// real top and bottom edges, rows 0 and IN_H).
 // Weights are packed as vec4 over output channels: weight[((g * CIN + ci) * K + ky) * K + kx]
 // holds output channels 4g .. 4g+3 (zero beyond COUT).
 
@@ -24,14 +27,25 @@ const RW: u32 = (PX - 1u) * STRIDE + K;
 // Blocks of PX outputs per output row.
 const NBX: u32 = (OUT_W + PX - 1u) / PX;
 
+struct Band {
+    // First output row (of the whole layer) this dispatch computes, and how many.
+    out_row0: u32,
+    out_rows: u32,
+    // First input row held in `input`, and how many rows it holds.
+    in_row0: u32,
+    in_rows: u32,
+}
+
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> output: array<f32>;
+@group(0) @binding(4) var<uniform> band: Band;
 
-fn store(co: u32, oy: u32, ox: u32, v: f32) {
+// Writes output channel `co`, band row `oyl`, column `ox`, if they exist.
+fn store(co: u32, oyl: u32, ox: u32, v: f32) {
     if (co < COUT && ox < OUT_W) {
-        output[(co * OUT_H + oy) * OUT_W + ox] = v;
+        output[(co * band.out_rows + oyl) * OUT_W + ox] = v;
     }
 }
 
@@ -44,10 +58,13 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let idx = gid.x + gid.y * nwg.x * 64u;
-    if (idx >= NBX * OUT_H) {
+    if (idx >= NBX * band.out_rows) {
         return;
     }
-    let oy = idx / NBX;
+    let oyl = idx / NBX;
+    let oy = band.out_row0 + oyl;
+    let in_rows = band.in_rows;
+    let in_row0 = i32(band.in_row0);
     let ox0 = (idx % NBX) * PX;
     let g0 = wid.z * OCV;
 
@@ -67,7 +84,7 @@ fn main(
             if (iy < 0 || iy >= i32(IN_H)) {
                 continue;
             }
-            let rbase = (ci * IN_H + u32(iy)) * IN_W;
+            let rbase = (ci * in_rows + u32(iy - in_row0)) * IN_W;
             var row: array<f32, RW>;
             for (var j = 0u; j < RW; j++) {
                 let ix = ix0 + i32(j);
@@ -90,10 +107,10 @@ fn main(
         for (var px = 0u; px < PX; px++) {
             let a = acc[px * OCV + o];
             let ox = ox0 + px;
-            store(co, oy, ox, a.x);
-            store(co + 1u, oy, ox, a.y);
-            store(co + 2u, oy, ox, a.z);
-            store(co + 3u, oy, ox, a.w);
+            store(co, oyl, ox, a.x);
+            store(co + 1u, oyl, ox, a.y);
+            store(co + 2u, oyl, ox, a.z);
+            store(co + 3u, oyl, ox, a.w);
         }
     }
     // @block-end

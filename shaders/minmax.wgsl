@@ -1,11 +1,15 @@
-// Per-channel minimum and maximum of an NCHW f32 tensor, for the colormap's normalisation.
+// Per-channel minimum and maximum of an NCHW f32 tensor (or of the rows of one horizontal
+// band that the band owns), for the colormap's normalisation. Bands after the first fold
+// their result into what the earlier bands wrote.
 
 struct Params {
-    // Values per channel (H·W).
+    // Values per channel held in `data` (rows in the buffer × width).
     plane: u32,
-    channels: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // First owned value of each channel's plane (owned first row × width), and how many.
+    offset: u32,
+    count: u32,
+    // 1: combine with the existing stats (a later band); 0: overwrite (the first band).
+    accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -17,14 +21,14 @@ var<workgroup> smin: array<f32, WG>;
 var<workgroup> smax: array<f32, WG>;
 
 // One workgroup reduces one channel (workgroup_id.x); each invocation first folds a strided
-// slice of the plane, then the workgroup folds the 256 partial results in a tree.
+// slice of the owned values, then the workgroup folds the 256 partial results in a tree.
 @compute @workgroup_size(256, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let c = wid.x;
-    let base = c * p.plane;
+    let base = c * p.plane + p.offset;
     var lo = 3.4028235e38;
     var hi = -3.4028235e38;
-    for (var i = lid; i < p.plane; i += WG) {
+    for (var i = lid; i < p.count; i += WG) {
         let v = data[base + i];
         lo = min(lo, v);
         hi = max(hi, v);
@@ -40,6 +44,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
     }
     if (lid == 0u) {
-        stats[c] = vec2<f32>(smin[0], smax[0]);
+        var r = vec2<f32>(smin[0], smax[0]);
+        if (p.accumulate == 1u) {
+            let old = stats[c];
+            r = vec2<f32>(min(old.x, r.x), max(old.y, r.y));
+        }
+        stats[c] = r;
     }
 }

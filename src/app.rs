@@ -1,11 +1,11 @@
 //! The command line: argument definitions and the commands they run (view, export).
 
-use crate::conv::{Activations, Block, Engine, Kernel};
+use crate::conv::{Block, Engine, Kernel};
 use crate::gpu::GpuContext;
 use crate::input::{self, ChannelOrder};
 use crate::network::Network;
 use crate::tensor::{Tensor, max_abs_diff};
-use crate::visual::{Look, Visualizer, read_texture};
+use crate::visual::{Look, Visualizer, write_texture_png};
 use crate::{export, reference};
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -149,33 +149,6 @@ impl CommonArgs {
     }
 }
 
-/// Everything computed for one image: the GPU context, pipelines and activations.
-pub struct Computed {
-    pub engine: Engine,
-    pub visualizer: Visualizer,
-    pub net: Network,
-    pub input: Tensor,
-    pub acts: Activations,
-}
-
-/// Loads the input, checks the network fits it, and runs the chain on the GPU.
-pub fn compute(ctx: &GpuContext, args: &CommonArgs) -> Result<Computed> {
-    let (input, _) = args.load_input()?;
-    let net = args.network();
-    net.shapes(input.shape)?;
-    let mut engine = Engine::new(ctx);
-    let gnet = engine.upload(ctx, &net, Block::default())?;
-    let acts = engine.run(ctx, &gnet, &input, args.kernel.into())?;
-    let visualizer = Visualizer::new(ctx);
-    Ok(Computed {
-        engine,
-        visualizer,
-        net,
-        input,
-        acts,
-    })
-}
-
 /// `convscope export`.
 pub fn run_export(a: &ExportArgs) -> Result<()> {
     // Check everything the user gave before touching the GPU.
@@ -200,7 +173,23 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
     let mut engine = Engine::new(&ctx);
     let gnet = engine.upload(&ctx, &net, Block::default())?;
     let kernel: Kernel = a.common.kernel.into();
-    let acts = engine.run(&ctx, &gnet, &input, kernel)?;
+    let bar = indicatif::ProgressBar::new(net.layers.len() as u64)
+        .with_message("layers (large image: running in bands)");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let acts = engine.run_with_progress(&ctx, &gnet, &input, kernel, &|done, _| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    let bands = acts.band_counts();
+    if bands.iter().any(|&n| n > 1) {
+        say!(
+            "large image: layers ran in {} row bands to fit the GPU's buffer limits",
+            bands.iter().max().unwrap_or(&1)
+        );
+    }
     for i in 1..acts.shapes.len() {
         let time = match &acts.gpu_ms {
             Some(ms) => format!("{:9.2} ms GPU", ms[i - 1]),
@@ -215,39 +204,46 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
     }
     say!("chain: {:.2} ms wall (submit to done)", acts.wall_ms);
 
+    // Tensors and verification need CPU copies; read them before the buffers are freed.
+    let outs: Vec<Tensor> = if a.tensors.is_some() || a.verify {
+        (1..acts.shapes.len())
+            .map(|i| acts.read(&ctx, i))
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    // Each layer is freed once its grid is written, which keeps large images in memory.
+    engine.clear_cache();
+    let mut acts = acts;
     let vis = Visualizer::new(&ctx);
     let rgb = a.common.order().rgb_indices();
     for i in 0..acts.shapes.len() {
         let grid = vis.render(&ctx, &acts, i, Look::default(), rgb)?;
-        let img = read_texture(&ctx, &grid.texture)?;
         let path = a.out.join(format!("{}.png", acts.names[i]));
-        export::write_png(&path, &img)?;
+        write_texture_png(&ctx, &grid.texture, &path)?;
         let scale = if grid.layout.step > 1 {
-            format!(", every {}th pixel", grid.layout.step)
+            format!(", scale 1/{}", grid.layout.step)
         } else {
             String::new()
         };
         say!(
             "wrote {} ({}x{}, {}x{} tiles{scale})",
             path.display(),
-            img.width(),
-            img.height(),
+            grid.layout.width,
+            grid.layout.height,
             grid.layout.rows,
             grid.layout.cols
         );
+        drop(grid);
+        acts.bands[i].clear();
+        ctx.wait()?;
     }
-
-    if a.tensors.is_some() || a.verify {
-        let outs: Vec<Tensor> = (1..acts.shapes.len())
-            .map(|i| acts.read(&ctx, i))
-            .collect::<Result<_>>()?;
-        if a.verify {
-            verify(&net, &input, &outs)?;
-        }
-        if let Some(t) = &a.tensors {
-            export::write_tensors(t, &net, &input, &outs)?;
-            say!("wrote {}", t.display());
-        }
+    if a.verify {
+        verify(&net, &input, &outs)?;
+    }
+    if let Some(t) = &a.tensors {
+        export::write_tensors(t, &net, &input, &outs)?;
+        say!("wrote {}", t.display());
     }
     Ok(())
 }

@@ -80,25 +80,49 @@ pub struct GpuNetwork {
     pub block: Block,
 }
 
-/// The result of one run: every layer's output (index 0 is the input) and its
-/// per-channel `(min, max)`, all still on the GPU.
+/// One horizontal band of a layer held in its own GPU buffer: rows `row0 .. row0 + rows`
+/// of every channel (`[C][rows][W]`). Neighbouring bands overlap by the rows the next
+/// layer's kernel needs; each row is *owned* (counted in statistics, drawn) by exactly one
+/// band: `own_lo .. own_hi`.
+#[derive(Clone, Debug)]
+pub struct Band {
+    pub buffer: wgpu::Buffer,
+    pub row0: usize,
+    pub rows: usize,
+    pub own_lo: usize,
+    pub own_hi: usize,
+}
+
+/// The result of one run: every layer's output (index 0 is the input) in one or more
+/// row bands, and its per-channel `(min, max)`, all still on the GPU.
 pub struct Activations {
     pub names: Vec<String>,
     pub shapes: Vec<Shape>,
-    pub buffers: Vec<wgpu::Buffer>,
+    pub bands: Vec<Vec<Band>>,
     pub stats: Vec<wgpu::Buffer>,
     /// GPU time of each layer's convolution in ms (timestamp queries), if the adapter has them.
     pub gpu_ms: Option<Vec<f64>>,
-    /// Wall time from submission to completion, in ms.
+    /// Wall time from the first submission to completion, in ms.
     pub wall_ms: f64,
 }
 
 impl Activations {
-    /// Reads layer `i` (0 = input) back to the CPU.
+    /// Reads layer `i` (0 = input) back to the CPU, assembled from its bands.
     pub fn read(&self, ctx: &GpuContext, i: usize) -> Result<Tensor> {
         let s = self.shapes[i];
-        let bytes = ctx.read_buffer(&self.buffers[i], 0, s.bytes())?;
-        Ok(Tensor::new(s, bytemuck::pod_collect_to_vec(&bytes)))
+        let mut t = Tensor::zeros(s);
+        for b in &self.bands[i] {
+            let bytes = ctx.read_buffer(&b.buffer, 0, (s.c * b.rows * s.w * 4) as u64)?;
+            let vals: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+            for c in 0..s.c {
+                for y in b.own_lo..b.own_hi {
+                    let src = (c * b.rows + (y - b.row0)) * s.w;
+                    let dst = (c * s.h + y) * s.w;
+                    t.data[dst..dst + s.w].copy_from_slice(&vals[src..src + s.w]);
+                }
+            }
+        }
+        Ok(t)
     }
 
     /// Reads layer `i`'s per-channel `(min, max)`.
@@ -117,12 +141,75 @@ impl Activations {
         x: usize,
     ) -> Result<f32> {
         let s = self.shapes[i];
-        let off = (((c * s.h + y) * s.w + x) * 4) as u64;
+        let b = self.bands[i]
+            .iter()
+            .find(|b| (b.own_lo..b.own_hi).contains(&y))
+            .ok_or_else(|| anyhow!("row {y} is outside {}", self.names[i]))?;
+        let off = (((c * b.rows + (y - b.row0)) * s.w + x) * 4) as u64;
         // Copies must be 4-byte aligned and sized; one f32 is exactly that.
-        let bytes = ctx.read_buffer(&self.buffers[i], off, 4)?;
+        let bytes = ctx.read_buffer(&b.buffer, off, 4)?;
         Ok(f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
+
+    /// Number of bands each layer is held in.
+    pub fn band_counts(&self) -> Vec<usize> {
+        self.bands.iter().map(Vec::len).collect()
+    }
 }
+
+/// Row ranges `[lo, hi)` of every layer's bands (index 0 = input) when the last layer is
+/// split into `n` bands: each band of a layer holds exactly the rows the next layer's band
+/// needs (the kernel's halo included), widened so that the bands cover every row.
+pub fn plan_bands(net: &Network, shapes: &[Shape], n: usize) -> Vec<Vec<(usize, usize)>> {
+    let last = shapes.len() - 1;
+    let h_last = shapes[last].h;
+    let n = n.clamp(1, h_last.max(1));
+    let mut ranges: Vec<Vec<(usize, usize)>> = vec![Vec::new(); shapes.len()];
+    ranges[last] = (0..n)
+        .map(|j| (j * h_last / n, (j + 1) * h_last / n))
+        .collect();
+    for l in (0..last).rev() {
+        let Op::Conv(c) = &net.layers[l].op;
+        let h = shapes[l].h as isize;
+        let (s, p, k) = (c.stride as isize, c.pad as isize, c.k as isize);
+        let mut need: Vec<(usize, usize)> = ranges[l + 1]
+            .iter()
+            .map(|&(a, b)| {
+                let (a, b) = (a as isize, b as isize);
+                let lo = (a * s - p).clamp(0, h);
+                let hi = ((b - 1) * s + k - p).clamp(0, h);
+                (lo as usize, hi.max(lo) as usize)
+            })
+            .collect();
+        need[0].0 = 0;
+        for j in 0..need.len() - 1 {
+            need[j].1 = need[j].1.max(need[j + 1].0);
+        }
+        if let Some(lastb) = need.last_mut() {
+            lastb.1 = h as usize;
+        }
+        ranges[l] = need;
+    }
+    ranges
+}
+
+/// The rows band `j` of a layer owns: from its start to the next band's start.
+fn owned(ranges: &[(usize, usize)], j: usize, h: usize) -> (usize, usize) {
+    let lo = if j == 0 {
+        0
+    } else {
+        ranges[j].0.max(ranges[j - 1].0)
+    };
+    let hi = if j + 1 == ranges.len() {
+        h
+    } else {
+        ranges[j + 1].0
+    };
+    (lo.min(hi), hi)
+}
+
+/// Called after each layer of a banded run: (layers done, layers in all).
+pub type Progress<'a> = &'a dyn Fn(usize, usize);
 
 /// Pipelines, built once and cached by configuration.
 pub struct Engine {
@@ -133,6 +220,31 @@ pub struct Engine {
     tuned: HashMap<TunedKey, wgpu::ComputePipeline>,
     minmax: wgpu::ComputePipeline,
     minmax_layout: wgpu::BindGroupLayout,
+    /// Largest buffer one band may use; defaults to the device's binding and buffer limits.
+    /// Lower it to force banding (tests do).
+    pub max_binding: Option<u64>,
+    /// Largest total of all activation buffers of one run (default 4 GiB, or
+    /// `CONVSCOPE_GPU_MEMORY_MB`); larger inputs are refused with a clear message.
+    pub memory_budget: u64,
+    /// Buffers of the last run, reused by the next run of the same shapes.
+    cache: Option<RunBuffers>,
+}
+
+/// Buffers one run of a given set of shapes uses.
+#[derive(Clone)]
+struct RunBuffers {
+    shapes: Vec<Shape>,
+    ranges: Vec<Vec<(usize, usize)>>,
+    buffers: Vec<Vec<wgpu::Buffer>>,
+    stats: Vec<wgpu::Buffer>,
+}
+
+/// The default activation memory budget.
+pub fn default_memory_budget() -> u64 {
+    std::env::var("CONVSCOPE_GPU_MEMORY_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(4 << 30, |mb| mb << 20)
 }
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -269,6 +381,7 @@ impl Engine {
                 storage_entry(1, true),
                 storage_entry(2, true),
                 storage_entry(3, false),
+                uniform_entry(4),
             ],
         });
         let tuned_pipeline_layout =
@@ -294,7 +407,20 @@ impl Engine {
             tuned: HashMap::new(),
             minmax,
             minmax_layout,
+            // A smaller per-buffer limit forces banding, to exercise the large-image path.
+            max_binding: std::env::var("CONVSCOPE_MAX_BINDING_KB")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|kb| kb << 10),
+            memory_budget: default_memory_budget(),
+            cache: None,
         }
+    }
+
+    /// Forgets the buffers kept for the next run of the same size (frees them once the
+    /// activations that share them are dropped).
+    pub fn clear_cache(&mut self) {
+        self.cache = None;
     }
 
     /// Number of tuned pipelines built so far (they are cached by shape).
@@ -391,8 +517,10 @@ impl Engine {
         })
     }
 
-    /// Runs the whole chain on `input` in one submission: every layer, then every layer's
-    /// channel statistics. Nothing is read back between layers.
+    /// Runs the whole chain on `input`: every layer, then every layer's channel statistics,
+    /// with nothing read back between layers. Small inputs go in one submission; layers too
+    /// large for one buffer run in horizontal bands, one submission per layer, reporting
+    /// `progress`.
     pub fn run(
         &mut self,
         ctx: &GpuContext,
@@ -400,30 +528,95 @@ impl Engine {
         input: &Tensor,
         kernel: Kernel,
     ) -> Result<Activations> {
-        let device = &ctx.device;
-        let mut shapes = vec![input.shape];
-        shapes.extend(gnet.net.shapes(input.shape)?);
-        let mut names = vec!["input".to_string()];
-        names.extend(gnet.net.layers.iter().map(|l| l.name.clone()));
-        check_sizes(ctx, &names, &shapes)?;
+        self.run_with_progress(ctx, gnet, input, kernel, &|_, _| {})
+    }
 
-        let input_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("input tensor"),
-            contents: bytemuck::cast_slice(&input.data),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        });
-        let mut buffers = vec![input_buf];
-        for (name, s) in names.iter().zip(&shapes).skip(1) {
-            buffers.push(device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(&format!("{name} output")),
-                size: s.bytes().max(4),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            }));
+    /// The buffers for a run of `shapes`: the last run's when the shapes match, else new.
+    fn buffers_for(
+        &mut self,
+        ctx: &GpuContext,
+        names: &[String],
+        shapes: &[Shape],
+        net: &Network,
+    ) -> Result<RunBuffers> {
+        if let Some(c) = &self.cache
+            && c.shapes == shapes
+        {
+            return Ok(c.clone());
         }
+        self.cache = None;
+        let l = ctx.limits();
+        let device_cap = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
+        let cap = self.max_binding.map_or(device_cap, |m| m.min(device_cap));
+        let band_bytes = |ranges: &[Vec<(usize, usize)>]| -> (u64, u64, usize) {
+            let mut max = 0u64;
+            let mut total = 0u64;
+            let mut worst = 0;
+            for (i, r) in ranges.iter().enumerate() {
+                for &(lo, hi) in r {
+                    let b = (shapes[i].c * (hi - lo) * shapes[i].w * 4) as u64;
+                    if b > max {
+                        max = b;
+                        worst = i;
+                    }
+                    total += b;
+                }
+            }
+            (max, total, worst)
+        };
+        let h_last = shapes[shapes.len() - 1].h.max(1);
+        // The fewest bands that fit; bands only shrink as n grows, so search upwards.
+        let mut n = 1;
+        let ranges = loop {
+            let r = plan_bands(net, shapes, n);
+            let (max, total, worst) = band_bytes(&r);
+            if max <= cap {
+                if total > self.memory_budget {
+                    bail!(
+                        "this image needs {:.1} GiB of GPU memory for all layers, more than the {:.1} GiB allowed; \
+                         use a smaller image (or raise CONVSCOPE_GPU_MEMORY_MB)",
+                        total as f64 / (1u64 << 30) as f64,
+                        self.memory_budget as f64 / (1u64 << 30) as f64
+                    );
+                }
+                break r;
+            }
+            if n >= h_last {
+                bail!(
+                    "{} ({}) is too wide for this GPU: one row band needs {} KiB, the limit is {} KiB per buffer; use a smaller image",
+                    names[worst],
+                    shapes[worst],
+                    max >> 10,
+                    cap >> 10
+                );
+            }
+            // Grow quickly for huge inputs, then exactly.
+            n = (n * max.div_ceil(cap) as usize).clamp(n + 1, h_last);
+        };
+        let device = &ctx.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffers: Vec<Vec<wgpu::Buffer>> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.iter()
+                    .enumerate()
+                    .map(|(j, &(lo, hi))| {
+                        device.create_buffer(&wgpu::BufferDescriptor {
+                            label: Some(&format!("{} rows {lo}..{hi} (band {j})", names[i])),
+                            size: ((shapes[i].c * (hi - lo) * shapes[i].w * 4) as u64).max(4),
+                            usage: wgpu::BufferUsages::STORAGE
+                                | wgpu::BufferUsages::COPY_SRC
+                                | wgpu::BufferUsages::COPY_DST,
+                            mapped_at_creation: false,
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
         let stats: Vec<wgpu::Buffer> = names
             .iter()
-            .zip(&shapes)
+            .zip(shapes)
             .map(|(name, s)| {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("{name} channel min/max")),
@@ -433,23 +626,73 @@ impl Engine {
                 })
             })
             .collect();
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            bail!("out of GPU memory for this image ({e}); use a smaller image");
+        }
+        let rb = RunBuffers {
+            shapes: shapes.to_vec(),
+            ranges,
+            buffers,
+            stats,
+        };
+        self.cache = Some(rb.clone());
+        Ok(rb)
+    }
+
+    /// As [`Engine::run`], calling `progress(done, total)` after each layer of a banded run.
+    pub fn run_with_progress(
+        &mut self,
+        ctx: &GpuContext,
+        gnet: &GpuNetwork,
+        input: &Tensor,
+        kernel: Kernel,
+        progress: Progress<'_>,
+    ) -> Result<Activations> {
+        let device = &ctx.device;
+        let mut shapes = vec![input.shape];
+        shapes.extend(gnet.net.shapes(input.shape)?);
+        let mut names = vec!["input".to_string()];
+        names.extend(gnet.net.layers.iter().map(|l| l.name.clone()));
+        for (name, s) in names.iter().zip(&shapes) {
+            if s.c as u32 > ctx.limits().max_compute_workgroups_per_dimension {
+                bail!(
+                    "{name} has {} channels, more than this GPU can dispatch",
+                    s.c
+                );
+            }
+        }
+        let rb = self.buffers_for(ctx, &names, &shapes, &gnet.net)?;
+        let banded = rb.ranges.iter().any(|r| r.len() > 1);
+
+        // Upload the input, band by band.
+        let s0 = input.shape;
+        for (j, &(lo, hi)) in rb.ranges[0].iter().enumerate() {
+            let mut rows = Vec::with_capacity(s0.c * (hi - lo) * s0.w);
+            for c in 0..s0.c {
+                let start = (c * s0.h + lo) * s0.w;
+                rows.extend_from_slice(&input.data[start..start + (hi - lo) * s0.w]);
+            }
+            ctx.queue
+                .write_buffer(&rb.buffers[0][j], 0, bytemuck::cast_slice(&rows));
+        }
 
         let n_layers = gnet.layers.len();
-        let queries = (ctx.timestamps && n_layers > 0).then(|| {
+        let passes: usize = rb.ranges[1..].iter().map(Vec::len).sum();
+        let queries = (ctx.timestamps && passes > 0 && passes <= 2048).then(|| {
             let set = device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("conv timestamps"),
                 ty: wgpu::QueryType::Timestamp,
-                count: 2 * n_layers as u32,
+                count: 2 * passes as u32,
             });
             let resolve = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("conv timestamps resolve"),
-                size: 16 * n_layers as u64,
+                size: 16 * passes as u64,
                 usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
             let readback = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("conv timestamps read-back"),
-                size: 16 * n_layers as u64,
+                size: 16 * passes as u64,
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
@@ -457,59 +700,24 @@ impl Engine {
         });
 
         let max_wg = ctx.limits().max_compute_workgroups_per_dimension;
+        let t0 = Instant::now();
+        let mut pending: Vec<wgpu::CommandBuffer> = Vec::new();
+        let mut pass_index = 0u32;
+        let mut pass_layer = Vec::with_capacity(passes);
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("conv chain"),
+            label: Some("input statistics"),
         });
+        self.encode_minmax(ctx, &mut enc, 0, &names, &shapes, &rb);
+        pending.push(enc.finish());
         for (i, gl) in gnet.layers.iter().enumerate() {
             let c = &gl.spec;
             let (sin, sout) = (shapes[i], shapes[i + 1]);
             let name = &names[i + 1];
-            let ts = queries
-                .as_ref()
-                .map(|(set, _, _)| wgpu::ComputePassTimestampWrites {
-                    query_set: set,
-                    beginning_of_pass_write_index: Some(2 * i as u32),
-                    end_of_pass_write_index: Some(2 * i as u32 + 1),
-                });
-            match kernel {
-                Kernel::Naive => {
-                    let params: [u32; 12] = [
-                        c.cin as u32,
-                        c.cout as u32,
-                        c.k as u32,
-                        c.stride as u32,
-                        c.pad as u32,
-                        sin.h as u32,
-                        sin.w as u32,
-                        sout.h as u32,
-                        sout.w as u32,
-                        0,
-                        0,
-                        0,
-                    ];
-                    let ubuf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some(&format!("{name} naive params")),
-                        contents: bytemuck::cast_slice(&params),
-                        usage: wgpu::BufferUsages::UNIFORM,
-                    });
-                    let bg = bind_group(
-                        ctx,
-                        &format!("{name} naive bind group"),
-                        &self.naive_layout,
-                        &[&ubuf, &buffers[i], &gl.weight, &gl.bias, &buffers[i + 1]],
-                    );
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(&format!("{name} naive")),
-                        timestamp_writes: ts,
-                    });
-                    pass.set_pipeline(&self.naive);
-                    pass.set_bind_group(0, &bg, &[]);
-                    pass.dispatch_workgroups(
-                        (sout.w as u32).div_ceil(64),
-                        sout.h as u32,
-                        sout.c as u32,
-                    );
-                }
+            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some(name.as_str()),
+            });
+            let pipeline = match kernel {
+                Kernel::Naive => self.naive.clone(),
                 Kernel::Tuned => {
                     let key = TunedKey {
                         cin: c.cin,
@@ -521,39 +729,118 @@ impl Engine {
                         output: sout,
                         block: gnet.block,
                     };
-                    let pipeline = self.tuned_pipeline(ctx, key).clone();
-                    let bg = bind_group(
-                        ctx,
-                        &format!("{name} tuned bind group"),
-                        &self.tuned_layout,
-                        &[
-                            &buffers[i],
-                            &gl.packed_weight,
-                            &gl.packed_bias,
-                            &buffers[i + 1],
-                        ],
-                    );
-                    let px = gnet.block.px as usize;
-                    let invocations = sout.w.div_ceil(px) * sout.h;
-                    let (x, y) = split_workgroups(invocations.div_ceil(64) as u32, max_wg);
-                    let z = (gl.packed_groups / gnet.block.ocv as usize) as u32;
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(&format!("{name} tuned")),
-                        timestamp_writes: ts,
-                    });
-                    pass.set_pipeline(&pipeline);
-                    pass.set_bind_group(0, &bg, &[]);
-                    pass.dispatch_workgroups(x, y, z);
+                    self.tuned_pipeline(ctx, key).clone()
                 }
+            };
+            for (j, &(olo, ohi)) in rb.ranges[i + 1].iter().enumerate() {
+                let (ilo, ihi) = rb.ranges[i][j];
+                let out_rows = ohi - olo;
+                if out_rows == 0 {
+                    continue;
+                }
+                let ts = queries
+                    .as_ref()
+                    .map(|(set, _, _)| wgpu::ComputePassTimestampWrites {
+                        query_set: set,
+                        beginning_of_pass_write_index: Some(2 * pass_index),
+                        end_of_pass_write_index: Some(2 * pass_index + 1),
+                    });
+                pass_index += 1;
+                pass_layer.push(i);
+                let (bg, dispatch) = match kernel {
+                    Kernel::Naive => {
+                        let params: [u32; 16] = [
+                            c.cin as u32,
+                            c.cout as u32,
+                            c.k as u32,
+                            c.stride as u32,
+                            c.pad as u32,
+                            sin.h as u32,
+                            sin.w as u32,
+                            sout.h as u32,
+                            sout.w as u32,
+                            olo as u32,
+                            out_rows as u32,
+                            ilo as u32,
+                            (ihi - ilo) as u32,
+                            0,
+                            0,
+                            0,
+                        ];
+                        let ubuf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                            label: Some(&format!("{name} band {j} naive params")),
+                            contents: bytemuck::cast_slice(&params),
+                            usage: wgpu::BufferUsages::UNIFORM,
+                        });
+                        let bg = bind_group(
+                            ctx,
+                            &format!("{name} band {j} naive bind group"),
+                            &self.naive_layout,
+                            &[
+                                &ubuf,
+                                &rb.buffers[i][j],
+                                &gl.weight,
+                                &gl.bias,
+                                &rb.buffers[i + 1][j],
+                            ],
+                        );
+                        (
+                            bg,
+                            ((sout.w as u32).div_ceil(64), out_rows as u32, sout.c as u32),
+                        )
+                    }
+                    Kernel::Tuned => {
+                        let band: [u32; 4] =
+                            [olo as u32, out_rows as u32, ilo as u32, (ihi - ilo) as u32];
+                        let ubuf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                            label: Some(&format!("{name} band {j} rows")),
+                            contents: bytemuck::cast_slice(&band),
+                            usage: wgpu::BufferUsages::UNIFORM,
+                        });
+                        let bg = bind_group(
+                            ctx,
+                            &format!("{name} band {j} tuned bind group"),
+                            &self.tuned_layout,
+                            &[
+                                &rb.buffers[i][j],
+                                &gl.packed_weight,
+                                &gl.packed_bias,
+                                &rb.buffers[i + 1][j],
+                                &ubuf,
+                            ],
+                        );
+                        let px = gnet.block.px as usize;
+                        let invocations = sout.w.div_ceil(px) * out_rows;
+                        let (x, y) = split_workgroups(invocations.div_ceil(64) as u32, max_wg);
+                        let z = (gl.packed_groups / gnet.block.ocv as usize) as u32;
+                        (bg, (x, y, z))
+                    }
+                };
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(&format!("{name} band {j} {}", kernel.name())),
+                    timestamp_writes: ts,
+                });
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bg, &[]);
+                pass.dispatch_workgroups(dispatch.0, dispatch.1, dispatch.2);
+            }
+            self.encode_minmax(ctx, &mut enc, i + 1, &names, &shapes, &rb);
+            pending.push(enc.finish());
+            if banded {
+                ctx.queue.submit(pending.drain(..));
+                ctx.wait()?;
+                progress(i + 1, n_layers);
             }
         }
-        self.encode_minmax(ctx, &mut enc, &names, &shapes, &buffers, &stats);
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("timestamps"),
+        });
         if let Some((set, resolve, readback)) = &queries {
-            enc.resolve_query_set(set, 0..2 * n_layers as u32, resolve, 0);
-            enc.copy_buffer_to_buffer(resolve, 0, readback, 0, 16 * n_layers as u64);
+            enc.resolve_query_set(set, 0..2 * pass_index, resolve, 0);
+            enc.copy_buffer_to_buffer(resolve, 0, readback, 0, 16 * pass_index as u64);
         }
-        let t0 = Instant::now();
-        ctx.queue.submit([enc.finish()]);
+        pending.push(enc.finish());
+        ctx.queue.submit(pending.drain(..));
         ctx.wait()?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
         let gpu_ms = match &queries {
@@ -561,84 +848,95 @@ impl Engine {
                 let bytes = ctx.map_and_read(readback)?;
                 let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
                 let period = ctx.queue.get_timestamp_period() as f64;
-                Some(
-                    (0..n_layers)
-                        .map(|i| {
-                            ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6
-                        })
-                        .collect(),
-                )
+                let mut ms = vec![0.0; n_layers];
+                for (p, &layer) in pass_layer.iter().enumerate() {
+                    ms[layer] +=
+                        ticks[2 * p + 1].saturating_sub(ticks[2 * p]) as f64 * period / 1e6;
+                }
+                Some(ms)
             }
             None => None,
         };
+        let bands = rb
+            .ranges
+            .iter()
+            .zip(&rb.buffers)
+            .zip(&shapes)
+            .map(|((r, bufs), s)| {
+                r.iter()
+                    .zip(bufs)
+                    .enumerate()
+                    .map(|(j, (&(lo, hi), b))| {
+                        let (own_lo, own_hi) = owned(r, j, s.h);
+                        Band {
+                            buffer: b.clone(),
+                            row0: lo,
+                            rows: hi - lo,
+                            own_lo,
+                            own_hi,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
         Ok(Activations {
             names,
             shapes,
-            buffers,
-            stats,
+            bands,
+            stats: rb.stats.clone(),
             gpu_ms,
             wall_ms,
         })
     }
 
+    /// Records the per-channel min/max of layer `i`, band by band over the rows each owns.
     fn encode_minmax(
         &self,
         ctx: &GpuContext,
         enc: &mut wgpu::CommandEncoder,
+        i: usize,
         names: &[String],
         shapes: &[Shape],
-        buffers: &[wgpu::Buffer],
-        stats: &[wgpu::Buffer],
+        rb: &RunBuffers,
     ) {
+        let s = shapes[i];
+        let r = &rb.ranges[i];
         let mut groups = Vec::new();
-        for i in 0..shapes.len() {
-            let params: [u32; 4] = [shapes[i].plane() as u32, shapes[i].c as u32, 0, 0];
+        for (j, &(lo, hi)) in r.iter().enumerate() {
+            let (own_lo, own_hi) = owned(r, j, s.h);
+            if own_hi <= own_lo {
+                continue;
+            }
+            let params: [u32; 4] = [
+                ((hi - lo) * s.w) as u32,
+                ((own_lo - lo) * s.w) as u32,
+                ((own_hi - own_lo) * s.w) as u32,
+                u32::from(!groups.is_empty()),
+            ];
             let ubuf = ctx
                 .device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(&format!("{} minmax params", names[i])),
+                    label: Some(&format!("{} band {j} minmax params", names[i])),
                     contents: bytemuck::cast_slice(&params),
                     usage: wgpu::BufferUsages::UNIFORM,
                 });
             groups.push(bind_group(
                 ctx,
-                &format!("{} minmax bind group", names[i]),
+                &format!("{} band {j} minmax bind group", names[i]),
                 &self.minmax_layout,
-                &[&ubuf, &buffers[i], &stats[i]],
+                &[&ubuf, &rb.buffers[i][j], &rb.stats[i]],
             ));
         }
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("channel min/max"),
+            label: Some(&format!("{} channel min/max", names[i])),
             timestamp_writes: None,
         });
         pass.set_pipeline(&self.minmax);
-        for (i, bg) in groups.iter().enumerate() {
+        for bg in &groups {
             pass.set_bind_group(0, bg, &[]);
-            pass.dispatch_workgroups(shapes[i].c as u32, 1, 1);
+            pass.dispatch_workgroups(s.c as u32, 1, 1);
         }
     }
-}
-
-/// Refuses a run whose tensors would not fit the device's buffer limits, naming the layer.
-fn check_sizes(ctx: &GpuContext, names: &[String], shapes: &[Shape]) -> Result<()> {
-    let l = ctx.limits();
-    let cap = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
-    for (name, s) in names.iter().zip(shapes) {
-        if s.bytes() > cap {
-            bail!(
-                "{name} ({s}) needs {} MiB but this GPU allows {} MiB per buffer; use a smaller image",
-                s.bytes() >> 20,
-                cap >> 20
-            );
-        }
-        if s.c as u32 > l.max_compute_workgroups_per_dimension {
-            return Err(anyhow!(
-                "{name} has {} channels, more than this GPU can dispatch",
-                s.c
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -662,6 +960,34 @@ mod tests {
         assert_eq!(&w[0..4], &[0.0, 2.0, 4.0, 6.0]);
         assert_eq!(&w[4..8], &[1.0, 3.0, 5.0, 7.0]);
         assert_eq!(&w[8..12], &[8.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn bands_carry_the_halo_and_cover_every_row() {
+        let net = Network::tutorial(0);
+        let mut shapes = vec![Shape::new(3, 40, 30)];
+        shapes.extend(net.shapes(shapes[0]).unwrap());
+        let r = plan_bands(&net, &shapes, 4);
+        // conv3 output (28 rows) split in 4; each earlier layer adds the 4-row halo.
+        assert_eq!(r[3], vec![(0, 7), (7, 14), (14, 21), (21, 28)]);
+        assert_eq!(r[2], vec![(0, 11), (7, 18), (14, 25), (21, 32)]);
+        assert_eq!(r[0], vec![(0, 19), (7, 26), (14, 33), (21, 40)]);
+        for (l, ranges) in r.iter().enumerate() {
+            let mut next = 0;
+            for j in 0..ranges.len() {
+                let (lo, hi) = owned(ranges, j, shapes[l].h);
+                assert_eq!(lo, next, "layer {l} band {j}");
+                assert!(ranges[j].0 <= lo && hi <= ranges[j].1);
+                next = hi;
+            }
+            assert_eq!(next, shapes[l].h);
+        }
+        // Stride and padding: band edges map through (a·s − p) and ((b−1)·s + k − p).
+        let net = Network::seeded_convs(0, &[(3, 4, 5, 2, 2)]);
+        let shapes = vec![Shape::new(3, 37, 53), Shape::new(4, 19, 27)];
+        let r = plan_bands(&net, &shapes, 2);
+        assert_eq!(r[1], vec![(0, 9), (9, 19)]);
+        assert_eq!(r[0], vec![(0, 19), (16, 37)]);
     }
 
     #[test]

@@ -81,7 +81,10 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32) -> String {
         w,
         "            if (iy < 0 || iy >= i32(IN_H)) {{ continue; }}"
     );
-    let _ = writeln!(w, "            let rbase = (ci * IN_H + u32(iy)) * IN_W;");
+    let _ = writeln!(
+        w,
+        "            let rbase = (ci * in_rows + u32(iy - in_row0)) * IN_W;"
+    );
     for j in 0..rw {
         let _ = writeln!(
             w,
@@ -110,7 +113,7 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32) -> String {
         let _ = writeln!(w, "    let co{o} = (g0 + {o}u) * 4u;");
         for p in 0..px {
             for (l, c) in ["x", "y", "z", "w"].iter().enumerate() {
-                let _ = writeln!(w, "    store(co{o} + {l}u, oy, ox0 + {p}u, a{p}_{o}.{c});");
+                let _ = writeln!(w, "    store(co{o} + {l}u, oyl, ox0 + {p}u, a{p}_{o}.{c});");
             }
         }
     }

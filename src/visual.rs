@@ -30,6 +30,7 @@ pub struct GridTexture {
 /// The colormap pipeline and the colormap tables.
 pub struct Visualizer {
     pipeline: wgpu::ComputePipeline,
+    background: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
     luts: Vec<wgpu::Buffer>,
 }
@@ -75,7 +76,23 @@ impl Visualizer {
                     },
                 ],
             });
-        let (pipeline, _) = compute_pipeline(ctx, "colormap", shader::COLORMAP, &[Some(&layout)]);
+        let (pipeline, pl) = compute_pipeline(ctx, "colormap", shader::COLORMAP, &[Some(&layout)]);
+        let module = ctx
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("colormap background"),
+                source: wgpu::ShaderSource::Wgsl(shader::COLORMAP.into()),
+            });
+        let background = ctx
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some("colormap background"),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some("background"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
         let luts = Colormap::ALL
             .iter()
             .map(|c| {
@@ -89,6 +106,7 @@ impl Visualizer {
             .collect();
         Self {
             pipeline,
+            background,
             layout,
             luts,
         }
@@ -158,7 +176,8 @@ impl Visualizer {
         ctx.check_errors()
     }
 
-    /// Records the colormap pass for layer `i` into `enc`.
+    /// Records the colormap of layer `i` into `enc`: the background (gutters), then each
+    /// band's tile rows.
     pub fn encode(
         &self,
         ctx: &GpuContext,
@@ -171,72 +190,106 @@ impl Visualizer {
         let s = acts.shapes[i];
         let g = &grid.layout;
         let rgb = grid.colour.unwrap_or([0, 0, 0]);
-        let params: [u32; 16] = [
-            g.tiles as u32,
-            g.cols as u32,
-            g.src_h as u32,
-            g.src_w as u32,
-            g.tile_h as u32,
-            g.tile_w as u32,
-            g.gutter as u32,
-            g.step as u32,
-            g.width as u32,
-            g.height as u32,
-            look.norm.index(),
-            grid.colour.is_some() as u32,
-            rgb[0] as u32,
-            rgb[1] as u32,
-            rgb[2] as u32,
-            s.c as u32,
-        ];
-        let ubuf = ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(&format!("{} colormap params", acts.names[i])),
-                contents: bytemuck::cast_slice(&params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let name = &acts.names[i];
         let view = grid.texture.create_view(&wgpu::TextureViewDescriptor {
-            label: Some(&format!("{} grid storage view", acts.names[i])),
+            label: Some(&format!("{name} grid storage view")),
             ..Default::default()
         });
-        let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(&format!("{} colormap bind group", acts.names[i])),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: ubuf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: acts.buffers[i].as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: acts.stats[i].as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: self.luts[look.cmap as usize].as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: wgpu::BindingResource::TextureView(&view),
-                },
-            ],
-        });
+        let mut jobs = Vec::new();
+        // The background pass binds the first band; it reads nothing.
+        let mut band_jobs: Vec<(usize, u32, u32)> = vec![(0, 0, 0)];
+        for (j, b) in acts.bands[i].iter().enumerate() {
+            let ty_lo = b.own_lo.div_ceil(g.step).min(g.tile_h) as u32;
+            let ty_hi = b.own_hi.div_ceil(g.step).min(g.tile_h) as u32;
+            if ty_hi > ty_lo {
+                band_jobs.push((j, ty_lo, ty_hi));
+            }
+        }
+        for (n, &(j, ty_lo, ty_hi)) in band_jobs.iter().enumerate() {
+            let b = &acts.bands[i][j];
+            let params: [u32; 20] = [
+                g.tiles as u32,
+                g.cols as u32,
+                g.src_h as u32,
+                g.src_w as u32,
+                g.tile_h as u32,
+                g.tile_w as u32,
+                g.gutter as u32,
+                g.step as u32,
+                g.width as u32,
+                g.height as u32,
+                look.norm.index(),
+                grid.colour.is_some() as u32,
+                rgb[0] as u32,
+                rgb[1] as u32,
+                rgb[2] as u32,
+                s.c as u32,
+                b.row0 as u32,
+                b.rows as u32,
+                ty_lo,
+                ty_hi,
+            ];
+            let ubuf = ctx
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(&format!("{name} band {j} colormap params")),
+                    contents: bytemuck::cast_slice(&params),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+            let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&format!("{name} band {j} colormap bind group")),
+                layout: &self.layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: ubuf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: b.buffer.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: acts.stats[i].as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: self.luts[look.cmap as usize].as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: wgpu::BindingResource::TextureView(&view),
+                    },
+                ],
+            });
+            let dispatch = if n == 0 {
+                (
+                    (g.width as u32).div_ceil(16),
+                    (g.height as u32).div_ceil(16),
+                    1,
+                )
+            } else {
+                (
+                    (g.width as u32).div_ceil(16),
+                    (ty_hi - ty_lo).div_ceil(16),
+                    g.rows as u32,
+                )
+            };
+            jobs.push((bg, dispatch, n == 0));
+        }
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(&format!("{} colormap", acts.names[i])),
+            label: Some(&format!("{name} colormap")),
             timestamp_writes: None,
         });
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &bg, &[]);
-        pass.dispatch_workgroups(
-            (g.width as u32).div_ceil(16),
-            (g.height as u32).div_ceil(16),
-            1,
-        );
+        for (bg, d, is_background) in &jobs {
+            pass.set_pipeline(if *is_background {
+                &self.background
+            } else {
+                &self.pipeline
+            });
+            pass.set_bind_group(0, bg, &[]);
+            pass.dispatch_workgroups(d.0, d.1, d.2);
+        }
     }
 }
 
@@ -286,4 +339,92 @@ pub fn read_texture(ctx: &GpuContext, texture: &wgpu::Texture) -> Result<RgbaIma
         out.extend_from_slice(&bytes[start..start + w as usize * 4]);
     }
     Ok(RgbaImage::from_raw(w, h, out).expect("buffer sized from the texture"))
+}
+
+/// Writes an RGBA8 texture to a PNG file without holding the whole image in memory:
+/// rows are copied back in chunks of about 32 MiB and streamed into the encoder.
+pub fn write_texture_png(
+    ctx: &GpuContext,
+    texture: &wgpu::Texture,
+    path: &std::path::Path,
+) -> Result<()> {
+    use std::io::Write as _;
+    let (w, h) = (texture.width(), texture.height());
+    let pitch =
+        (w * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+    let chunk_rows = ((32u32 << 20) / pitch).clamp(1, h);
+    let file = std::fs::File::create(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    // Grids of large images reach hundreds of megapixels: favour speed over size.
+    enc.set_compression(png::Compression::Fast);
+    let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot write {}: {e}", path.display());
+    let mut writer = enc.write_header().map_err(|e| fail(&e))?;
+    let mut stream = writer.stream_writer().map_err(|e| fail(&e))?;
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("grid png read-back"),
+        size: pitch as u64 * chunk_rows as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut y0 = 0;
+    while y0 < h {
+        let rows = chunk_rows.min(h - y0);
+        let mut e = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("grid png rows"),
+            });
+        e.copy_texture_to_buffer(
+            wgpu::TexelCopyTextureInfo {
+                texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d { x: 0, y: y0, z: 0 },
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::TexelCopyBufferInfo {
+                buffer: &staging,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(pitch),
+                    rows_per_image: Some(rows),
+                },
+            },
+            wgpu::Extent3d {
+                width: w,
+                height: rows,
+                depth_or_array_layers: 1,
+            },
+        );
+        ctx.queue.submit([e.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(
+            wgpu::MapMode::Read,
+            ..pitch as u64 * rows as u64,
+            move |r| {
+                let _ = tx.send(r);
+            },
+        );
+        ctx.wait()?;
+        rx.recv()
+            .map_err(|_| anyhow::anyhow!("GPU read-back was cancelled"))?
+            .map_err(|e| anyhow::anyhow!("GPU read-back failed: {e}"))?;
+        {
+            let view = staging
+                .get_mapped_range(..pitch as u64 * rows as u64)
+                .map_err(|e| anyhow::anyhow!("GPU read-back failed: {e}"))?;
+            for r in 0..rows as usize {
+                let start = r * pitch as usize;
+                stream
+                    .write_all(&view[start..start + w as usize * 4])
+                    .map_err(|e| fail(&e))?;
+            }
+        }
+        staging.unmap();
+        y0 += rows;
+    }
+    stream.finish().map_err(|e| fail(&e))?;
+    Ok(())
 }

@@ -305,3 +305,51 @@ fn absurd_dimensions_are_refused_not_allocated() {
         "{err}"
     );
 }
+
+#[test]
+fn large_image_path_in_bands_gives_the_same_export() {
+    if !gpu_available() {
+        return;
+    }
+    // A forced small per-buffer limit makes every layer run in row bands, as a 4K photo does
+    // on lavapipe's 128 MiB limit; the output must not change.
+    let img = fixture("chelsea_face_96x96.png");
+    let whole = tmp("bands-whole");
+    let banded = tmp("bands-banded");
+    let t_whole = whole.join("t.safetensors");
+    let t_banded = banded.join("t.safetensors");
+    let out = run(bin()
+        .arg("export")
+        .arg(&img)
+        .arg("--out")
+        .arg(&whole)
+        .arg("--tensors")
+        .arg(&t_whole));
+    assert!(out.status.success());
+    let out = run(bin()
+        .arg("export")
+        .arg(&img)
+        .arg("--out")
+        .arg(&banded)
+        .arg("--tensors")
+        .arg(&t_banded)
+        .env("CONVSCOPE_MAX_BINDING_KB", "200"));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("row bands"));
+    for name in ["input", "conv1", "conv2", "conv3"] {
+        let a = image::open(whole.join(format!("{name}.png")))
+            .unwrap()
+            .to_rgba8();
+        let b = image::open(banded.join(format!("{name}.png")))
+            .unwrap()
+            .to_rgba8();
+        assert!(a == b, "{name}.png differs when banded");
+    }
+    let (a, b) = (
+        Golden::open(t_whole.to_str().unwrap()),
+        Golden::open(t_banded.to_str().unwrap()),
+    );
+    for name in ["conv1.out", "conv2.out", "conv3.out"] {
+        assert_close(name, &b.vec(name), &a.vec(name), 1e-6);
+    }
+}

@@ -171,3 +171,95 @@ fn colormap_grid_matches_cpu_pixel_for_pixel() {
         assert_eq!(&p[..3], &img.get_pixel(x, y).0, "colour tile at {x},{y}");
     }
 }
+
+#[test]
+fn banded_run_equals_unbanded_run() {
+    let Some(ctx) = test_context() else { return };
+    let net = Network::tutorial(4);
+    let img = image::RgbImage::from_fn(83, 61, |x, y| {
+        image::Rgb([(x * 3) as u8, (y * 4) as u8, ((x ^ y) * 7) as u8])
+    });
+    let input = convscope::input::tensor_from_rgb8(&img, convscope::input::ChannelOrder::Rgb);
+    let vis = Visualizer::new(ctx);
+    let mut whole = Engine::new(ctx);
+    whole.max_binding = None;
+    let gnet = whole.upload(ctx, &net, Block::default()).unwrap();
+    let a = whole.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
+    assert!(a.band_counts().iter().all(|&n| n == 1));
+    for (kb, kernel) in [
+        (64u64, Kernel::Tuned),
+        (150, Kernel::Tuned),
+        (64, Kernel::Naive),
+    ] {
+        let mut banded = Engine::new(ctx);
+        banded.max_binding = Some(kb << 10);
+        let gnet = banded.upload(ctx, &net, Block::default()).unwrap();
+        let b = banded.run(ctx, &gnet, &input, kernel).unwrap();
+        assert!(
+            b.band_counts().iter().all(|&n| n > 2),
+            "{:?}",
+            b.band_counts()
+        );
+        for i in 0..a.shapes.len() {
+            let (ta, tb) = (a.read(ctx, i).unwrap(), b.read(ctx, i).unwrap());
+            assert_close(
+                &format!("banded {kb} KiB {} layer {i}", kernel.name()),
+                &tb.data,
+                &ta.data,
+                1e-6,
+            );
+            assert_eq!(
+                b.read_stats(ctx, i).unwrap(),
+                reference::channel_minmax(&tb),
+                "stats layer {i}"
+            );
+            let ga = read_texture(
+                ctx,
+                &vis.render(ctx, &a, i, Look::default(), [0, 1, 2])
+                    .unwrap()
+                    .texture,
+            )
+            .unwrap();
+            let gb = read_texture(
+                ctx,
+                &vis.render(ctx, &b, i, Look::default(), [0, 1, 2])
+                    .unwrap()
+                    .texture,
+            )
+            .unwrap();
+            assert!(ga == gb, "grid of layer {i} differs when banded");
+            let s = a.shapes[i];
+            let (c, y, x) = (s.c - 1, s.h - 1, s.w / 2);
+            assert_eq!(b.read_value(ctx, i, c, y, x).unwrap(), ta.at(c, y, x));
+        }
+    }
+}
+
+#[test]
+fn runs_of_the_same_size_reuse_buffers_and_too_large_is_refused() {
+    let Some(ctx) = test_context() else { return };
+    let net = Network::tutorial(0);
+    let mut engine = Engine::new(ctx);
+    let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
+    let x1 = random_input(1, 3, 30, 40);
+    let x2 = random_input(2, 3, 30, 40);
+    let a = engine.run(ctx, &gnet, &x1, Kernel::Tuned).unwrap();
+    let b = engine.run(ctx, &gnet, &x2, Kernel::Tuned).unwrap();
+    assert!(
+        a.bands[3][0].buffer == b.bands[3][0].buffer,
+        "same-size runs share buffers"
+    );
+    assert_close(
+        "second run",
+        &b.read(ctx, 3).unwrap().data,
+        &reference::forward(&net, &x2).unwrap()[2].data,
+        1e-5,
+    );
+    assert_eq!(engine.cached_pipelines(), 3);
+    engine.memory_budget = 1 << 20;
+    let err = engine
+        .run(ctx, &gnet, &random_input(3, 3, 200, 300), Kernel::Tuned)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("GiB of GPU memory"), "{err}");
+}

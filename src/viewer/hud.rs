@@ -71,7 +71,7 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
                             .monospace(),
                     );
                     let scale = if g.step > 1 {
-                        format!(" (every {}th pixel)", g.step)
+                        format!(" (scale 1/{})", g.step)
                     } else {
                         String::new()
                     };

@@ -84,7 +84,10 @@ fn compute(
     progress(format!("running {} layers on the GPU…", net.layers.len()));
     let mut engine = Engine::new(ctx);
     let gnet = engine.upload(ctx, &net, Block::default())?;
-    let acts = engine.run(ctx, &gnet, &input, args.kernel.into())?;
+    let acts =
+        engine.run_with_progress(ctx, &gnet, &input, args.kernel.into(), &|done, total| {
+            progress(format!("running layers in bands… {done}/{total} done"))
+        })?;
     progress("drawing grids…".to_string());
     let vis = Visualizer::new(ctx);
     let rgb = args.order().rgb_indices();
