@@ -58,6 +58,11 @@ pub struct BenchArgs {
     /// Which kernel(s) to time.
     #[arg(long, value_enum, default_value_t = BenchKernel::All)]
     pub kernel: BenchKernel,
+    /// Register blocks for the tuned kernel, PXxOCV: x outputs × vec4 output-channel groups
+    /// per invocation (repeatable, to compare).
+    /// (default: the adapter's own choice, see README).
+    #[arg(long = "block")]
+    pub blocks: Vec<String>,
     /// Timed runs after one warm-up run.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -123,24 +128,14 @@ pub struct ExportArgs {
 
 impl CommonArgs {
     pub fn order(&self) -> ChannelOrder {
-        if self.bgr {
-            ChannelOrder::Bgr
-        } else {
-            ChannelOrder::Rgb
-        }
+        if self.bgr { ChannelOrder::Bgr } else { ChannelOrder::Rgb }
     }
 
     /// The input tensor and a name for it.
     pub fn load_input(&self) -> Result<(Tensor, String)> {
         match &self.image {
-            Some(p) => Ok((
-                input::tensor_from_rgb8(&input::load_rgb8(p)?, self.order()),
-                p.display().to_string(),
-            )),
-            None => Ok((
-                input::tensor_from_rgb8(&input::builtin_scene(), self.order()),
-                "built-in scene".into(),
-            )),
+            Some(p) => Ok((input::tensor_from_rgb8(&input::load_rgb8(p)?, self.order()), p.display().to_string())),
+            None => Ok((input::tensor_from_rgb8(&input::builtin_scene(), self.order()), "built-in scene".into())),
         }
     }
 
@@ -160,28 +155,22 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
         && let Some(parent) = t.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {
-        bail!(
-            "cannot write {}: directory {} does not exist",
-            t.display(),
-            parent.display()
-        );
+        bail!("cannot write {}: directory {} does not exist", t.display(), parent.display());
     }
 
     let ctx = GpuContext::headless()?;
     say!("adapter: {}", ctx.describe());
     say!("input: {input_name} ({})", input.shape);
     let mut engine = Engine::new(&ctx);
-    let gnet = engine.upload(&ctx, &net, Block::default())?;
+    let gnet = engine.upload(&ctx, &net, Block::for_adapter(&ctx.info))?;
     let kernel: Kernel = a.common.kernel.into();
-    let bar = indicatif::ProgressBar::new(net.layers.len() as u64)
-        .with_message("layers (large image: running in bands)");
+    let bar =
+        indicatif::ProgressBar::new(net.layers.len() as u64).with_message("layers (large image: running in bands)");
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let acts = engine.run_with_progress(&ctx, &gnet, &input, kernel, &|done, _| {
-        bar.set_position(done as u64)
-    })?;
+    let acts = engine.run_with_progress(&ctx, &gnet, &input, kernel, &|done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     let bands = acts.band_counts();
     if bands.iter().any(|&n| n > 1) {
@@ -195,20 +184,13 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
             Some(ms) => format!("{:9.2} ms GPU", ms[i - 1]),
             None => "   (no GPU timestamps on this adapter)".to_string(),
         };
-        say!(
-            "{:<8} {:<16} {time}  [{} kernel]",
-            acts.names[i],
-            acts.shapes[i].to_string(),
-            kernel.name()
-        );
+        say!("{:<8} {:<16} {time}  [{} kernel]", acts.names[i], acts.shapes[i].to_string(), kernel.name());
     }
     say!("chain: {:.2} ms wall (submit to done)", acts.wall_ms);
 
     // Tensors and verification need CPU copies; read them before the buffers are freed.
     let outs: Vec<Tensor> = if a.tensors.is_some() || a.verify {
-        (1..acts.shapes.len())
-            .map(|i| acts.read(&ctx, i))
-            .collect::<Result<_>>()?
+        (1..acts.shapes.len()).map(|i| acts.read(&ctx, i)).collect::<Result<_>>()?
     } else {
         Vec::new()
     };
@@ -221,11 +203,7 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
         let grid = vis.render(&ctx, &acts, i, Look::default(), rgb)?;
         let path = a.out.join(format!("{}.png", acts.names[i]));
         write_texture_png(&ctx, &grid.texture, &path)?;
-        let scale = if grid.layout.step > 1 {
-            format!(", scale 1/{}", grid.layout.step)
-        } else {
-            String::new()
-        };
+        let scale = if grid.layout.step > 1 { format!(", scale 1/{}", grid.layout.step) } else { String::new() };
         say!(
             "wrote {} ({}x{}, {}x{} tiles{scale})",
             path.display(),
@@ -250,11 +228,7 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
 
 /// `convscope bench`.
 pub fn run_bench(b: &BenchArgs) -> Result<()> {
-    let sizes = b
-        .sizes
-        .iter()
-        .map(|s| crate::bench::parse_size(s))
-        .collect::<Result<Vec<_>>>()?;
+    let sizes = b.sizes.iter().map(|s| crate::bench::parse_size(s)).collect::<Result<Vec<_>>>()?;
     let kernels = match b.kernel {
         BenchKernel::Naive => vec![Kernel::Naive],
         BenchKernel::Tuned => vec![Kernel::Tuned],
@@ -263,46 +237,23 @@ pub fn run_bench(b: &BenchArgs) -> Result<()> {
     if let Some(p) = &b.image {
         input::load_rgb8(p)?;
     }
+    let mut blocks = b.blocks.iter().map(|s| crate::bench::parse_block(s)).collect::<Result<Vec<_>>>()?;
     let ctx = GpuContext::headless()?;
-    let timing = if ctx.timestamps {
-        "GPU timestamps"
-    } else {
-        "wall time, submit to done (no timestamp queries)"
-    };
+    if blocks.is_empty() {
+        blocks.push(Block::for_adapter(&ctx.info));
+    }
+    let timing = if ctx.timestamps { "GPU timestamps" } else { "wall time, submit to done (no timestamp queries)" };
     if !b.json {
         say!("adapter: {}", ctx.describe());
-        say!(
-            "median of {} runs after 1 warm-up; timing: {timing}",
-            b.runs.max(1)
-        );
-        say!(
-            "{:<7} {:<11} {:<7} {:>11} {:>9}",
-            "kernel",
-            "size",
-            "layer",
-            "ms",
-            "GFLOP/s"
-        );
+        say!("median of {} runs after 1 warm-up; timing: {timing}", b.runs.max(1));
+        say!("{:<7} {:<6} {:<11} {:<7} {:>11} {:>9}", "kernel", "block", "size", "layer", "ms", "GFLOP/s");
     }
-    let spec = crate::bench::BenchSpec {
-        image: b.image.clone(),
-        sizes,
-        kernels,
-        runs: b.runs,
-        seed: b.seed,
-    };
+    let spec = crate::bench::BenchSpec { image: b.image.clone(), sizes, kernels, blocks, runs: b.runs, seed: b.seed };
     crate::bench::run(&ctx, &spec, &mut |r| {
         if b.json {
             say!("{}", r.json());
         } else {
-            say!(
-                "{:<7} {:<11} {:<7} {:>11.2} {:>9.2}",
-                r.kernel,
-                r.size,
-                r.layer,
-                r.ms,
-                r.gflops
-            );
+            say!("{:<7} {:<6} {:<11} {:<7} {:>11.2} {:>9.2}", r.kernel, r.block, r.size, r.layer, r.ms, r.gflops);
         }
     })
 }
@@ -317,9 +268,7 @@ fn verify(net: &Network, input: &Tensor, gpu: &[Tensor]) -> Result<()> {
         say!("verify {:<8} max |gpu - cpu| = {d:.3e}", layer.name);
     }
     if worst.is_nan() || worst > 1e-4 {
-        bail!(
-            "GPU and CPU results differ by {worst:e} (more than 1e-4): the GPU driver computes wrongly"
-        );
+        bail!("GPU and CPU results differ by {worst:e} (more than 1e-4): the GPU driver computes wrongly");
     }
     Ok(())
 }

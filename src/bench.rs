@@ -13,6 +13,8 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     pub kernel: &'static str,
+    /// The tuned kernel's register block (`PXxOCV`), empty for the naive kernel.
+    pub block: String,
     pub size: String,
     pub layer: String,
     pub ms: f64,
@@ -25,6 +27,7 @@ impl Row {
     pub fn json(&self) -> String {
         serde_json::json!({
             "kernel": self.kernel,
+            "block": self.block,
             "size": self.size,
             "layer": self.layer,
             "ms": (self.ms * 1000.0).round() / 1000.0,
@@ -37,17 +40,9 @@ impl Row {
 
 /// Parses `HxW`.
 pub fn parse_size(s: &str) -> Result<(u32, u32)> {
-    let (h, w) = s
-        .split_once(['x', 'X'])
-        .ok_or_else(|| anyhow!("size {s:?} is not HxW, e.g. 225x400"))?;
-    let h: u32 = h
-        .trim()
-        .parse()
-        .map_err(|_| anyhow!("size {s:?}: height is not a number"))?;
-    let w: u32 = w
-        .trim()
-        .parse()
-        .map_err(|_| anyhow!("size {s:?}: width is not a number"))?;
+    let (h, w) = s.split_once(['x', 'X']).ok_or_else(|| anyhow!("size {s:?} is not HxW, e.g. 225x400"))?;
+    let h: u32 = h.trim().parse().map_err(|_| anyhow!("size {s:?}: height is not a number"))?;
+    let w: u32 = w.trim().parse().map_err(|_| anyhow!("size {s:?}: width is not a number"))?;
     if h == 0 || w == 0 {
         bail!("size {s:?} must be at least 1x1");
     }
@@ -60,11 +55,18 @@ fn median(v: &mut [f64]) -> f64 {
         return f64::NAN;
     }
     let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// Parses a register block `PXxOCV`: x outputs × vec4 output-channel groups per invocation.
+pub fn parse_block(s: &str) -> Result<Block> {
+    let (px, ocv) = s.split_once(['x', 'X']).ok_or_else(|| anyhow!("block {s:?} is not PXxOCV, e.g. 8x2"))?;
+    let px: u32 = px.trim().parse().map_err(|_| anyhow!("block {s:?}: PX is not a number"))?;
+    let ocv: u32 = ocv.trim().parse().map_err(|_| anyhow!("block {s:?}: OCV is not a number"))?;
+    if !(1..=32).contains(&px) || !(1..=8).contains(&ocv) {
+        bail!("block {s:?}: PX must be 1..32 and OCV 1..8");
     }
+    Ok(Block { px, ocv, unroll: true })
 }
 
 /// What to measure.
@@ -72,6 +74,8 @@ pub struct BenchSpec {
     pub image: Option<PathBuf>,
     pub sizes: Vec<(u32, u32)>,
     pub kernels: Vec<Kernel>,
+    /// Register blocks to time the tuned kernel with.
+    pub blocks: Vec<Block>,
     pub runs: usize,
     pub seed: i64,
 }
@@ -90,8 +94,19 @@ pub fn run(ctx: &GpuContext, spec: &BenchSpec, emit: &mut dyn FnMut(&Row)) -> Re
         let input = input::tensor_from_rgb8(&img, ChannelOrder::Rgb);
         let shapes = net.shapes(Shape::new(3, h as usize, w as usize))?;
         let size = format!("{h}x{w}");
+        let mut variants: Vec<(Kernel, Block)> = Vec::new();
         for &kernel in &spec.kernels {
-            let gnet = engine.upload(ctx, &net, Block::default())?;
+            match kernel {
+                Kernel::Naive => variants.push((kernel, Block::default())),
+                Kernel::Tuned => variants.extend(spec.blocks.iter().map(|&b| (kernel, b))),
+            }
+        }
+        for (kernel, block) in variants {
+            let block_name = match kernel {
+                Kernel::Naive => String::new(),
+                Kernel::Tuned => format!("{}x{}", block.px, block.ocv),
+            };
+            let gnet = engine.upload(ctx, &net, block)?;
             // Warm-up: builds and caches the pipelines, touches the buffers.
             engine.run(ctx, &gnet, &input, kernel)?;
             let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); net.layers.len()];
@@ -117,6 +132,7 @@ pub fn run(ctx: &GpuContext, spec: &BenchSpec, emit: &mut dyn FnMut(&Row)) -> Re
                     let ms = median(&mut per_layer[i]);
                     emit(&Row {
                         kernel: kernel.name(),
+                        block: block_name.clone(),
                         size: size.clone(),
                         layer: layer.name.clone(),
                         ms,
@@ -128,6 +144,7 @@ pub fn run(ctx: &GpuContext, spec: &BenchSpec, emit: &mut dyn FnMut(&Row)) -> Re
             let ms = median(&mut totals);
             emit(&Row {
                 kernel: kernel.name(),
+                block: block_name.clone(),
                 size: size.clone(),
                 layer: "total".into(),
                 ms,
@@ -153,6 +170,15 @@ mod tests {
     }
 
     #[test]
+    fn blocks_parse() {
+        assert_eq!(parse_block("8x2").unwrap(), Block { px: 8, ocv: 2, unroll: true });
+        assert!(parse_block("0x2").is_err());
+        assert!(parse_block("8x9").is_err());
+        assert!(parse_block("33x1").is_err());
+        assert!(parse_block("8").is_err());
+    }
+
+    #[test]
     fn median_of_odd_and_even() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
@@ -162,6 +188,7 @@ mod tests {
     fn json_row_has_the_documented_fields() {
         let r = Row {
             kernel: "tuned",
+            block: "8x2".into(),
             size: "225x400".into(),
             layer: "conv1".into(),
             ms: 1.23456,
@@ -169,7 +196,7 @@ mod tests {
             timing: "gpu",
         };
         let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
-        for k in ["kernel", "size", "layer", "ms", "gflops", "timing"] {
+        for k in ["kernel", "block", "size", "layer", "ms", "gflops", "timing"] {
             assert!(v.get(k).is_some(), "{k}");
         }
         assert_eq!(v["layer"], "conv1");

@@ -41,10 +41,26 @@ pub struct Block {
 
 impl Default for Block {
     fn default() -> Self {
-        Block {
-            px: 8,
-            ocv: 2,
-            unroll: true,
+        Block { px: 8, ocv: 2, unroll: true }
+    }
+}
+
+impl Block {
+    /// The block for an adapter, chosen by measurement (`convscope bench --block ...`):
+    /// on CPU adapters (lavapipe) wide blocks win because llvmpipe runs 8 invocations per
+    /// SIMD op and keeps large register blocks in vector registers: 24x3 measured 33 GFLOP/s
+    /// on the tutorial chain against 20 for 8x2 and 11 for 4x1. GPUs spill registers past
+    /// ~128 floats per invocation, so they get the moderate 8x2 (64 accumulators); no
+    /// discrete GPU was available to measure it. `CONVSCOPE_BLOCK=PXxOCV` overrides.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Block {
+        if let Ok(v) = std::env::var("CONVSCOPE_BLOCK")
+            && let Ok(b) = crate::bench::parse_block(&v)
+        {
+            return b;
+        }
+        match info.device_type {
+            wgpu::DeviceType::Cpu => Block { px: 24, ocv: 3, unroll: true },
+            _ => Block::default(),
         }
     }
 }
@@ -132,14 +148,7 @@ impl Activations {
     }
 
     /// Reads one value of layer `i`.
-    pub fn read_value(
-        &self,
-        ctx: &GpuContext,
-        i: usize,
-        c: usize,
-        y: usize,
-        x: usize,
-    ) -> Result<f32> {
+    pub fn read_value(&self, ctx: &GpuContext, i: usize, c: usize, y: usize, x: usize) -> Result<f32> {
         let s = self.shapes[i];
         let b = self.bands[i]
             .iter()
@@ -165,9 +174,7 @@ pub fn plan_bands(net: &Network, shapes: &[Shape], n: usize) -> Vec<Vec<(usize, 
     let h_last = shapes[last].h;
     let n = n.clamp(1, h_last.max(1));
     let mut ranges: Vec<Vec<(usize, usize)>> = vec![Vec::new(); shapes.len()];
-    ranges[last] = (0..n)
-        .map(|j| (j * h_last / n, (j + 1) * h_last / n))
-        .collect();
+    ranges[last] = (0..n).map(|j| (j * h_last / n, (j + 1) * h_last / n)).collect();
     for l in (0..last).rev() {
         let Op::Conv(c) = &net.layers[l].op;
         let h = shapes[l].h as isize;
@@ -195,16 +202,8 @@ pub fn plan_bands(net: &Network, shapes: &[Shape], n: usize) -> Vec<Vec<(usize, 
 
 /// The rows band `j` of a layer owns: from its start to the next band's start.
 fn owned(ranges: &[(usize, usize)], j: usize, h: usize) -> (usize, usize) {
-    let lo = if j == 0 {
-        0
-    } else {
-        ranges[j].0.max(ranges[j - 1].0)
-    };
-    let hi = if j + 1 == ranges.len() {
-        h
-    } else {
-        ranges[j + 1].0
-    };
+    let lo = if j == 0 { 0 } else { ranges[j].0.max(ranges[j - 1].0) };
+    let hi = if j + 1 == ranges.len() { h } else { ranges[j + 1].0 };
     (lo.min(hi), hi)
 }
 
@@ -241,10 +240,7 @@ struct RunBuffers {
 
 /// The default activation memory budget.
 pub fn default_memory_budget() -> u64 {
-    std::env::var("CONVSCOPE_GPU_MEMORY_MB")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(4 << 30, |mb| mb << 20)
+    std::env::var("CONVSCOPE_GPU_MEMORY_MB").ok().and_then(|v| v.parse::<u64>().ok()).map_or(4 << 30, |mb| mb << 20)
 }
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -316,25 +312,14 @@ fn bind_group(
     let entries: Vec<wgpu::BindGroupEntry> = buffers
         .iter()
         .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: b.as_entire_binding(),
-        })
+        .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
         .collect();
-    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout,
-        entries: &entries,
-    })
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
 }
 
 /// Splits `n` workgroups over x and y so neither exceeds the per-dimension limit.
 pub fn split_workgroups(n: u32, max_per_dim: u32) -> (u32, u32) {
-    if n <= max_per_dim {
-        (n.max(1), 1)
-    } else {
-        (max_per_dim, n.div_ceil(max_per_dim))
-    }
+    if n <= max_per_dim { (n.max(1), 1) } else { (max_per_dim, n.div_ceil(max_per_dim)) }
 }
 
 /// Packs `[cout, cin, k, k]` weights as vec4 over output channels, `groups` groups of 4
@@ -368,12 +353,7 @@ impl Engine {
                 storage_entry(4, false),
             ],
         });
-        let (naive, _) = compute_pipeline(
-            ctx,
-            "conv2d naive",
-            shader::CONV2D_NAIVE,
-            &[Some(&naive_layout)],
-        );
+        let (naive, _) = compute_pipeline(ctx, "conv2d naive", shader::CONV2D_NAIVE, &[Some(&naive_layout)]);
         let tuned_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("conv2d tuned bind group layout"),
             entries: &[
@@ -384,19 +364,14 @@ impl Engine {
                 uniform_entry(4),
             ],
         });
-        let tuned_pipeline_layout =
-            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("conv2d tuned pipeline layout"),
-                bind_group_layouts: &[Some(&tuned_layout)],
-                immediate_size: 0,
-            });
+        let tuned_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("conv2d tuned pipeline layout"),
+            bind_group_layouts: &[Some(&tuned_layout)],
+            immediate_size: 0,
+        });
         let minmax_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("minmax bind group layout"),
-            entries: &[
-                uniform_entry(0),
-                storage_entry(1, true),
-                storage_entry(2, false),
-            ],
+            entries: &[uniform_entry(0), storage_entry(1, true), storage_entry(2, false)],
         });
         let (minmax, _) = compute_pipeline(ctx, "minmax", shader::MINMAX, &[Some(&minmax_layout)]);
         Self {
@@ -450,34 +425,23 @@ impl Engine {
             );
             let label = format!(
                 "conv2d tuned {}->{} k{} s{} p{} {}x{} block {}x{}",
-                key.cin,
-                key.cout,
-                key.k,
-                key.stride,
-                key.pad,
-                key.input.h,
-                key.input.w,
-                key.block.px,
-                key.block.ocv
+                key.cin, key.cout, key.k, key.stride, key.pad, key.input.h, key.input.w, key.block.px, key.block.ocv
             );
-            let module = ctx
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(&label),
-                    source: wgpu::ShaderSource::Wgsl(src.into()),
-                });
-            ctx.device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(&label),
-                    layout: Some(layout),
-                    module: &module,
-                    entry_point: Some("main"),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &[],
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                })
+            let module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&label),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+            ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: Some(layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &[],
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
         })
     }
 
@@ -488,8 +452,7 @@ impl Engine {
         for layer in &net.layers {
             match &layer.op {
                 Op::Conv(c) => {
-                    let groups =
-                        c.cout.div_ceil(4).div_ceil(block.ocv as usize) * block.ocv as usize;
+                    let groups = c.cout.div_ceil(4).div_ceil(block.ocv as usize) * block.ocv as usize;
                     let (pw, pb) = pack_weights(c, groups);
                     let init = |label: String, data: &[f32]| {
                         device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -510,24 +473,14 @@ impl Engine {
             }
         }
         ctx.check_errors()?;
-        Ok(GpuNetwork {
-            net: net.clone(),
-            layers,
-            block,
-        })
+        Ok(GpuNetwork { net: net.clone(), layers, block })
     }
 
     /// Runs the whole chain on `input`: every layer, then every layer's channel statistics,
     /// with nothing read back between layers. Small inputs go in one submission; layers too
     /// large for one buffer run in horizontal bands, one submission per layer, reporting
     /// `progress`.
-    pub fn run(
-        &mut self,
-        ctx: &GpuContext,
-        gnet: &GpuNetwork,
-        input: &Tensor,
-        kernel: Kernel,
-    ) -> Result<Activations> {
+    pub fn run(&mut self, ctx: &GpuContext, gnet: &GpuNetwork, input: &Tensor, kernel: Kernel) -> Result<Activations> {
         self.run_with_progress(ctx, gnet, input, kernel, &|_, _| {})
     }
 
@@ -629,12 +582,7 @@ impl Engine {
         if let Some(e) = pollster::block_on(scope.pop()) {
             bail!("out of GPU memory for this image ({e}); use a smaller image");
         }
-        let rb = RunBuffers {
-            shapes: shapes.to_vec(),
-            ranges,
-            buffers,
-            stats,
-        };
+        let rb = RunBuffers { shapes: shapes.to_vec(), ranges, buffers, stats };
         self.cache = Some(rb.clone());
         Ok(rb)
     }
@@ -655,10 +603,7 @@ impl Engine {
         names.extend(gnet.net.layers.iter().map(|l| l.name.clone()));
         for (name, s) in names.iter().zip(&shapes) {
             if s.c as u32 > ctx.limits().max_compute_workgroups_per_dimension {
-                bail!(
-                    "{name} has {} channels, more than this GPU can dispatch",
-                    s.c
-                );
+                bail!("{name} has {} channels, more than this GPU can dispatch", s.c);
             }
         }
         let rb = self.buffers_for(ctx, &names, &shapes, &gnet.net)?;
@@ -672,8 +617,7 @@ impl Engine {
                 let start = (c * s0.h + lo) * s0.w;
                 rows.extend_from_slice(&input.data[start..start + (hi - lo) * s0.w]);
             }
-            ctx.queue
-                .write_buffer(&rb.buffers[0][j], 0, bytemuck::cast_slice(&rows));
+            ctx.queue.write_buffer(&rb.buffers[0][j], 0, bytemuck::cast_slice(&rows));
         }
 
         let n_layers = gnet.layers.len();
@@ -704,18 +648,15 @@ impl Engine {
         let mut pending: Vec<wgpu::CommandBuffer> = Vec::new();
         let mut pass_index = 0u32;
         let mut pass_layer = Vec::with_capacity(passes);
-        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("input statistics"),
-        });
+        let mut enc =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("input statistics") });
         self.encode_minmax(ctx, &mut enc, 0, &names, &shapes, &rb);
         pending.push(enc.finish());
         for (i, gl) in gnet.layers.iter().enumerate() {
             let c = &gl.spec;
             let (sin, sout) = (shapes[i], shapes[i + 1]);
             let name = &names[i + 1];
-            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some(name.as_str()),
-            });
+            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(name.as_str()) });
             let pipeline = match kernel {
                 Kernel::Naive => self.naive.clone(),
                 Kernel::Tuned => {
@@ -738,13 +679,11 @@ impl Engine {
                 if out_rows == 0 {
                     continue;
                 }
-                let ts = queries
-                    .as_ref()
-                    .map(|(set, _, _)| wgpu::ComputePassTimestampWrites {
-                        query_set: set,
-                        beginning_of_pass_write_index: Some(2 * pass_index),
-                        end_of_pass_write_index: Some(2 * pass_index + 1),
-                    });
+                let ts = queries.as_ref().map(|(set, _, _)| wgpu::ComputePassTimestampWrites {
+                    query_set: set,
+                    beginning_of_pass_write_index: Some(2 * pass_index),
+                    end_of_pass_write_index: Some(2 * pass_index + 1),
+                });
                 pass_index += 1;
                 pass_layer.push(i);
                 let (bg, dispatch) = match kernel {
@@ -776,22 +715,12 @@ impl Engine {
                             ctx,
                             &format!("{name} band {j} naive bind group"),
                             &self.naive_layout,
-                            &[
-                                &ubuf,
-                                &rb.buffers[i][j],
-                                &gl.weight,
-                                &gl.bias,
-                                &rb.buffers[i + 1][j],
-                            ],
+                            &[&ubuf, &rb.buffers[i][j], &gl.weight, &gl.bias, &rb.buffers[i + 1][j]],
                         );
-                        (
-                            bg,
-                            ((sout.w as u32).div_ceil(64), out_rows as u32, sout.c as u32),
-                        )
+                        (bg, ((sout.w as u32).div_ceil(64), out_rows as u32, sout.c as u32))
                     }
                     Kernel::Tuned => {
-                        let band: [u32; 4] =
-                            [olo as u32, out_rows as u32, ilo as u32, (ihi - ilo) as u32];
+                        let band: [u32; 4] = [olo as u32, out_rows as u32, ilo as u32, (ihi - ilo) as u32];
                         let ubuf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                             label: Some(&format!("{name} band {j} rows")),
                             contents: bytemuck::cast_slice(&band),
@@ -801,13 +730,7 @@ impl Engine {
                             ctx,
                             &format!("{name} band {j} tuned bind group"),
                             &self.tuned_layout,
-                            &[
-                                &rb.buffers[i][j],
-                                &gl.packed_weight,
-                                &gl.packed_bias,
-                                &rb.buffers[i + 1][j],
-                                &ubuf,
-                            ],
+                            &[&rb.buffers[i][j], &gl.packed_weight, &gl.packed_bias, &rb.buffers[i + 1][j], &ubuf],
                         );
                         let px = gnet.block.px as usize;
                         let invocations = sout.w.div_ceil(px) * out_rows;
@@ -832,9 +755,7 @@ impl Engine {
                 progress(i + 1, n_layers);
             }
         }
-        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("timestamps"),
-        });
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timestamps") });
         if let Some((set, resolve, readback)) = &queries {
             enc.resolve_query_set(set, 0..2 * pass_index, resolve, 0);
             enc.copy_buffer_to_buffer(resolve, 0, readback, 0, 16 * pass_index as u64);
@@ -850,8 +771,7 @@ impl Engine {
                 let period = ctx.queue.get_timestamp_period() as f64;
                 let mut ms = vec![0.0; n_layers];
                 for (p, &layer) in pass_layer.iter().enumerate() {
-                    ms[layer] +=
-                        ticks[2 * p + 1].saturating_sub(ticks[2 * p]) as f64 * period / 1e6;
+                    ms[layer] += ticks[2 * p + 1].saturating_sub(ticks[2 * p]) as f64 * period / 1e6;
                 }
                 Some(ms)
             }
@@ -868,25 +788,12 @@ impl Engine {
                     .enumerate()
                     .map(|(j, (&(lo, hi), b))| {
                         let (own_lo, own_hi) = owned(r, j, s.h);
-                        Band {
-                            buffer: b.clone(),
-                            row0: lo,
-                            rows: hi - lo,
-                            own_lo,
-                            own_hi,
-                        }
+                        Band { buffer: b.clone(), row0: lo, rows: hi - lo, own_lo, own_hi }
                     })
                     .collect()
             })
             .collect();
-        Ok(Activations {
-            names,
-            shapes,
-            bands,
-            stats: rb.stats.clone(),
-            gpu_ms,
-            wall_ms,
-        })
+        Ok(Activations { names, shapes, bands, stats: rb.stats.clone(), gpu_ms, wall_ms })
     }
 
     /// Records the per-channel min/max of layer `i`, band by band over the rows each owns.
@@ -913,13 +820,11 @@ impl Engine {
                 ((own_hi - own_lo) * s.w) as u32,
                 u32::from(!groups.is_empty()),
             ];
-            let ubuf = ctx
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(&format!("{} band {j} minmax params", names[i])),
-                    contents: bytemuck::cast_slice(&params),
-                    usage: wgpu::BufferUsages::UNIFORM,
-                });
+            let ubuf = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(&format!("{} band {j} minmax params", names[i])),
+                contents: bytemuck::cast_slice(&params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
             groups.push(bind_group(
                 ctx,
                 &format!("{} band {j} minmax bind group", names[i]),

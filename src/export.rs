@@ -10,21 +10,18 @@ use std::path::Path;
 /// Creates `dir` (and parents) and checks a file can be written there.
 pub fn prepare_out_dir(dir: &Path) -> Result<()> {
     let shown = dir.display();
-    std::fs::create_dir_all(dir).map_err(|e| {
-        anyhow!("cannot create output directory {shown}: {e}; choose a writable directory")
-    })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow!("cannot create output directory {shown}: {e}; choose a writable directory"))?;
     let probe = dir.join(".convscope-write-test");
-    std::fs::write(&probe, b"").map_err(|e| {
-        anyhow!("output directory {shown} is not writable: {e}; choose a writable directory")
-    })?;
+    std::fs::write(&probe, b"")
+        .map_err(|e| anyhow!("output directory {shown} is not writable: {e}; choose a writable directory"))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
 
 /// Writes an RGBA image as PNG.
 pub fn write_png(path: &Path, img: &image::RgbaImage) -> Result<()> {
-    img.save_with_format(path, image::ImageFormat::Png)
-        .with_context(|| format!("cannot write {}", path.display()))
+    img.save_with_format(path, image::ImageFormat::Png).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Every tensor of a run: the input, each layer's weights under its name, each output as
@@ -32,27 +29,15 @@ pub fn write_png(path: &Path, img: &image::RgbaImage) -> Result<()> {
 pub fn write_tensors(path: &Path, net: &Network, input: &Tensor, outputs: &[Tensor]) -> Result<()> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let bytes = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
-    owned.push((
-        "input".into(),
-        input.shape.nchw().to_vec(),
-        bytes(&input.data),
-    ));
+    owned.push(("input".into(), input.shape.nchw().to_vec(), bytes(&input.data)));
     for (layer, out) in net.layers.iter().zip(outputs) {
         match &layer.op {
             Op::Conv(c) => {
-                owned.push((
-                    format!("{}.weight", layer.name),
-                    vec![c.cout, c.cin, c.k, c.k],
-                    bytes(&c.weight),
-                ));
+                owned.push((format!("{}.weight", layer.name), vec![c.cout, c.cin, c.k, c.k], bytes(&c.weight)));
                 owned.push((format!("{}.bias", layer.name), vec![c.cout], bytes(&c.bias)));
             }
         }
-        owned.push((
-            format!("{}.out", layer.name),
-            out.shape.nchw().to_vec(),
-            bytes(&out.data),
-        ));
+        owned.push((format!("{}.out", layer.name), out.shape.nchw().to_vec(), bytes(&out.data)));
     }
     let views = owned
         .iter()
@@ -60,15 +45,8 @@ pub fn write_tensors(path: &Path, net: &Network, input: &Tensor, outputs: &[Tens
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
         .map_err(|e| anyhow!("cannot build tensor file: {e}"))?;
     let mut meta = std::collections::HashMap::new();
-    meta.insert(
-        "producer".to_string(),
-        format!("convscope {}", env!("CARGO_PKG_VERSION")),
-    );
+    meta.insert("producer".to_string(), format!("convscope {}", env!("CARGO_PKG_VERSION")));
     meta.insert("layout".to_string(), "NCHW float32, batch 1".to_string());
-    safetensors::serialize_to_file(views, Some(meta), path).map_err(|e| {
-        anyhow!(
-            "cannot write {}: {e}; choose a writable path",
-            path.display()
-        )
-    })
+    safetensors::serialize_to_file(views, Some(meta), path)
+        .map_err(|e| anyhow!("cannot write {}: {e}; choose a writable path", path.display()))
 }

@@ -24,8 +24,7 @@ pub struct GpuContext {
 impl GpuContext {
     /// A headless context on the adapter the environment asks for, else the default one.
     pub fn headless() -> Result<Self> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = pollster::block_on(choose_adapter(&instance, None, false))?;
         Self::from_adapter(instance, adapter)
     }
@@ -40,12 +39,7 @@ impl GpuContext {
             required_limits: adapter.limits(),
             ..Default::default()
         }))
-        .map_err(|e| {
-            anyhow!(
-                "the GPU adapter {} refused to create a device: {e}",
-                info.name
-            )
-        })?;
+        .map_err(|e| anyhow!("the GPU adapter {} refused to create a device: {e}", info.name))?;
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -92,10 +86,7 @@ impl GpuContext {
 
     /// Fails with the first uncaptured GPU error since the last check.
     pub fn check_errors(&self) -> Result<()> {
-        let mut errs = self
-            .errors
-            .lock()
-            .map_err(|_| anyhow!("GPU error log poisoned"))?;
+        let mut errs = self.errors.lock().map_err(|_| anyhow!("GPU error log poisoned"))?;
         if let Some(first) = errs.first().cloned() {
             errs.clear();
             bail!("GPU error: {}", first.lines().next().unwrap_or("unknown"));
@@ -111,11 +102,8 @@ impl GpuContext {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("read-back copy"),
-            });
+        let mut enc =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read-back copy") });
         enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
         self.queue.submit([enc.finish()]);
         self.map_and_read(&staging)
@@ -131,10 +119,7 @@ impl GpuContext {
         rx.recv()
             .map_err(|_| anyhow!("GPU read-back was cancelled"))?
             .map_err(|e| anyhow!("GPU read-back failed: {e}"))?;
-        let bytes = staging
-            .get_mapped_range(..)
-            .map_err(|e| anyhow!("GPU read-back failed: {e}"))?
-            .to_vec();
+        let bytes = staging.get_mapped_range(..).map_err(|e| anyhow!("GPU read-back failed: {e}"))?.to_vec();
         staging.unmap();
         Ok(bytes)
     }
@@ -149,43 +134,30 @@ pub async fn choose_adapter(
     prefer_cpu: bool,
 ) -> Result<wgpu::Adapter> {
     let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
-    let usable: Vec<wgpu::Adapter> = adapters
-        .into_iter()
-        .filter(|a| surface.is_none_or(|s| a.is_surface_supported(s)))
-        .collect();
+    let usable: Vec<wgpu::Adapter> =
+        adapters.into_iter().filter(|a| surface.is_none_or(|s| a.is_surface_supported(s))).collect();
     if let Ok(want) = std::env::var("WGPU_ADAPTER_NAME") {
         let want_l = want.to_lowercase();
         let names: Vec<String> = usable.iter().map(|a| a.get_info().name).collect();
-        return usable
-            .into_iter()
-            .find(|a| a.get_info().name.to_lowercase().contains(&want_l))
-            .ok_or_else(|| {
-                anyhow!(
-                    "no GPU adapter matches WGPU_ADAPTER_NAME={want:?} (available: {}); unset it or pick one of those",
-                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
-                )
-            });
+        return usable.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&want_l)).ok_or_else(|| {
+            anyhow!(
+                "no GPU adapter matches WGPU_ADAPTER_NAME={want:?} (available: {}); unset it or pick one of those",
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            )
+        });
     }
-    if prefer_cpu
-        && let Some(i) = usable
-            .iter()
-            .position(|a| a.get_info().device_type == wgpu::DeviceType::Cpu)
-    {
+    if prefer_cpu && let Some(i) = usable.iter().position(|a| a.get_info().device_type == wgpu::DeviceType::Cpu) {
         return Ok(usable.into_iter().nth(i).expect("index from position"));
     }
     let opts = wgpu::RequestAdapterOptions {
-        power_preference: wgpu::PowerPreference::from_env()
-            .unwrap_or(wgpu::PowerPreference::HighPerformance),
+        power_preference: wgpu::PowerPreference::from_env().unwrap_or(wgpu::PowerPreference::HighPerformance),
         compatible_surface: surface,
         force_fallback_adapter: false,
         apply_limit_buckets: false,
     };
     match instance.request_adapter(&opts).await {
         Ok(a) => Ok(a),
-        Err(_) => usable
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow!("no GPU adapter found: {HOW_TO_GET_A_GPU}")),
+        Err(_) => usable.into_iter().next().ok_or_else(|| anyhow!("no GPU adapter found: {HOW_TO_GET_A_GPU}")),
     }
 }
 
@@ -195,8 +167,7 @@ pub async fn choose_adapter(
 pub fn test_context() -> Option<&'static GpuContext> {
     static CTX: std::sync::OnceLock<Option<GpuContext>> = std::sync::OnceLock::new();
     let ctx = CTX.get_or_init(|| {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let made = pollster::block_on(choose_adapter(&instance, None, true))
             .and_then(|a| GpuContext::from_adapter(instance, a));
         match made {

@@ -65,14 +65,7 @@ impl GridLayout {
     }
 
     /// As [`GridLayout::new`] with a given arrangement.
-    pub fn with_rows_cols(
-        tiles: usize,
-        rows: usize,
-        cols: usize,
-        src_h: usize,
-        src_w: usize,
-        step: usize,
-    ) -> Self {
+    pub fn with_rows_cols(tiles: usize, rows: usize, cols: usize, src_h: usize, src_w: usize, step: usize) -> Self {
         let step = step.max(1);
         let tile_h = src_h.div_ceil(step);
         let tile_w = src_w.div_ceil(step);
@@ -95,10 +88,7 @@ impl GridLayout {
     /// Top-left pixel of tile `i` in the grid image.
     pub fn tile_origin(&self, i: usize) -> (usize, usize) {
         let (r, c) = (i / self.cols, i % self.cols);
-        (
-            self.gutter + c * (self.tile_w + self.gutter),
-            self.gutter + r * (self.tile_h + self.gutter),
-        )
+        (self.gutter + c * (self.tile_w + self.gutter), self.gutter + r * (self.tile_h + self.gutter))
     }
 
     /// Which tile and which source pixel `(tile, y, x)` a grid pixel shows, if any.
@@ -188,11 +178,7 @@ fn viridis_lut() -> [[u8; 4]; 256] {
     for line in csv.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split(',').collect();
         let idx: usize = f[0].parse().expect("viridis.csv: bad index");
-        let c = |i: usize| {
-            f[i].trim()
-                .parse::<u8>()
-                .expect("viridis.csv: bad u8 column")
-        };
+        let c = |i: usize| f[i].trim().parse::<u8>().expect("viridis.csv: bad u8 column");
         lut[idx] = [c(4), c(5), c(6), 255];
         n += 1;
     }
@@ -230,11 +216,7 @@ pub fn lut_index(v: f32, lo: f32, hi: f32) -> usize {
     }
     let t = (v - lo) / range;
     let i = (t * 256.0).floor();
-    if i.is_nan() {
-        0
-    } else {
-        i.clamp(0.0, 255.0) as usize
-    }
+    if i.is_nan() { 0 } else { i.clamp(0.0, 255.0) as usize }
 }
 
 /// The `lo..hi` a channel is scaled to under `norm`, given every channel's `(min, max)`.
@@ -252,11 +234,7 @@ pub fn norm_range(norm: Norm, stats: &[[f32; 2]], channel: usize) -> (f32, f32) 
 
 /// Min and max over all channels.
 pub fn layer_range(stats: &[[f32; 2]]) -> (f32, f32) {
-    stats
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
-            (lo.min(s[0]), hi.max(s[1]))
-        })
+    stats.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| (lo.min(s[0]), hi.max(s[1])))
 }
 
 #[cfg(test)]
@@ -313,10 +291,7 @@ mod tests {
         assert_eq!(Colormap::Gray.lut()[200], [200, 200, 200, 255]);
         assert_eq!(Colormap::Bwr.lut()[0], [0, 0, 255, 255]);
         assert_eq!(Colormap::Bwr.lut()[255], [255, 0, 0, 255]);
-        assert_eq!(
-            Colormap::Viridis.lut_words()[0],
-            u32::from_le_bytes([68, 1, 84, 255])
-        );
+        assert_eq!(Colormap::Viridis.lut_words()[0], u32::from_le_bytes([68, 1, 84, 255]));
     }
 
     #[test]

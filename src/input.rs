@@ -47,9 +47,7 @@ pub fn load_rgb8(path: &Path) -> Result<RgbImage> {
         .with_guessed_format()
         .with_context(|| format!("cannot read {shown}"))?;
     if reader.format().is_none() {
-        bail!(
-            "{shown} is not an image in a format convscope reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...)"
-        );
+        bail!("{shown} is not an image in a format convscope reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...)");
     }
     let img = reader.decode().map_err(|e| match e {
         image::ImageError::Limits(l) => {
@@ -66,11 +64,7 @@ pub fn load_rgb8(path: &Path) -> Result<RgbImage> {
         }
     })?;
     if img.width() == 0 || img.height() == 0 {
-        bail!(
-            "{shown} has zero size ({}x{}); use a non-empty image",
-            img.width(),
-            img.height()
-        );
+        bail!("{shown} has zero size ({}x{}); use a non-empty image", img.width(), img.height());
     }
     Ok(to_rgb8_like_cv2(img))
 }
@@ -91,11 +85,7 @@ fn to_rgb8_like_cv2(img: DynamicImage) -> RgbImage {
         | DynamicImage::ImageRgba16(_) => {
             let wide = img.to_rgb16();
             let (w, h) = wide.dimensions();
-            let raw: Vec<u8> = wide
-                .into_raw()
-                .into_iter()
-                .map(|v| (v >> 8) as u8)
-                .collect();
+            let raw: Vec<u8> = wide.into_raw().into_iter().map(|v| (v >> 8) as u8).collect();
             RgbImage::from_raw(w, h, raw).expect("same dimensions")
         }
         other => other.to_rgb8(),
@@ -126,11 +116,7 @@ pub fn builtin_scene() -> RgbImage {
         let (xf, yf) = (x as f32, y as f32);
         let (w, h) = (SCENE_W as f32, SCENE_H as f32);
         // Background: a diagonal colour gradient.
-        let mut c = [
-            40.0 + 150.0 * xf / w,
-            60.0 + 120.0 * yf / h,
-            200.0 - 140.0 * xf / w,
-        ];
+        let mut c = [40.0 + 150.0 * xf / w, 60.0 + 120.0 * yf / h, 200.0 - 140.0 * xf / w];
         let qx = x / 100; // four 100-pixel-wide columns
         let top = y < 120;
         let (lx, ly) = ((x % 100) as f32 - 50.0, (y % 120) as f32 - 60.0);
@@ -161,21 +147,13 @@ pub fn builtin_scene() -> RgbImage {
                 let r = (lx * lx + ly * ly).sqrt();
                 if r < 45.0 {
                     let ring = ((r / 6.0) as i32) % 2 == 0;
-                    c = if ring {
-                        [240.0, 60.0, 60.0]
-                    } else {
-                        [250.0, 250.0, 250.0]
-                    };
+                    c = if ring { [240.0, 60.0, 60.0] } else { [250.0, 250.0, 250.0] };
                 }
             }
             // Vertical stripes getting finer from left to right.
             (1, false) => {
                 let period = 2.0 + 14.0 * (1.0 - (lx + 50.0) / 100.0);
-                let v = if (xf / period) as i32 % 2 == 0 {
-                    230.0
-                } else {
-                    25.0
-                };
+                let v = if (xf / period) as i32 % 2 == 0 { 230.0 } else { 25.0 };
                 c = [v, v, v];
             }
             // Horizontal sine stripes of rising frequency, tinted.
@@ -186,11 +164,7 @@ pub fn builtin_scene() -> RgbImage {
             }
             // Fine checkerboard and single-pixel dots.
             _ => {
-                let v = if ((x / 2) + (y / 2)) % 2 == 0 {
-                    210.0
-                } else {
-                    50.0
-                };
+                let v = if ((x / 2) + (y / 2)) % 2 == 0 { 210.0 } else { 50.0 };
                 c = [v, v * 0.8, v * 0.6];
                 if (x % 9 == 0) && (y % 9 == 0) {
                     c = [255.0, 0.0, 0.0];
@@ -219,12 +193,7 @@ mod tests {
 
     #[test]
     fn sixteen_bit_keeps_high_byte_grey_replicates_alpha_dropped() {
-        let img16 = image::ImageBuffer::<image::Rgba<u16>, _>::from_raw(
-            1,
-            1,
-            vec![0xABCD, 0x00FF, 0xFFFF, 0],
-        )
-        .unwrap();
+        let img16 = image::ImageBuffer::<image::Rgba<u16>, _>::from_raw(1, 1, vec![0xABCD, 0x00FF, 0xFFFF, 0]).unwrap();
         let rgb = to_rgb8_like_cv2(DynamicImage::ImageRgba16(img16));
         assert_eq!(rgb.get_pixel(0, 0).0, [0xAB, 0x00, 0xFF]);
         let la = image::GrayAlphaImage::from_raw(1, 1, vec![77, 0]).unwrap();
@@ -234,9 +203,7 @@ mod tests {
 
     #[test]
     fn zero_size_messages_are_recognised() {
-        assert!(declares_zero_size(
-            "Image dimensions (0x0 w/3 channels) are too large"
-        ));
+        assert!(declares_zero_size("Image dimensions (0x0 w/3 channels) are too large"));
         assert!(declares_zero_size("Image dimensions (0x17 w/3 channels)"));
         assert!(!declares_zero_size("Image dimensions (10x17 w/3 channels)"));
     }

@@ -71,10 +71,8 @@ pub const TUTORIAL_CONVS: [(usize, usize, usize); 3] = [(3, 12, 5), (12, 24, 5),
 impl Network {
     /// The tutorial's network, initialised as `torch.manual_seed(seed)` + three `nn.Conv2d`.
     pub fn tutorial(seed: i64) -> Self {
-        let specs: Vec<(usize, usize, usize, usize, usize)> = TUTORIAL_CONVS
-            .iter()
-            .map(|&(ci, co, k)| (ci, co, k, 1, 0))
-            .collect();
+        let specs: Vec<(usize, usize, usize, usize, usize)> =
+            TUTORIAL_CONVS.iter().map(|&(ci, co, k)| (ci, co, k, 1, 0)).collect();
         Self::seeded_convs(seed, &specs)
     }
 
@@ -89,15 +87,7 @@ impl Network {
                 let (weight, bias) = conv2d_default_init(&mut rng, cin, cout, k);
                 Layer {
                     name: format!("conv{}", i + 1),
-                    op: Op::Conv(Conv2d {
-                        cin,
-                        cout,
-                        k,
-                        stride,
-                        pad,
-                        weight,
-                        bias,
-                    }),
+                    op: Op::Conv(Conv2d { cin, cout, k, stride, pad, weight, bias }),
                 }
             })
             .collect();
@@ -110,21 +100,11 @@ impl Network {
         let mut shapes = Vec::with_capacity(self.layers.len());
         let mut cur = input;
         for (i, layer) in self.layers.iter().enumerate() {
-            let from = if i == 0 {
-                "the input image".to_string()
-            } else {
-                self.layers[i - 1].name.clone()
-            };
+            let from = if i == 0 { "the input image".to_string() } else { self.layers[i - 1].name.clone() };
             match &layer.op {
                 Op::Conv(c) => {
                     if cur.c != c.cin {
-                        bail!(
-                            "{} expects {} input channels but {} has {}",
-                            layer.name,
-                            c.cin,
-                            from,
-                            cur.c
-                        );
+                        bail!("{} expects {} input channels but {} has {}", layer.name, c.cin, from, cur.c);
                     }
                     let (Some(h), Some(w)) = (c.out_len(cur.h), c.out_len(cur.w)) else {
                         let need = c.k.saturating_sub(2 * c.pad).max(1);
@@ -152,37 +132,21 @@ mod tests {
     fn tutorial_shapes_trim_four_pixels_per_layer() {
         let net = Network::tutorial(0);
         let s = net.shapes(Shape::new(3, 225, 400)).unwrap();
-        assert_eq!(
-            s,
-            [
-                Shape::new(12, 221, 396),
-                Shape::new(24, 217, 392),
-                Shape::new(48, 213, 388)
-            ]
-        );
+        assert_eq!(s, [Shape::new(12, 221, 396), Shape::new(24, 217, 392), Shape::new(48, 213, 388)]);
     }
 
     #[test]
     fn too_small_names_layer_and_sizes() {
         let net = Network::tutorial(0);
         let e = net.shapes(Shape::new(3, 9, 9)).unwrap_err().to_string();
-        assert!(
-            e.starts_with("conv3 needs at least 5x5 input, conv2 produced 1x1"),
-            "{e}"
-        );
+        assert!(e.starts_with("conv3 needs at least 5x5 input, conv2 produced 1x1"), "{e}");
         let e = net.shapes(Shape::new(3, 5, 4)).unwrap_err().to_string();
-        assert!(
-            e.starts_with("conv1 needs at least 5x5 input, the image is 4x5"),
-            "{e}"
-        );
+        assert!(e.starts_with("conv1 needs at least 5x5 input, the image is 4x5"), "{e}");
     }
 
     #[test]
     fn stride_and_padding_shapes() {
         let net = Network::seeded_convs(0, &[(3, 12, 5, 2, 2)]);
-        assert_eq!(
-            net.shapes(Shape::new(3, 37, 53)).unwrap(),
-            [Shape::new(12, 19, 27)]
-        );
+        assert_eq!(net.shapes(Shape::new(3, 37, 53)).unwrap(), [Shape::new(12, 19, 27)]);
     }
 }

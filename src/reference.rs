@@ -10,10 +10,8 @@ use anyhow::Result;
 /// `acc = bias`, then for ci, ky, kx in that order `acc += w · x`.
 pub fn conv2d(input: &Tensor, conv: &Conv2d) -> Tensor {
     let s = input.shape;
-    let (ho, wo) = (
-        conv.out_len(s.h).expect("input smaller than kernel"),
-        conv.out_len(s.w).expect("input smaller than kernel"),
-    );
+    let (ho, wo) =
+        (conv.out_len(s.h).expect("input smaller than kernel"), conv.out_len(s.w).expect("input smaller than kernel"));
     let k = conv.k;
     let mut out = Tensor::zeros(Shape::new(conv.cout, ho, wo));
     for co in 0..conv.cout {
@@ -64,13 +62,7 @@ pub fn forward(net: &Network, input: &Tensor) -> Result<Vec<Tensor>> {
 /// `(min, max)` of every channel.
 pub fn channel_minmax(t: &Tensor) -> Vec<[f32; 2]> {
     (0..t.shape.c)
-        .map(|c| {
-            t.channel(c)
-                .iter()
-                .fold([f32::INFINITY, f32::NEG_INFINITY], |[lo, hi], &v| {
-                    [lo.min(v), hi.max(v)]
-                })
-        })
+        .map(|c| t.channel(c).iter().fold([f32::INFINITY, f32::NEG_INFINITY], |[lo, hi], &v| [lo.min(v), hi.max(v)]))
         .collect()
 }
 
@@ -133,15 +125,7 @@ mod tests {
         // 1x1 input channel, 3x3 kernel with a single 1 at (1, 2): out[y][x] = in[y+1][x+2].
         let mut weight = vec![0.0; 9];
         weight[5] = 1.0;
-        let c = Conv2d {
-            cin: 1,
-            cout: 1,
-            k: 3,
-            stride: 1,
-            pad: 0,
-            weight,
-            bias: vec![0.5],
-        };
+        let c = Conv2d { cin: 1, cout: 1, k: 3, stride: 1, pad: 0, weight, bias: vec![0.5] };
         let input = Tensor::new(Shape::new(1, 4, 5), (0..20).map(|v| v as f32).collect());
         let out = conv2d(&input, &c);
         assert_eq!(out.shape, Shape::new(1, 2, 3));
@@ -150,15 +134,7 @@ mod tests {
 
     #[test]
     fn padding_reads_zeros() {
-        let c = Conv2d {
-            cin: 1,
-            cout: 1,
-            k: 3,
-            stride: 2,
-            pad: 1,
-            weight: vec![1.0; 9],
-            bias: vec![0.0],
-        };
+        let c = Conv2d { cin: 1, cout: 1, k: 3, stride: 2, pad: 1, weight: vec![1.0; 9], bias: vec![0.0] };
         let input = Tensor::new(Shape::new(1, 3, 3), vec![1.0; 9]);
         let out = conv2d(&input, &c);
         assert_eq!(out.shape, Shape::new(1, 2, 2));
@@ -171,14 +147,7 @@ mod tests {
         let stats = channel_minmax(&t);
         assert_eq!(stats, vec![[0.0, 1.0], [5.0, 5.0]]);
         let layout = GridLayout::with_rows_cols(2, 1, 2, 1, 2, 1);
-        let img = render_grid(
-            &t,
-            &stats,
-            &layout,
-            Colormap::Viridis,
-            Norm::PerChannel,
-            None,
-        );
+        let img = render_grid(&t, &stats, &layout, Colormap::Viridis, Norm::PerChannel, None);
         let px = |x: usize, y: usize| {
             let o = (y * layout.width + x) * 4;
             [img[o], img[o + 1], img[o + 2], img[o + 3]]

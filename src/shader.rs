@@ -45,11 +45,7 @@ pub fn specialise(src: &str, values: &[(&str, u32)]) -> String {
         }
     }
     for (i, s) in seen.iter().enumerate() {
-        assert!(
-            s,
-            "shader constant {} is not declared in the @constants block",
-            values[i].0
-        );
+        assert!(s, "shader constant {} is not declared in the @constants block", values[i].0);
     }
     out
 }
@@ -63,10 +59,7 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32) -> String {
     let rw = (px - 1) * stride + k;
     let mut s = String::new();
     let w = &mut s;
-    let _ = writeln!(
-        w,
-        "    // unrolled: {px} x outputs x {ocv} vec4 channel groups, k {k}, stride {stride}"
-    );
+    let _ = writeln!(w, "    // unrolled: {px} x outputs x {ocv} vec4 channel groups, k {k}, stride {stride}");
     for o in 0..ocv {
         let _ = writeln!(w, "    let b{o} = bias[g0 + {o}u];");
         for p in 0..px {
@@ -77,14 +70,8 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32) -> String {
     let _ = writeln!(w, "    for (var ci = 0u; ci < CIN; ci++) {{");
     let _ = writeln!(w, "        for (var ky = 0u; ky < K; ky++) {{");
     let _ = writeln!(w, "            let iy = i32(oy * STRIDE + ky) - i32(PAD);");
-    let _ = writeln!(
-        w,
-        "            if (iy < 0 || iy >= i32(IN_H)) {{ continue; }}"
-    );
-    let _ = writeln!(
-        w,
-        "            let rbase = (ci * in_rows + u32(iy - in_row0)) * IN_W;"
-    );
+    let _ = writeln!(w, "            if (iy < 0 || iy >= i32(IN_H)) {{ continue; }}");
+    let _ = writeln!(w, "            let rbase = (ci * in_rows + u32(iy - in_row0)) * IN_W;");
     for j in 0..rw {
         let _ = writeln!(
             w,
@@ -94,16 +81,10 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32) -> String {
     let _ = writeln!(w, "            let wbase = ((g0 * CIN + ci) * K + ky) * K;");
     for kx in 0..k {
         for o in 0..ocv {
-            let _ = writeln!(
-                w,
-                "            let w{kx}_{o} = weight[wbase + {o}u * CIN * K * K + {kx}u];"
-            );
+            let _ = writeln!(w, "            let w{kx}_{o} = weight[wbase + {o}u * CIN * K * K + {kx}u];");
             for p in 0..px {
                 let r = p * stride + kx;
-                let _ = writeln!(
-                    w,
-                    "            a{p}_{o} = fma(vec4<f32>(r{r}), w{kx}_{o}, a{p}_{o});"
-                );
+                let _ = writeln!(w, "            a{p}_{o} = fma(vec4<f32>(r{r}), w{kx}_{o}, a{p}_{o});");
             }
         }
     }
@@ -127,21 +108,12 @@ pub fn tuned_source(values: &[(&str, u32)], unroll: bool) -> String {
         return src;
     }
     let get = |n: &str| values.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
-    let (Some(px), Some(ocv), Some(k), Some(stride)) =
-        (get("PX"), get("OCV"), get("K"), get("STRIDE"))
-    else {
+    let (Some(px), Some(ocv), Some(k), Some(stride)) = (get("PX"), get("OCV"), get("K"), get("STRIDE")) else {
         panic!("unrolling needs PX, OCV, K and STRIDE");
     };
-    let begin = src
-        .find("    // @block-begin")
-        .expect("@block-begin marker");
+    let begin = src.find("    // @block-begin").expect("@block-begin marker");
     let end = src.find("    // @block-end").expect("@block-end marker");
-    format!(
-        "{}{}{}",
-        &src[..begin],
-        unrolled_block(px, ocv, k, stride),
-        &src[end..]
-    )
+    format!("{}{}{}", &src[..begin], unrolled_block(px, ocv, k, stride), &src[end..])
 }
 
 #[cfg(test)]

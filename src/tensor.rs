@@ -48,18 +48,11 @@ pub struct Tensor {
 
 impl Tensor {
     pub fn new(shape: Shape, data: Vec<f32>) -> Self {
-        assert_eq!(
-            shape.len(),
-            data.len(),
-            "tensor data does not match its shape"
-        );
+        assert_eq!(shape.len(), data.len(), "tensor data does not match its shape");
         Self { shape, data }
     }
     pub fn zeros(shape: Shape) -> Self {
-        Self {
-            shape,
-            data: vec![0.0; shape.len()],
-        }
+        Self { shape, data: vec![0.0; shape.len()] }
     }
     pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
         self.data[(c * self.shape.h + y) * self.shape.w + x]
@@ -74,8 +67,5 @@ impl Tensor {
 /// Largest absolute elementwise difference between two equally sized slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "compared tensors differ in size");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }

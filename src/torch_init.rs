@@ -16,9 +16,7 @@ impl Mt19937 {
         mt[0] = s32;
         for j in 1..624 {
             let prev = mt[j - 1];
-            mt[j] = 1_812_433_253u32
-                .wrapping_mul(prev ^ (prev >> 30))
-                .wrapping_add(j as u32);
+            mt[j] = 1_812_433_253u32.wrapping_mul(prev ^ (prev >> 30)).wrapping_add(j as u32);
         }
         Self { mt, index: 624 }
     }
@@ -69,12 +67,7 @@ impl Mt19937 {
 }
 
 /// Weight and bias of one `nn.Conv2d(cin, cout, k)` as PyTorch's default init draws them.
-pub fn conv2d_default_init(
-    rng: &mut Mt19937,
-    cin: usize,
-    cout: usize,
-    k: usize,
-) -> (Vec<f32>, Vec<f32>) {
+pub fn conv2d_default_init(rng: &mut Mt19937, cin: usize, cout: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
     let fan_in = (cin * k * k) as f64;
     let a = 5.0f64.sqrt();
     let gain = (2.0 / (1.0 + a * a)).sqrt();
@@ -94,16 +87,10 @@ mod tests {
     fn mt19937_test_vectors() {
         let mut r = Mt19937::new(0);
         let got: Vec<u32> = (0..5).map(|_| r.next_u32()).collect();
-        assert_eq!(
-            got,
-            [2357136044, 2546248239, 3071714933, 3626093760, 2588848963]
-        );
+        assert_eq!(got, [2357136044, 2546248239, 3071714933, 3626093760, 2588848963]);
         let mut r = Mt19937::new(42);
         let got: Vec<u32> = (0..5).map(|_| r.next_u32()).collect();
-        assert_eq!(
-            got,
-            [1608637542, 3421126067, 4083286876, 787846414, 3143890026]
-        );
+        assert_eq!(got, [1608637542, 3421126067, 4083286876, 787846414, 3143890026]);
         let mut r = Mt19937::new(5489);
         let v = (0..10000).map(|_| r.next_u32()).last();
         assert_eq!(v, Some(4123659995));

@@ -55,61 +55,49 @@ pub fn layout_for(channels: usize, h: usize, w: usize, colour: bool, max_dim: us
 
 impl Visualizer {
     pub fn new(ctx: &GpuContext) -> Self {
-        let layout = ctx
-            .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("colormap bind group layout"),
-                entries: &[
-                    uniform_entry(0),
-                    storage(1, true),
-                    storage(2, true),
-                    storage(3, true),
-                    wgpu::BindGroupLayoutEntry {
-                        binding: 4,
-                        visibility: wgpu::ShaderStages::COMPUTE,
-                        ty: wgpu::BindingType::StorageTexture {
-                            access: wgpu::StorageTextureAccess::WriteOnly,
-                            format: GRID_FORMAT,
-                            view_dimension: wgpu::TextureViewDimension::D2,
-                        },
-                        count: None,
+        let layout = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("colormap bind group layout"),
+            entries: &[
+                uniform_entry(0),
+                storage(1, true),
+                storage(2, true),
+                storage(3, true),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 4,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::StorageTexture {
+                        access: wgpu::StorageTextureAccess::WriteOnly,
+                        format: GRID_FORMAT,
+                        view_dimension: wgpu::TextureViewDimension::D2,
                     },
-                ],
-            });
+                    count: None,
+                },
+            ],
+        });
         let (pipeline, pl) = compute_pipeline(ctx, "colormap", shader::COLORMAP, &[Some(&layout)]);
-        let module = ctx
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("colormap background"),
-                source: wgpu::ShaderSource::Wgsl(shader::COLORMAP.into()),
-            });
-        let background = ctx
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some("colormap background"),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some("background"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
+        let module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("colormap background"),
+            source: wgpu::ShaderSource::Wgsl(shader::COLORMAP.into()),
+        });
+        let background = ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("colormap background"),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some("background"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
         let luts = Colormap::ALL
             .iter()
             .map(|c| {
-                ctx.device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some(&format!("{} colormap table", c.name())),
-                        contents: bytemuck::cast_slice(&c.lut_words()),
-                        usage: wgpu::BufferUsages::STORAGE,
-                    })
+                ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(&format!("{} colormap table", c.name())),
+                    contents: bytemuck::cast_slice(&c.lut_words()),
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
             })
             .collect();
-        Self {
-            pipeline,
-            background,
-            layout,
-            luts,
-        }
+        Self { pipeline, background, layout, luts }
     }
 
     /// Creates the grid texture of layer `i` and draws it. Layer 0 (the input) gets its
@@ -127,18 +115,11 @@ impl Visualizer {
         let max_dim = ctx.limits().max_texture_dimension_2d as usize;
         let layout = layout_for(s.c, s.h, s.w, colour.is_some(), max_dim);
         if layout.width > max_dim || layout.height > max_dim {
-            bail!(
-                "{} is too large to draw as a grid on this GPU",
-                acts.names[i]
-            );
+            bail!("{} is too large to draw as a grid on this GPU", acts.names[i]);
         }
         let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(&format!("{} grid", acts.names[i])),
-            size: wgpu::Extent3d {
-                width: layout.width as u32,
-                height: layout.height as u32,
-                depth_or_array_layers: 1,
-            },
+            size: wgpu::Extent3d { width: layout.width as u32, height: layout.height as u32, depth_or_array_layers: 1 },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -148,29 +129,14 @@ impl Visualizer {
                 | wgpu::TextureUsages::COPY_SRC,
             view_formats: &[],
         });
-        let grid = GridTexture {
-            texture,
-            layout,
-            colour,
-        };
+        let grid = GridTexture { texture, layout, colour };
         self.redraw(ctx, acts, i, &grid, look)?;
         Ok(grid)
     }
 
     /// Re-runs only the colormap pass into an existing grid texture (recolouring).
-    pub fn redraw(
-        &self,
-        ctx: &GpuContext,
-        acts: &Activations,
-        i: usize,
-        grid: &GridTexture,
-        look: Look,
-    ) -> Result<()> {
-        let mut enc = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("colormap"),
-            });
+    pub fn redraw(&self, ctx: &GpuContext, acts: &Activations, i: usize, grid: &GridTexture, look: Look) -> Result<()> {
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("colormap") });
         self.encode(ctx, &mut enc, acts, i, grid, look);
         ctx.queue.submit([enc.finish()]);
         ctx.check_errors()
@@ -229,51 +195,26 @@ impl Visualizer {
                 ty_lo,
                 ty_hi,
             ];
-            let ubuf = ctx
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(&format!("{name} band {j} colormap params")),
-                    contents: bytemuck::cast_slice(&params),
-                    usage: wgpu::BufferUsages::UNIFORM,
-                });
+            let ubuf = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(&format!("{name} band {j} colormap params")),
+                contents: bytemuck::cast_slice(&params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
             let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(&format!("{name} band {j} colormap bind group")),
                 layout: &self.layout,
                 entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: ubuf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: b.buffer.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: acts.stats[i].as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: self.luts[look.cmap as usize].as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: wgpu::BindingResource::TextureView(&view),
-                    },
+                    wgpu::BindGroupEntry { binding: 0, resource: ubuf.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 1, resource: b.buffer.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 2, resource: acts.stats[i].as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 3, resource: self.luts[look.cmap as usize].as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 4, resource: wgpu::BindingResource::TextureView(&view) },
                 ],
             });
             let dispatch = if n == 0 {
-                (
-                    (g.width as u32).div_ceil(16),
-                    (g.height as u32).div_ceil(16),
-                    1,
-                )
+                ((g.width as u32).div_ceil(16), (g.height as u32).div_ceil(16), 1)
             } else {
-                (
-                    (g.width as u32).div_ceil(16),
-                    (ty_hi - ty_lo).div_ceil(16),
-                    g.rows as u32,
-                )
+                ((g.width as u32).div_ceil(16), (ty_hi - ty_lo).div_ceil(16), g.rows as u32)
             };
             jobs.push((bg, dispatch, n == 0));
         }
@@ -282,11 +223,7 @@ impl Visualizer {
             timestamp_writes: None,
         });
         for (bg, d, is_background) in &jobs {
-            pass.set_pipeline(if *is_background {
-                &self.background
-            } else {
-                &self.pipeline
-            });
+            pass.set_pipeline(if *is_background { &self.background } else { &self.pipeline });
             pass.set_bind_group(0, bg, &[]);
             pass.dispatch_workgroups(d.0, d.1, d.2);
         }
@@ -297,19 +234,14 @@ impl Visualizer {
 /// requires and repacked).
 pub fn read_texture(ctx: &GpuContext, texture: &wgpu::Texture) -> Result<RgbaImage> {
     let (w, h) = (texture.width(), texture.height());
-    let pitch =
-        (w * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+    let pitch = (w * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
     let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("grid read-back"),
         size: pitch as u64 * h as u64,
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    let mut enc = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("grid read-back"),
-        });
+    let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("grid read-back") });
     enc.copy_texture_to_buffer(
         wgpu::TexelCopyTextureInfo {
             texture,
@@ -319,17 +251,9 @@ pub fn read_texture(ctx: &GpuContext, texture: &wgpu::Texture) -> Result<RgbaIma
         },
         wgpu::TexelCopyBufferInfo {
             buffer: &staging,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(pitch),
-                rows_per_image: Some(h),
-            },
+            layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(pitch), rows_per_image: Some(h) },
         },
-        wgpu::Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        },
+        wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
     );
     ctx.queue.submit([enc.finish()]);
     let bytes = ctx.map_and_read(&staging)?;
@@ -343,18 +267,12 @@ pub fn read_texture(ctx: &GpuContext, texture: &wgpu::Texture) -> Result<RgbaIma
 
 /// Writes an RGBA8 texture to a PNG file without holding the whole image in memory:
 /// rows are copied back in chunks of about 32 MiB and streamed into the encoder.
-pub fn write_texture_png(
-    ctx: &GpuContext,
-    texture: &wgpu::Texture,
-    path: &std::path::Path,
-) -> Result<()> {
+pub fn write_texture_png(ctx: &GpuContext, texture: &wgpu::Texture, path: &std::path::Path) -> Result<()> {
     use std::io::Write as _;
     let (w, h) = (texture.width(), texture.height());
-    let pitch =
-        (w * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+    let pitch = (w * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
     let chunk_rows = ((32u32 << 20) / pitch).clamp(1, h);
-    let file = std::fs::File::create(path)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    let file = std::fs::File::create(path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
     enc.set_color(png::ColorType::Rgba);
     enc.set_depth(png::BitDepth::Eight);
@@ -372,11 +290,7 @@ pub fn write_texture_png(
     let mut y0 = 0;
     while y0 < h {
         let rows = chunk_rows.min(h - y0);
-        let mut e = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("grid png rows"),
-            });
+        let mut e = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("grid png rows") });
         e.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {
                 texture,
@@ -392,21 +306,13 @@ pub fn write_texture_png(
                     rows_per_image: Some(rows),
                 },
             },
-            wgpu::Extent3d {
-                width: w,
-                height: rows,
-                depth_or_array_layers: 1,
-            },
+            wgpu::Extent3d { width: w, height: rows, depth_or_array_layers: 1 },
         );
         ctx.queue.submit([e.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(
-            wgpu::MapMode::Read,
-            ..pitch as u64 * rows as u64,
-            move |r| {
-                let _ = tx.send(r);
-            },
-        );
+        staging.map_async(wgpu::MapMode::Read, ..pitch as u64 * rows as u64, move |r| {
+            let _ = tx.send(r);
+        });
         ctx.wait()?;
         rx.recv()
             .map_err(|_| anyhow::anyhow!("GPU read-back was cancelled"))?
@@ -417,9 +323,7 @@ pub fn write_texture_png(
                 .map_err(|e| anyhow::anyhow!("GPU read-back failed: {e}"))?;
             for r in 0..rows as usize {
                 let start = r * pitch as usize;
-                stream
-                    .write_all(&view[start..start + w as usize * 4])
-                    .map_err(|e| fail(&e))?;
+                stream.write_all(&view[start..start + w as usize * 4]).map_err(|e| fail(&e))?;
             }
         }
         staging.unmap();

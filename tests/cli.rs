@@ -28,11 +28,7 @@ fn gpu_available() -> bool {
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run convscope");
-    eprintln!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    eprintln!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -41,16 +37,10 @@ fn assert_one_line_error(out: &Output, needle: &str) {
     assert!(!out.status.success(), "expected failure");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-        .collect();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
     assert_eq!(lines.len(), 1, "one line expected, got: {err}");
     assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(
-        lines[0].contains(needle),
-        "{err:?} should mention {needle:?}"
-    );
+    assert!(lines[0].contains(needle), "{err:?} should mention {needle:?}");
     assert!(!err.contains("panicked"));
 }
 
@@ -61,30 +51,17 @@ fn export_writes_grids_equal_to_the_cpu_reference() {
     }
     let dir = tmp("export-grids");
     let img = fixture("chelsea_face_96x96.png");
-    let out = run(bin()
-        .args(["export"])
-        .arg(&img)
-        .arg("--out")
-        .arg(&dir)
-        .args(["--seed", "3"]));
+    let out = run(bin().args(["export"]).arg(&img).arg("--out").arg(&dir).args(["--seed", "3"]));
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("conv3") && stdout.contains("48x84x84"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("conv3") && stdout.contains("48x84x84"), "{stdout}");
 
     let input = tensor_from_rgb8(&load_rgb8(&img).unwrap(), ChannelOrder::Rgb);
     let outs = reference::forward(&Network::tutorial(3), &input).unwrap();
     for (name, t) in ["conv1", "conv2", "conv3"].iter().zip(&outs) {
-        let png = image::open(dir.join(format!("{name}.png")))
-            .unwrap()
-            .to_rgba8();
+        let png = image::open(dir.join(format!("{name}.png"))).unwrap().to_rgba8();
         let layout = layout_for(t.shape.c, t.shape.h, t.shape.w, false, usize::MAX);
-        assert_eq!(
-            (png.width() as usize, png.height() as usize),
-            (layout.width, layout.height)
-        );
+        assert_eq!((png.width() as usize, png.height() as usize), (layout.width, layout.height));
         let want = reference::render_grid(
             t,
             &reference::channel_minmax(t),
@@ -100,31 +77,19 @@ fn export_writes_grids_equal_to_the_cpu_reference() {
         let mut off = 0;
         for (a, b) in png.as_raw().chunks(4).zip(want.chunks(4)) {
             if a != b {
-                let (ia, ib) = (
-                    idx(a).expect("a viridis colour"),
-                    idx(b).expect("a viridis colour"),
-                );
+                let (ia, ib) = (idx(a).expect("a viridis colour"), idx(b).expect("a viridis colour"));
                 assert!(ia.abs_diff(ib) <= 1, "{name}: colour index {ia} vs {ib}");
                 off += 1;
             }
         }
-        assert!(
-            off * 10_000 <= png.as_raw().len() / 4,
-            "{name}: {off} pixels differ"
-        );
+        assert!(off * 10_000 <= png.as_raw().len() / 4, "{name}: {off} pixels differ");
     }
     let input_png = image::open(dir.join("input.png")).unwrap().to_rgba8();
     let l = layout_for(3, 96, 96, true, usize::MAX);
-    assert_eq!(
-        (input_png.width() as usize, input_png.height() as usize),
-        (l.width, l.height)
-    );
+    assert_eq!((input_png.width() as usize, input_png.height() as usize), (l.width, l.height));
     let src = image::open(&img).unwrap().to_rgb8();
     let (x0, y0) = l.tile_origin(0);
-    assert_eq!(
-        &input_png.get_pixel(x0 as u32 + 50, y0 as u32 + 40).0[..3],
-        &src.get_pixel(50, 40).0
-    );
+    assert_eq!(&input_png.get_pixel(x0 as u32 + 50, y0 as u32 + 40).0[..3], &src.get_pixel(50, 40).0);
 }
 
 #[test]
@@ -161,13 +126,7 @@ fn export_tensors_match_pytorch_for_seed_and_bgr() {
         for p in ["weight", "bias"] {
             let n = format!("{name}.{p}");
             assert_eq!(t.shape(&n), g.shape(&n));
-            assert!(
-                ours(&n)
-                    .iter()
-                    .zip(g.vec(&n))
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{n} bit for bit"
-            );
+            assert!(ours(&n).iter().zip(g.vec(&n)).all(|(a, b)| a.to_bits() == b.to_bits()), "{n} bit for bit");
         }
         let n = format!("{name}.out");
         assert_eq!(t.shape(&n), g.shape(&n));
@@ -177,9 +136,7 @@ fn export_tensors_match_pytorch_for_seed_and_bgr() {
 
 #[test]
 fn missing_file() {
-    let out = run(bin()
-        .args(["export", "/nonexistent/cat.png", "--out"])
-        .arg(tmp("e-missing")));
+    let out = run(bin().args(["export", "/nonexistent/cat.png", "--out"]).arg(tmp("e-missing")));
     assert_one_line_error(&out, "no such file");
 }
 
@@ -222,10 +179,7 @@ fn zero_size_image() {
     let out = run(bin().arg("export").arg(&f).arg("--out").arg(&d));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("zero size") || err.contains("could not be decoded"),
-        "{err}"
-    );
+    assert!(err.contains("zero size") || err.contains("could not be decoded"), "{err}");
     assert_one_line_error(&out, "empty.bmp");
 }
 
@@ -254,10 +208,7 @@ fn output_directory_not_writable() {
 #[test]
 fn no_adapter_says_how_to_get_one() {
     // No adapter exists for a backend this platform does not have.
-    let out = run(bin()
-        .args(["export", "--out"])
-        .arg(tmp("e-noadapter"))
-        .env("WGPU_BACKEND", "metal"));
+    let out = run(bin().args(["export", "--out"]).arg(tmp("e-noadapter")).env("WGPU_BACKEND", "metal"));
     assert_one_line_error(&out, "apt-get install mesa-vulkan-drivers");
 }
 
@@ -273,11 +224,7 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 == 1 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
         }
     }
     !c
@@ -300,10 +247,7 @@ fn absurd_dimensions_are_refused_not_allocated() {
     let out = run(bin().arg("export").arg(&f).arg("--out").arg(&d));
     assert_one_line_error(&out, "huge.png");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("too large") || err.contains("could not be decoded"),
-        "{err}"
-    );
+    assert!(err.contains("too large") || err.contains("could not be decoded"), "{err}");
 }
 
 #[test]
@@ -318,13 +262,7 @@ fn large_image_path_in_bands_gives_the_same_export() {
     let banded = tmp("bands-banded");
     let t_whole = whole.join("t.safetensors");
     let t_banded = banded.join("t.safetensors");
-    let out = run(bin()
-        .arg("export")
-        .arg(&img)
-        .arg("--out")
-        .arg(&whole)
-        .arg("--tensors")
-        .arg(&t_whole));
+    let out = run(bin().arg("export").arg(&img).arg("--out").arg(&whole).arg("--tensors").arg(&t_whole));
     assert!(out.status.success());
     let out = run(bin()
         .arg("export")
@@ -337,18 +275,11 @@ fn large_image_path_in_bands_gives_the_same_export() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("row bands"));
     for name in ["input", "conv1", "conv2", "conv3"] {
-        let a = image::open(whole.join(format!("{name}.png")))
-            .unwrap()
-            .to_rgba8();
-        let b = image::open(banded.join(format!("{name}.png")))
-            .unwrap()
-            .to_rgba8();
+        let a = image::open(whole.join(format!("{name}.png"))).unwrap().to_rgba8();
+        let b = image::open(banded.join(format!("{name}.png"))).unwrap().to_rgba8();
         assert!(a == b, "{name}.png differs when banded");
     }
-    let (a, b) = (
-        Golden::open(t_whole.to_str().unwrap()),
-        Golden::open(t_banded.to_str().unwrap()),
-    );
+    let (a, b) = (Golden::open(t_whole.to_str().unwrap()), Golden::open(t_banded.to_str().unwrap()));
     for name in ["conv1.out", "conv2.out", "conv3.out"] {
         assert_close(name, &b.vec(name), &a.vec(name), 1e-6);
     }

@@ -32,10 +32,7 @@ fn seeded_init_is_bit_exact_against_golden_weights() {
             let c = conv_of(&net, i);
             let w = g.vec(&format!("{name}.weight"));
             let b = g.vec(&format!("{name}.bias"));
-            assert_eq!(
-                g.shape(&format!("{name}.weight")),
-                vec![c.cout, c.cin, c.k, c.k]
-            );
+            assert_eq!(g.shape(&format!("{name}.weight")), vec![c.cout, c.cin, c.k, c.k]);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&c.weight), bits(&w), "{file} {name}.weight");
             assert_eq!(bits(&c.bias), bits(&b), "{file} {name}.bias");
@@ -46,22 +43,10 @@ fn seeded_init_is_bit_exact_against_golden_weights() {
 #[test]
 fn seeded_init_matches_documented_digests() {
     for (seed, want) in [
-        (
-            0,
-            "36e59c0c3864430f47a8a44b5759b93504ef8dda21f90f200c95afe67650327a",
-        ),
-        (
-            1,
-            "6210b789f8921242294e3f863cb70e19118b63f20cfbf381c4b169acd737e25e",
-        ),
-        (
-            42,
-            "c03eed37fd04e23634bfa88e3cede361502880f306c432dbd6814aed5574c535",
-        ),
-        (
-            12345,
-            "6f860bb98c904450cc7a80681397f8927c2bbda0ab50df25e5e0e2f17ed5510b",
-        ),
+        (0, "36e59c0c3864430f47a8a44b5759b93504ef8dda21f90f200c95afe67650327a"),
+        (1, "6210b789f8921242294e3f863cb70e19118b63f20cfbf381c4b169acd737e25e"),
+        (42, "c03eed37fd04e23634bfa88e3cede361502880f306c432dbd6814aed5574c535"),
+        (12345, "6f860bb98c904450cc7a80681397f8927c2bbda0ab50df25e5e0e2f17ed5510b"),
     ] {
         let net = Network::tutorial(seed);
         let mut named: Vec<(String, &[f32])> = Vec::new();
@@ -101,12 +86,7 @@ fn cpu_reference_matches_pytorch() {
         let g = Golden::open(file);
         let outs = reference::forward(&Network::tutorial(seed), &g.tensor("input")).unwrap();
         for (i, name) in ["conv1", "conv2", "conv3"].iter().enumerate() {
-            assert_close(
-                &format!("cpu {file} {name}"),
-                &outs[i].data,
-                &g.vec(&format!("{name}.out")),
-                TOL,
-            );
+            assert_close(&format!("cpu {file} {name}"), &outs[i].data, &g.vec(&format!("{name}.out")), TOL);
         }
     }
     let g = Golden::open("conv_stride2_pad2.safetensors");
@@ -152,11 +132,6 @@ fn gpu_stride2_pad2_matches_pytorch() {
     for kernel in [Kernel::Tuned, Kernel::Naive] {
         let acts = engine.run(ctx, &gnet, &g.tensor("input"), kernel).unwrap();
         let got = acts.read(ctx, 1).unwrap();
-        assert_close(
-            &format!("gpu {} stride2 pad2", kernel.name()),
-            &got.data,
-            &g.vec("out"),
-            TOL,
-        );
+        assert_close(&format!("gpu {} stride2 pad2", kernel.name()), &got.data, &g.vec("out"), TOL);
     }
 }

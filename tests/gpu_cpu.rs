@@ -30,11 +30,11 @@ fn kernels_match_cpu_on_awkward_shapes() {
     let mut engine = Engine::new(ctx);
     // (cin, cout, k, stride, pad), input h, w
     let cases: &[Case] = &[
-        (&[(3, 5, 3, 1, 0)], 3, 3),   // 1x1 output, Cout not a multiple of 4
-        (&[(3, 7, 5, 2, 2)], 13, 11), // stride 2 with padding, odd sizes
-        (&[(2, 9, 1, 1, 0), (9, 3, 3, 1, 1)], 10, 7), // 1x1 conv, width not a multiple of 4/8
+        (&[(3, 5, 3, 1, 0)], 3, 3),                     // 1x1 output, Cout not a multiple of 4
+        (&[(3, 7, 5, 2, 2)], 13, 11),                   // stride 2 with padding, odd sizes
+        (&[(2, 9, 1, 1, 0), (9, 3, 3, 1, 1)], 10, 7),   // 1x1 conv, width not a multiple of 4/8
         (&[(4, 4, 2, 1, 0), (4, 13, 3, 3, 1)], 17, 29), // even kernel, stride 3
-        (&[(1, 1, 7, 1, 3)], 5, 9),   // padding larger than needed
+        (&[(1, 1, 7, 1, 3)], 5, 9),                     // padding larger than needed
     ];
     for (n, (specs, h, w)) in cases.iter().enumerate() {
         let net = random_net(n as i64, specs);
@@ -42,21 +42,10 @@ fn kernels_match_cpu_on_awkward_shapes() {
         let cpu = reference::forward(&net, &input).unwrap();
         for block in [
             Block::default(),
-            Block {
-                px: 4,
-                ocv: 1,
-                unroll: false,
-            },
-            Block {
-                px: 12,
-                ocv: 2,
-                unroll: true,
-            },
-            Block {
-                px: 8,
-                ocv: 2,
-                unroll: false,
-            },
+            Block { px: 4, ocv: 1, unroll: false },
+            Block { px: 12, ocv: 2, unroll: true },
+            Block { px: 8, ocv: 2, unroll: false },
+            Block { px: 24, ocv: 3, unroll: true },
         ] {
             let gnet = engine.upload(ctx, &net, block).unwrap();
             for kernel in [Kernel::Tuned, Kernel::Naive] {
@@ -87,35 +76,21 @@ fn minmax_matches_cpu() {
     let acts = engine.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
     for i in 0..acts.shapes.len() {
         let t = acts.read(ctx, i).unwrap();
-        assert_eq!(
-            acts.read_stats(ctx, i).unwrap(),
-            reference::channel_minmax(&t),
-            "layer {i}"
-        );
+        assert_eq!(acts.read_stats(ctx, i).unwrap(), reference::channel_minmax(&t), "layer {i}");
     }
     assert_eq!(acts.read_stats(ctx, 0).unwrap()[0][1], 7.5);
 }
 
 /// Counts pixels that differ; writes actual/expected PNGs to target/ when any do.
 fn compare_images(what: &str, got: &image::RgbaImage, want: &[u8]) {
-    let bad = got
-        .as_raw()
-        .chunks(4)
-        .zip(want.chunks(4))
-        .filter(|(a, b)| a != b)
-        .count();
+    let bad = got.as_raw().chunks(4).zip(want.chunks(4)).filter(|(a, b)| a != b).count();
     if bad > 0 {
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
         let _ = got.save(dir.join(format!("{what}-actual.png")));
         let exp = image::RgbaImage::from_raw(got.width(), got.height(), want.to_vec()).unwrap();
         let _ = exp.save(dir.join(format!("{what}-expected.png")));
     }
-    assert_eq!(
-        bad,
-        0,
-        "{what}: {bad} pixels differ (images in {})",
-        env!("CARGO_TARGET_TMPDIR")
-    );
+    assert_eq!(bad, 0, "{what}: {bad} pixels differ (images in {})", env!("CARGO_TARGET_TMPDIR"));
 }
 
 #[test]
@@ -131,19 +106,10 @@ fn colormap_grid_matches_cpu_pixel_for_pixel() {
     }
     net.layers.push(Layer {
         name: "conv3".into(),
-        op: Op::Conv(Conv2d {
-            cin: 7,
-            cout: 2,
-            k: 1,
-            stride: 1,
-            pad: 0,
-            weight: vec![1.0; 14],
-            bias: vec![0.0; 2],
-        }),
+        op: Op::Conv(Conv2d { cin: 7, cout: 2, k: 1, stride: 1, pad: 0, weight: vec![1.0; 14], bias: vec![0.0; 2] }),
     });
-    let img = image::RgbImage::from_fn(45, 31, |x, y| {
-        image::Rgb([(x * 5) as u8, (y * 8) as u8, ((x * y) % 256) as u8])
-    });
+    let img =
+        image::RgbImage::from_fn(45, 31, |x, y| image::Rgb([(x * 5) as u8, (y * 8) as u8, ((x * y) % 256) as u8]));
     let input = convscope::input::tensor_from_rgb8(&img, convscope::input::ChannelOrder::Bgr);
     let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
     let acts = engine.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
@@ -176,9 +142,7 @@ fn colormap_grid_matches_cpu_pixel_for_pixel() {
 fn banded_run_equals_unbanded_run() {
     let Some(ctx) = test_context() else { return };
     let net = Network::tutorial(4);
-    let img = image::RgbImage::from_fn(83, 61, |x, y| {
-        image::Rgb([(x * 3) as u8, (y * 4) as u8, ((x ^ y) * 7) as u8])
-    });
+    let img = image::RgbImage::from_fn(83, 61, |x, y| image::Rgb([(x * 3) as u8, (y * 4) as u8, ((x ^ y) * 7) as u8]));
     let input = convscope::input::tensor_from_rgb8(&img, convscope::input::ChannelOrder::Rgb);
     let vis = Visualizer::new(ctx);
     let mut whole = Engine::new(ctx);
@@ -186,47 +150,18 @@ fn banded_run_equals_unbanded_run() {
     let gnet = whole.upload(ctx, &net, Block::default()).unwrap();
     let a = whole.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
     assert!(a.band_counts().iter().all(|&n| n == 1));
-    for (kb, kernel) in [
-        (64u64, Kernel::Tuned),
-        (150, Kernel::Tuned),
-        (64, Kernel::Naive),
-    ] {
+    for (kb, kernel) in [(64u64, Kernel::Tuned), (150, Kernel::Tuned), (64, Kernel::Naive)] {
         let mut banded = Engine::new(ctx);
         banded.max_binding = Some(kb << 10);
         let gnet = banded.upload(ctx, &net, Block::default()).unwrap();
         let b = banded.run(ctx, &gnet, &input, kernel).unwrap();
-        assert!(
-            b.band_counts().iter().all(|&n| n > 2),
-            "{:?}",
-            b.band_counts()
-        );
+        assert!(b.band_counts().iter().all(|&n| n > 2), "{:?}", b.band_counts());
         for i in 0..a.shapes.len() {
             let (ta, tb) = (a.read(ctx, i).unwrap(), b.read(ctx, i).unwrap());
-            assert_close(
-                &format!("banded {kb} KiB {} layer {i}", kernel.name()),
-                &tb.data,
-                &ta.data,
-                1e-6,
-            );
-            assert_eq!(
-                b.read_stats(ctx, i).unwrap(),
-                reference::channel_minmax(&tb),
-                "stats layer {i}"
-            );
-            let ga = read_texture(
-                ctx,
-                &vis.render(ctx, &a, i, Look::default(), [0, 1, 2])
-                    .unwrap()
-                    .texture,
-            )
-            .unwrap();
-            let gb = read_texture(
-                ctx,
-                &vis.render(ctx, &b, i, Look::default(), [0, 1, 2])
-                    .unwrap()
-                    .texture,
-            )
-            .unwrap();
+            assert_close(&format!("banded {kb} KiB {} layer {i}", kernel.name()), &tb.data, &ta.data, 1e-6);
+            assert_eq!(b.read_stats(ctx, i).unwrap(), reference::channel_minmax(&tb), "stats layer {i}");
+            let ga = read_texture(ctx, &vis.render(ctx, &a, i, Look::default(), [0, 1, 2]).unwrap().texture).unwrap();
+            let gb = read_texture(ctx, &vis.render(ctx, &b, i, Look::default(), [0, 1, 2]).unwrap().texture).unwrap();
             assert!(ga == gb, "grid of layer {i} differs when banded");
             let s = a.shapes[i];
             let (c, y, x) = (s.c - 1, s.h - 1, s.w / 2);
@@ -245,21 +180,10 @@ fn runs_of_the_same_size_reuse_buffers_and_too_large_is_refused() {
     let x2 = random_input(2, 3, 30, 40);
     let a = engine.run(ctx, &gnet, &x1, Kernel::Tuned).unwrap();
     let b = engine.run(ctx, &gnet, &x2, Kernel::Tuned).unwrap();
-    assert!(
-        a.bands[3][0].buffer == b.bands[3][0].buffer,
-        "same-size runs share buffers"
-    );
-    assert_close(
-        "second run",
-        &b.read(ctx, 3).unwrap().data,
-        &reference::forward(&net, &x2).unwrap()[2].data,
-        1e-5,
-    );
+    assert!(a.bands[3][0].buffer == b.bands[3][0].buffer, "same-size runs share buffers");
+    assert_close("second run", &b.read(ctx, 3).unwrap().data, &reference::forward(&net, &x2).unwrap()[2].data, 1e-5);
     assert_eq!(engine.cached_pipelines(), 3);
     engine.memory_budget = 1 << 20;
-    let err = engine
-        .run(ctx, &gnet, &random_input(3, 3, 200, 300), Kernel::Tuned)
-        .err()
-        .expect("refused");
+    let err = engine.run(ctx, &gnet, &random_input(3, 3, 200, 300), Kernel::Tuned).err().expect("refused");
     assert!(err.to_string().contains("GiB of GPU memory"), "{err}");
 }

@@ -10,11 +10,7 @@ use convscope::visual::{Look, Visualizer, read_texture};
 fn offscreen(ctx: &GpuContext, w: u32, h: u32) -> wgpu::Texture {
     ctx.device.create_texture(&wgpu::TextureDescriptor {
         label: Some("offscreen target"),
-        size: wgpu::Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        },
+        size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
         mip_level_count: 1,
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
@@ -24,23 +20,11 @@ fn offscreen(ctx: &GpuContext, w: u32, h: u32) -> wgpu::Texture {
     })
 }
 
-fn present(
-    ctx: &GpuContext,
-    p: &Presenter,
-    grid: &wgpu::Texture,
-    src: Rect,
-    w: u32,
-    h: u32,
-) -> image::RgbaImage {
+fn present(ctx: &GpuContext, p: &mut Presenter, grid: &wgpu::Texture, src: Rect, w: u32, h: u32) -> image::RgbaImage {
     let target = offscreen(ctx, w, h);
     let view = target.create_view(&Default::default());
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    let dst = Rect {
-        x: 0.0,
-        y: 0.0,
-        w: w as f32,
-        h: h as f32,
-    };
+    let dst = Rect { x: 0.0, y: 0.0, w: w as f32, h: h as f32 };
     p.draw(ctx, &mut enc, &view, (w, h), grid, src, dst);
     ctx.queue.submit([enc.finish()]);
     read_texture(ctx, &target).unwrap()
@@ -51,40 +35,24 @@ fn present_pass_reproduces_the_exported_grid() {
     let Some(ctx) = test_context() else { return };
     let mut engine = Engine::new(ctx);
     let net = Network::tutorial(0);
-    let input =
-        convscope::input::tensor_from_rgb8(&convscope::input::builtin_scene(), Default::default());
+    let input = convscope::input::tensor_from_rgb8(&convscope::input::builtin_scene(), Default::default());
     let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
     let acts = engine.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
     let vis = Visualizer::new(ctx);
-    let presenter = Presenter::new(ctx, wgpu::TextureFormat::Rgba8Unorm);
+    let mut presenter = Presenter::new(ctx, wgpu::TextureFormat::Rgba8Unorm);
     for i in 0..acts.shapes.len() {
-        let grid = vis
-            .render(ctx, &acts, i, Look::default(), [0, 1, 2])
-            .unwrap();
+        let grid = vis.render(ctx, &acts, i, Look::default(), [0, 1, 2]).unwrap();
         // What `export` writes for this layer.
         let exported = read_texture(ctx, &grid.texture).unwrap();
         let (w, h) = exported.dimensions();
-        let full = Rect {
-            x: 0.0,
-            y: 0.0,
-            w: w as f32,
-            h: h as f32,
-        };
-        let shown = present(ctx, &presenter, &grid.texture, full, w, h);
-        assert!(
-            shown == exported,
-            "layer {i}: 1:1 present differs from the exported grid"
-        );
+        let full = Rect { x: 0.0, y: 0.0, w: w as f32, h: h as f32 };
+        let shown = present(ctx, &mut presenter, &grid.texture, full, w, h);
+        assert!(shown == exported, "layer {i}: 1:1 present differs from the exported grid");
 
         // Minified by 2: each pixel is the mean of its 2x2 block (±1 for rounding).
         let (hw, hh) = (w / 2, h / 2);
-        let src = Rect {
-            x: 0.0,
-            y: 0.0,
-            w: (hw * 2) as f32,
-            h: (hh * 2) as f32,
-        };
-        let small = present(ctx, &presenter, &grid.texture, src, hw, hh);
+        let src = Rect { x: 0.0, y: 0.0, w: (hw * 2) as f32, h: (hh * 2) as f32 };
+        let small = present(ctx, &mut presenter, &grid.texture, src, hw, hh);
         for (x, y) in [(0, 0), (hw / 2, hh / 3), (hw - 1, hh - 1), (17, 5)] {
             for c in 0..3 {
                 let m: u32 = [(0, 0), (1, 0), (0, 1), (1, 1)]
@@ -92,30 +60,17 @@ fn present_pass_reproduces_the_exported_grid() {
                     .map(|(dx, dy)| exported.get_pixel(2 * x + dx, 2 * y + dy).0[c] as u32)
                     .sum::<u32>();
                 let got = small.get_pixel(x, y).0[c] as i32;
-                assert!(
-                    (got - (m as f32 / 4.0).round() as i32).abs() <= 1,
-                    "layer {i} minified at {x},{y}"
-                );
+                assert!((got - (m as f32 / 4.0).round() as i32).abs() <= 1, "layer {i} minified at {x},{y}");
             }
         }
     }
     // Magnified 3x on one tile: nearest, so every 3x3 block is one texel.
-    let grid = vis
-        .render(ctx, &acts, 1, Look::default(), [0, 1, 2])
-        .unwrap();
+    let grid = vis.render(ctx, &acts, 1, Look::default(), [0, 1, 2]).unwrap();
     let exported = read_texture(ctx, &grid.texture).unwrap();
     let (x0, y0) = grid.layout.tile_origin(5);
-    let src = Rect {
-        x: x0 as f32,
-        y: y0 as f32,
-        w: 20.0,
-        h: 10.0,
-    };
-    let big = present(ctx, &presenter, &grid.texture, src, 60, 30);
+    let src = Rect { x: x0 as f32, y: y0 as f32, w: 20.0, h: 10.0 };
+    let big = present(ctx, &mut presenter, &grid.texture, src, 60, 30);
     for (x, y) in [(0u32, 0u32), (59, 29), (31, 14)] {
-        assert_eq!(
-            big.get_pixel(x, y),
-            exported.get_pixel(x0 as u32 + x / 3, y0 as u32 + y / 3)
-        );
+        assert_eq!(big.get_pixel(x, y), exported.get_pixel(x0 as u32 + x / 3, y0 as u32 + y / 3));
     }
 }

@@ -4,14 +4,10 @@
 use convscope::shader;
 
 fn validate(name: &str, src: &str) {
-    let module = naga::front::wgsl::parse_str(src)
+    let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+        .validate(&module)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-    naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
 }
 
 #[test]
@@ -25,10 +21,7 @@ fn every_shader_file_is_listed_and_valid() {
     files.sort();
     let mut listed: Vec<String> = shader::ALL.iter().map(|(n, _)| n.to_string()).collect();
     listed.sort();
-    assert_eq!(
-        files, listed,
-        "shader::ALL must list every file in shaders/"
-    );
+    assert_eq!(files, listed, "shader::ALL must list every file in shaders/");
     for (name, src) in shader::ALL {
         let on_disk = std::fs::read_to_string(dir.join(name)).expect("read shader");
         assert_eq!(&on_disk, src);
@@ -61,10 +54,7 @@ fn tuned_specialisations_are_valid() {
         for unroll in [false, true] {
             let src = shader::tuned_source(&values, unroll);
             assert_eq!(src.contains("unrolled:"), unroll);
-            validate(
-                &format!("tuned {cin}->{cout} k{k} s{stride} p{pad} {px}x{ocv} unroll {unroll}"),
-                &src,
-            );
+            validate(&format!("tuned {cin}->{cout} k{k} s{stride} p{pad} {px}x{ocv} unroll {unroll}"), &src);
         }
     }
 }
@@ -75,12 +65,9 @@ fn broken_shader_is_caught() {
     let bad = shader::MINMAX.replace("min(lo, v)", "min(lo, 1u)");
     let failed = match naga::front::wgsl::parse_str(&bad) {
         Err(_) => true,
-        Ok(m) => naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        )
-        .validate(&m)
-        .is_err(),
+        Ok(m) => naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+            .validate(&m)
+            .is_err(),
     };
     assert!(failed);
 }

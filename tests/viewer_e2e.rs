@@ -14,22 +14,15 @@ fn required() -> bool {
 }
 
 fn xdotool(args: &[&str]) -> String {
-    let out = Command::new("xdotool")
-        .args(args)
-        .output()
-        .expect("run xdotool");
+    let out = Command::new("xdotool").args(args).output().expect("run xdotool");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]
 fn viewer_flips_layers_saves_and_quits() {
-    let have_x =
-        std::env::var("DISPLAY").is_ok() && Command::new("xdotool").arg("version").output().is_ok();
+    let have_x = std::env::var("DISPLAY").is_ok() && Command::new("xdotool").arg("version").output().is_ok();
     if !have_x {
-        assert!(
-            !required(),
-            "CONVSCOPE_REQUIRE_GPU=1 but no DISPLAY/xdotool for the viewer test"
-        );
+        assert!(!required(), "CONVSCOPE_REQUIRE_GPU=1 but no DISPLAY/xdotool for the viewer test");
         eprintln!("skipping: no X display or xdotool");
         return;
     }
@@ -40,13 +33,7 @@ fn viewer_flips_layers_saves_and_quits() {
     let img = fixture("chelsea_face_96x96.png");
 
     // The reference: export of the same image and seed.
-    let st = Command::new(bin)
-        .arg("export")
-        .arg(&img)
-        .arg("--out")
-        .arg(dir.join("export"))
-        .status()
-        .unwrap();
+    let st = Command::new(bin).arg("export").arg(&img).arg("--out").arg(dir.join("export")).status().unwrap();
     assert!(st.success());
 
     let mut child = Command::new(bin)
@@ -107,14 +94,7 @@ fn viewer_flips_layers_saves_and_quits() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "viewer exit status {status}");
-    let saved = image::open(dir.join("convscope-conv2.png"))
-        .unwrap()
-        .to_rgba8();
-    let exported = image::open(dir.join("export/conv2.png"))
-        .unwrap()
-        .to_rgba8();
-    assert!(
-        saved == exported,
-        "saved view differs from the export of conv2"
-    );
+    let saved = image::open(dir.join("convscope-conv2.png")).unwrap().to_rgba8();
+    let exported = image::open(dir.join("export/conv2.png")).unwrap().to_rgba8();
+    assert!(saved == exported, "saved view differs from the export of conv2");
 }

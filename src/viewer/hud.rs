@@ -37,137 +37,101 @@ fn colorbar(ui: &mut Ui, info: &HudInfo<'_>, lo: f32, hi: f32, caption: &str) {
 /// Draws the HUD into the root `ui`.
 pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
     let st = info.state;
-    egui::Panel::top("hud-top")
-        .exact_size(super::HUD_TOP)
-        .show(ui, |ui| match info.loaded {
-            Some(l) => {
-                let i = st.layer;
-                let (name, shape) = (&l.acts.names[i], l.acts.shapes[i]);
-                let g = &l.grids[i].layout;
-                let op = if i == 0 {
-                    format!(
-                        "{} · {} channels {}",
-                        l.name,
-                        info_order(l),
-                        if l.grids[0].colour.is_some() {
-                            "· colour image first"
-                        } else {
-                            ""
-                        }
-                    )
-                } else {
-                    l.net.layers[i - 1].describe()
-                };
-                let (lo, hi) = grid::layer_range(&l.stats[i]);
-                ui.horizontal(|ui| {
-                    ui.label(
-                        RichText::new(format!("{name} · {i}/{}", st.pages - 1))
-                            .strong()
-                            .size(16.0),
-                    );
-                    ui.label(RichText::new(op).monospace());
-                    ui.label(
-                        RichText::new(format!("{} × {} × {}", shape.c, shape.h, shape.w))
-                            .monospace(),
-                    );
-                    let scale = if g.step > 1 {
-                        format!(" (scale 1/{})", g.step)
-                    } else {
-                        String::new()
-                    };
-                    ui.label(format!("grid {}×{}{scale}", g.rows, g.cols));
-                    ui.label(RichText::new(format!("range [{lo:.4}, {hi:.4}]")).monospace());
-                });
-                ui.horizontal(|ui| {
-                    ui.label(format!("{} · {}", st.norm.name(), st.cmap.name()));
-                    let zoom_ch = st.zoom.and_then(|t| channel_of(l, i, t));
-                    let hover_ch = info.hover.and_then(|h| h.channel);
-                    match st.norm {
-                        Norm::PerChannel => match zoom_ch.or(hover_ch) {
-                            Some(c) => {
-                                let s = l.stats[i][c];
-                                colorbar(ui, info, s[0], s[1], &format!("(channel {c})"));
-                            }
-                            None => {
-                                colorbar(ui, info, 0.0, 1.0, "(each tile: its own min … max)");
-                            }
-                        },
-                        norm => {
-                            let (a, b) = grid::norm_range(norm, &l.stats[i], 0);
-                            colorbar(ui, info, a, b, "(whole layer)");
-                        }
-                    }
-                    let times = match &l.acts.gpu_ms {
-                        Some(ms) => {
-                            ms.iter()
-                                .zip(&l.acts.names[1..])
-                                .map(|(t, n)| format!("{n} {t:.1} ms"))
-                                .collect::<Vec<_>>()
-                                .join(" · ")
-                                + &format!(" · chain {:.0} ms wall", l.acts.wall_ms)
-                        }
-                        None => format!("chain {:.0} ms wall", l.acts.wall_ms),
-                    };
-                    ui.label(RichText::new(format!("GPU: {times}")).small());
-                });
-            }
-            None => {
-                ui.label(RichText::new("convscope").strong().size(16.0));
-                ui.label(info.status);
-            }
-        });
-    egui::Panel::bottom("hud-bottom")
-        .exact_size(super::HUD_BOTTOM)
-        .show(ui, |ui| {
+    egui::Panel::top("hud-top").exact_size(super::HUD_TOP).show(ui, |ui| match info.loaded {
+        Some(l) => {
+            let i = st.layer;
+            let (name, shape) = (&l.acts.names[i], l.acts.shapes[i]);
+            let g = &l.grids[i].layout;
+            let op = if i == 0 {
+                format!(
+                    "{} · {} channels {}",
+                    l.name,
+                    info_order(l),
+                    if l.grids[0].colour.is_some() { "· colour image first" } else { "" }
+                )
+            } else {
+                l.net.layers[i - 1].describe()
+            };
+            let (lo, hi) = grid::layer_range(&l.stats[i]);
             ui.horizontal(|ui| {
-                if let Some(e) = info.error {
-                    ui.label(
-                        RichText::new(format!("error: {e}"))
-                            .color(Color32::from_rgb(255, 110, 110)),
-                    );
-                } else if info.busy {
-                    ui.spinner();
-                    ui.label(info.status);
-                } else if let Some(h) = info.hover {
-                    match (h.channel, h.value) {
-                        (Some(c), Some(v)) => ui.label(
-                            RichText::new(format!("channel {c}  y {} x {}  = {v:.9}", h.y, h.x))
-                                .monospace(),
-                        ),
-                        _ => ui.label(
-                            RichText::new(format!("colour image  y {} x {}", h.y, h.x)).monospace(),
-                        ),
-                    };
-                } else {
-                    ui.label(RichText::new("H: help · ←/→ layers · click a tile to zoom").weak());
+                ui.label(RichText::new(format!("{name} · {i}/{}", st.pages - 1)).strong().size(16.0));
+                ui.label(RichText::new(op).monospace());
+                ui.label(RichText::new(format!("{} × {} × {}", shape.c, shape.h, shape.w)).monospace());
+                let scale = if g.step > 1 { format!(" (scale 1/{})", g.step) } else { String::new() };
+                ui.label(format!("grid {}×{}{scale}", g.rows, g.cols));
+                ui.label(RichText::new(format!("range [{lo:.4}, {hi:.4}]")).monospace());
+            });
+            ui.horizontal(|ui| {
+                ui.label(format!("{} · {}", st.norm.name(), st.cmap.name()));
+                let zoom_ch = st.zoom.and_then(|t| channel_of(l, i, t));
+                let hover_ch = info.hover.and_then(|h| h.channel);
+                match st.norm {
+                    Norm::PerChannel => match zoom_ch.or(hover_ch) {
+                        Some(c) => {
+                            let s = l.stats[i][c];
+                            colorbar(ui, info, s[0], s[1], &format!("(channel {c})"));
+                        }
+                        None => {
+                            colorbar(ui, info, 0.0, 1.0, "(each tile: its own min … max)");
+                        }
+                    },
+                    norm => {
+                        let (a, b) = grid::norm_range(norm, &l.stats[i], 0);
+                        colorbar(ui, info, a, b, "(whole layer)");
+                    }
                 }
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    let note = if info.software {
-                        " — software adapter, slower than a GPU"
-                    } else {
-                        ""
-                    };
-                    ui.label(
-                        RichText::new(format!("{}{note}", info.adapter))
-                            .small()
-                            .weak(),
-                    );
-                });
+                let times = match &l.acts.gpu_ms {
+                    Some(ms) => {
+                        ms.iter()
+                            .zip(&l.acts.names[1..])
+                            .map(|(t, n)| format!("{n} {t:.1} ms"))
+                            .collect::<Vec<_>>()
+                            .join(" · ")
+                            + &format!(" · chain {:.0} ms wall", l.acts.wall_ms)
+                    }
+                    None => format!("chain {:.0} ms wall", l.acts.wall_ms),
+                };
+                ui.label(RichText::new(format!("GPU: {times}")).small());
+            });
+        }
+        None => {
+            ui.label(RichText::new("convscope").strong().size(16.0));
+            ui.label(info.status);
+        }
+    });
+    egui::Panel::bottom("hud-bottom").exact_size(super::HUD_BOTTOM).show(ui, |ui| {
+        ui.horizontal(|ui| {
+            if let Some(e) = info.error {
+                ui.label(RichText::new(format!("error: {e}")).color(Color32::from_rgb(255, 110, 110)));
+            } else if info.busy {
+                ui.spinner();
+                ui.label(info.status);
+            } else if let Some(h) = info.hover {
+                match (h.channel, h.value) {
+                    (Some(c), Some(v)) => {
+                        ui.label(RichText::new(format!("channel {c}  y {} x {}  = {v:.9}", h.y, h.x)).monospace())
+                    }
+                    _ => ui.label(RichText::new(format!("colour image  y {} x {}", h.y, h.x)).monospace()),
+                };
+            } else {
+                ui.label(RichText::new("H: help · ←/→ layers · click a tile to zoom").weak());
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let note = if info.software { " — software adapter, slower than a GPU" } else { "" };
+                ui.label(RichText::new(format!("{}{note}", info.adapter)).small().weak());
             });
         });
+    });
     if st.help {
-        egui::Window::new("Keys")
-            .collapsible(false)
-            .resizable(false)
-            .show(ui.ctx(), |ui| {
-                egui::Grid::new("help-grid").striped(true).show(ui, |ui| {
-                    for (k, what) in HELP {
-                        ui.label(RichText::new(*k).monospace().strong());
-                        ui.label(*what);
-                        ui.end_row();
-                    }
-                });
+        egui::Window::new("Keys").collapsible(false).resizable(false).show(ui.ctx(), |ui| {
+            egui::Grid::new("help-grid").striped(true).show(ui, |ui| {
+                for (k, what) in HELP {
+                    ui.label(RichText::new(*k).monospace().strong());
+                    ui.label(*what);
+                    ui.end_row();
+                }
             });
+        });
     }
 }
 

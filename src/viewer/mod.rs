@@ -70,24 +70,17 @@ fn compute(
     progress: &dyn Fn(String),
 ) -> Result<Loaded> {
     let (input, name) = match &image {
-        Some(p) => (
-            input::tensor_from_rgb8(&input::load_rgb8(p)?, args.order()),
-            p.display().to_string(),
-        ),
-        None => (
-            input::tensor_from_rgb8(&input::builtin_scene(), args.order()),
-            "built-in scene".to_string(),
-        ),
+        Some(p) => (input::tensor_from_rgb8(&input::load_rgb8(p)?, args.order()), p.display().to_string()),
+        None => (input::tensor_from_rgb8(&input::builtin_scene(), args.order()), "built-in scene".to_string()),
     };
     let net = Network::tutorial(seed);
     net.shapes(input.shape)?;
     progress(format!("running {} layers on the GPU…", net.layers.len()));
     let mut engine = Engine::new(ctx);
-    let gnet = engine.upload(ctx, &net, Block::default())?;
-    let acts =
-        engine.run_with_progress(ctx, &gnet, &input, args.kernel.into(), &|done, total| {
-            progress(format!("running layers in bands… {done}/{total} done"))
-        })?;
+    let gnet = engine.upload(ctx, &net, Block::for_adapter(&ctx.info))?;
+    let acts = engine.run_with_progress(ctx, &gnet, &input, args.kernel.into(), &|done, total| {
+        progress(format!("running layers in bands… {done}/{total} done"))
+    })?;
     progress("drawing grids…".to_string());
     let vis = Visualizer::new(ctx);
     let rgb = args.order().rgb_indices();
@@ -99,16 +92,7 @@ fn compute(
     }
     ctx.wait()?;
     let drawn = vec![Look::default(); grids.len()];
-    Ok(Loaded {
-        name,
-        input,
-        net,
-        acts,
-        grids,
-        drawn,
-        stats,
-        order: args.order(),
-    })
+    Ok(Loaded { name, input, net, acts, grids, drawn, stats, order: args.order() })
 }
 
 /// The window, its surface and the GPU objects that draw into it.
@@ -198,19 +182,9 @@ impl App {
         Some(match self.state.zoom {
             Some(t) => {
                 let (x, y) = g.tile_origin(t);
-                Rect {
-                    x: x as f32,
-                    y: y as f32,
-                    w: g.tile_w as f32,
-                    h: g.tile_h as f32,
-                }
+                Rect { x: x as f32, y: y as f32, w: g.tile_w as f32, h: g.tile_h as f32 }
             }
-            None => Rect {
-                x: 0.0,
-                y: 0.0,
-                w: g.width as f32,
-                h: g.height as f32,
-            },
+            None => Rect { x: 0.0, y: 0.0, w: g.width as f32, h: g.height as f32 },
         })
     }
 
@@ -222,16 +196,9 @@ impl App {
                     self.log_layer();
                 }
                 Action::Recolour => {
-                    log_line(&format!(
-                        "look {} {}",
-                        self.state.norm.name(),
-                        self.state.cmap.name()
-                    ));
+                    log_line(&format!("look {} {}", self.state.norm.name(), self.state.cmap.name()));
                 }
-                Action::ToggleHelp => log_line(&format!(
-                    "help {}",
-                    if self.state.help { "on" } else { "off" }
-                )),
+                Action::ToggleHelp => log_line(&format!("help {}", if self.state.help { "on" } else { "off" })),
                 Action::Zoom(z) => match z {
                     Some(t) => {
                         let ch = self.channel_of(t);
@@ -268,9 +235,7 @@ impl App {
     }
 
     fn loaded_image(&self) -> Option<PathBuf> {
-        self.loaded
-            .as_ref()
-            .and_then(|l| (l.name != "built-in scene").then(|| PathBuf::from(&l.name)))
+        self.loaded.as_ref().and_then(|l| (l.name != "built-in scene").then(|| PathBuf::from(&l.name)))
     }
 
     /// The channel a tile shows on the current page (None for the colour tile).
@@ -286,19 +251,13 @@ impl App {
 
     /// Redraws the current grid if it was drawn with another look (colormap pass only).
     fn ensure_look(&mut self) {
-        let look = Look {
-            cmap: self.state.cmap,
-            norm: self.state.norm,
-        };
+        let look = Look { cmap: self.state.cmap, norm: self.state.norm };
         let (Some(gfx), Some(l)) = (&self.gfx, &mut self.loaded) else {
             return;
         };
         let i = self.state.layer;
         if l.drawn[i] != look {
-            match gfx
-                .visualizer
-                .redraw(&gfx.ctx, &l.acts, i, &l.grids[i], look)
-            {
+            match gfx.visualizer.redraw(&gfx.ctx, &l.acts, i, &l.grids[i], look) {
                 Ok(()) => l.drawn[i] = look,
                 Err(e) => self.error = Some(format!("{e:#}")),
             }
@@ -316,17 +275,9 @@ impl App {
             Some(t) => {
                 let g = &l.grids[i].layout;
                 let (x, y) = g.tile_origin(t);
-                let crop = image::imageops::crop_imm(
-                    &img,
-                    x as u32,
-                    y as u32,
-                    g.tile_w as u32,
-                    g.tile_h as u32,
-                )
-                .to_image();
-                let which = self
-                    .channel_of(t)
-                    .map_or("colour".to_string(), |c| format!("ch{c}"));
+                let crop =
+                    image::imageops::crop_imm(&img, x as u32, y as u32, g.tile_w as u32, g.tile_h as u32).to_image();
+                let which = self.channel_of(t).map_or("colour".to_string(), |c| format!("ch{c}"));
                 (crop, format!("convscope-{name}-{which}.png"))
             }
             None => (img, format!("convscope-{name}.png")),
@@ -345,8 +296,7 @@ impl App {
     /// Updates the hover from the cursor position; reads the value under it (once per
     /// new pixel, not every frame).
     fn update_hover(&mut self) {
-        let (Some((cx, cy)), Some(l), Some(src), Some(gfx)) =
-            (self.cursor, &self.loaded, self.src_rect(), &self.gfx)
+        let (Some((cx, cy)), Some(l), Some(src), Some(gfx)) = (self.cursor, &self.loaded, self.src_rect(), &self.gfx)
         else {
             self.hover = None;
             return;
@@ -375,13 +325,7 @@ impl App {
             return;
         }
         let value = channel.and_then(|c| l.acts.read_value(&gfx.ctx, i, c, y, x).ok());
-        self.hover = Some(Hover {
-            tile,
-            channel,
-            y,
-            x,
-            value,
-        });
+        self.hover = Some(Hover { tile, channel, y, x, value });
     }
 
     fn render(&mut self) {
@@ -390,8 +334,7 @@ impl App {
             return; // minimised
         }
         let frame = match gfx.surface.get_current_texture() {
-            wgpu::CurrentSurfaceTexture::Success(f)
-            | wgpu::CurrentSurfaceTexture::Suboptimal(f) => f,
+            wgpu::CurrentSurfaceTexture::Success(f) | wgpu::CurrentSurfaceTexture::Suboptimal(f) => f,
             wgpu::CurrentSurfaceTexture::Timeout | wgpu::CurrentSurfaceTexture::Occluded => return,
             wgpu::CurrentSurfaceTexture::Outdated | wgpu::CurrentSurfaceTexture::Lost => {
                 gfx.surface.configure(&gfx.ctx.device, &gfx.config);
@@ -416,12 +359,7 @@ impl App {
             w: size.0 as f32,
             h: (size.1 as f32 - (HUD_TOP + HUD_BOTTOM) * ppp).max(0.0),
         };
-        let mut enc = gfx
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("frame"),
-            });
+        let mut enc = gfx.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
 
         let src = match &self.loaded {
             Some(l) => {
@@ -429,19 +367,9 @@ impl App {
                 Some(match self.state.zoom {
                     Some(t) => {
                         let (x, y) = g.tile_origin(t);
-                        Rect {
-                            x: x as f32,
-                            y: y as f32,
-                            w: g.tile_w as f32,
-                            h: g.tile_h as f32,
-                        }
+                        Rect { x: x as f32, y: y as f32, w: g.tile_w as f32, h: g.tile_h as f32 }
                     }
-                    None => Rect {
-                        x: 0.0,
-                        y: 0.0,
-                        w: g.width as f32,
-                        h: g.height as f32,
-                    },
+                    None => Rect { x: 0.0, y: 0.0, w: g.width as f32, h: g.height as f32 },
                 })
             }
             None => None,
@@ -450,27 +378,9 @@ impl App {
             (Some(l), Some(src)) => {
                 let dst = fit(src.w, src.h, area);
                 // Whole pixels keep nearest-neighbour magnification crisp.
-                let dst = Rect {
-                    x: dst.x.round(),
-                    y: dst.y.round(),
-                    w: dst.w.round(),
-                    h: dst.h.round(),
-                };
-                self.grid_rect = Rect {
-                    x: dst.x / ppp,
-                    y: dst.y / ppp,
-                    w: dst.w / ppp,
-                    h: dst.h / ppp,
-                };
-                gfx.presenter.draw(
-                    &gfx.ctx,
-                    &mut enc,
-                    &view,
-                    size,
-                    &l.grids[self.state.layer].texture,
-                    src,
-                    dst,
-                );
+                let dst = Rect { x: dst.x.round(), y: dst.y.round(), w: dst.w.round(), h: dst.h.round() };
+                self.grid_rect = Rect { x: dst.x / ppp, y: dst.y / ppp, w: dst.w / ppp, h: dst.h / ppp };
+                gfx.presenter.draw(&gfx.ctx, &mut enc, &view, size, &l.grids[self.state.layer].texture, src, dst);
             }
             _ => {
                 let _ = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
@@ -505,25 +415,19 @@ impl App {
             software: gfx.ctx.info.device_type == wgpu::DeviceType::Cpu,
         };
         let full = gfx.egui_ctx.run_ui(raw, |ui| hud::draw(ui, &info));
-        gfx.egui_state
-            .handle_platform_output(&gfx.window, full.platform_output);
+        gfx.egui_state.handle_platform_output(&gfx.window, full.platform_output);
         let jobs = gfx.egui_ctx.tessellate(full.shapes, full.pixels_per_point);
-        let sd = egui_wgpu::ScreenDescriptor {
-            size_in_pixels: [size.0, size.1],
-            pixels_per_point: full.pixels_per_point,
-        };
+        let sd =
+            egui_wgpu::ScreenDescriptor { size_in_pixels: [size.0, size.1], pixels_per_point: full.pixels_per_point };
         let mut textures = full.textures_delta;
         for (id, deltas) in textures.set.drain() {
             for delta in deltas {
-                gfx.egui_renderer
-                    .update_texture(&gfx.ctx.device, &gfx.ctx.queue, id, &delta);
+                gfx.egui_renderer.update_texture(&gfx.ctx.device, &gfx.ctx.queue, id, &delta);
             }
         }
         let to_free: Vec<egui::TextureId> = textures.free.drain().collect();
         textures.clear();
-        let extra =
-            gfx.egui_renderer
-                .update_buffers(&gfx.ctx.device, &gfx.ctx.queue, &mut enc, &jobs, &sd);
+        let extra = gfx.egui_renderer.update_buffers(&gfx.ctx.device, &gfx.ctx.queue, &mut enc, &jobs, &sd);
         {
             let pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("hud"),
@@ -531,10 +435,7 @@ impl App {
                     view: &view,
                     depth_slice: None,
                     resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Load,
-                        store: wgpu::StoreOp::Store,
-                    },
+                    ops: wgpu::Operations { load: wgpu::LoadOp::Load, store: wgpu::StoreOp::Store },
                 })],
                 depth_stencil_attachment: None,
                 timestamp_writes: None,
@@ -547,29 +448,18 @@ impl App {
         for id in &to_free {
             gfx.egui_renderer.free_texture(id);
         }
-        gfx.ctx
-            .queue
-            .submit(extra.into_iter().chain([enc.finish()]));
+        gfx.ctx.queue.submit(extra.into_iter().chain([enc.finish()]));
         gfx.window.pre_present_notify();
         gfx.ctx.queue.present(frame);
 
         if self.loaded.is_some() && !self.first_frame_logged {
             self.first_frame_logged = true;
-            log::info!(
-                "first grid on screen {:.0} ms after launch",
-                self.launched.elapsed().as_secs_f64() * 1e3
-            );
+            log::info!("first grid on screen {:.0} ms after launch", self.launched.elapsed().as_secs_f64() * 1e3);
         }
         if let Some(t) = self.key_at.take() {
-            log::info!(
-                "frame presented {:.1} ms after key press",
-                t.elapsed().as_secs_f64() * 1e3
-            );
+            log::info!("frame presented {:.1} ms after key press", t.elapsed().as_secs_f64() * 1e3);
         }
-        if let Some(d) = full
-            .viewport_output
-            .get(&egui::ViewportId::ROOT)
-            .map(|v| v.repaint_delay)
+        if let Some(d) = full.viewport_output.get(&egui::ViewportId::ROOT).map(|v| v.repaint_delay)
             && d.is_zero()
         {
             gfx.window.request_redraw();
@@ -579,10 +469,7 @@ impl App {
     fn init_gfx(&mut self, event_loop: &ActiveEventLoop) -> Result<()> {
         let title = format!(
             "convscope — {}",
-            self.args
-                .image
-                .as_ref()
-                .map_or("built-in scene".to_string(), |p| p.display().to_string())
+            self.args.image.as_ref().map_or("built-in scene".to_string(), |p| p.display().to_string())
         );
         let window = Arc::new(
             event_loop
@@ -593,13 +480,11 @@ impl App {
                 )
                 .map_err(|e| anyhow!("cannot open a window: {e}"))?,
         );
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_with_display_handle_from_env(
-                Box::new(event_loop.owned_display_handle()),
-            ));
-        let surface = instance
-            .create_surface(window.clone())
-            .map_err(|e| anyhow!("cannot draw into the window: {e}"))?;
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_with_display_handle_from_env(Box::new(
+            event_loop.owned_display_handle(),
+        )));
+        let surface =
+            instance.create_surface(window.clone()).map_err(|e| anyhow!("cannot draw into the window: {e}"))?;
         let adapter = pollster::block_on(choose_adapter(&instance, Some(&surface), false))?;
         let ctx = Arc::new(GpuContext::from_adapter(instance, adapter)?);
         log::info!("viewer adapter: {}", ctx.describe());
@@ -620,11 +505,7 @@ impl App {
             height: size.height,
             present_mode: wgpu::PresentMode::AutoVsync,
             desired_maximum_frame_latency: 2,
-            alpha_mode: caps
-                .alpha_modes
-                .first()
-                .copied()
-                .unwrap_or(wgpu::CompositeAlphaMode::Auto),
+            alpha_mode: caps.alpha_modes.first().copied().unwrap_or(wgpu::CompositeAlphaMode::Auto),
             view_formats: vec![],
             color_space: wgpu::SurfaceColorSpace::Auto,
         };
@@ -642,19 +523,9 @@ impl App {
             None,
             Some(ctx.limits().max_texture_dimension_2d as usize),
         );
-        let egui_renderer =
-            egui_wgpu::Renderer::new(&ctx.device, format, egui_wgpu::RendererOptions::default());
-        self.gfx = Some(Gfx {
-            window,
-            surface,
-            config,
-            ctx,
-            presenter,
-            visualizer,
-            egui_ctx,
-            egui_state,
-            egui_renderer,
-        });
+        let egui_renderer = egui_wgpu::Renderer::new(&ctx.device, format, egui_wgpu::RendererOptions::default());
+        self.gfx =
+            Some(Gfx { window, surface, config, ctx, presenter, visualizer, egui_ctx, egui_state, egui_renderer });
         Ok(())
     }
 }
@@ -673,9 +544,7 @@ fn map_key(key: &WKey) -> Option<Key> {
             "c" => Key::Colormap,
             "s" => Key::Save,
             "r" => Key::Reroll,
-            d if d.len() == 1 && d.as_bytes()[0].is_ascii_digit() => {
-                Key::Digit(d.as_bytes()[0] - b'0')
-            }
+            d if d.len() == 1 && d.as_bytes()[0].is_ascii_digit() => Key::Digit(d.as_bytes()[0] - b'0'),
             _ => return None,
         },
         _ => return None,
@@ -795,15 +664,8 @@ impl ApplicationHandler<UserEvent> for App {
                 self.cursor = None;
                 self.hover = None;
             }
-            WindowEvent::MouseInput {
-                state: ElementState::Pressed,
-                button: MouseButton::Left,
-                ..
-            } => {
-                let consumed = self
-                    .gfx
-                    .as_ref()
-                    .is_some_and(|g| g.egui_ctx.egui_wants_pointer_input());
+            WindowEvent::MouseInput { state: ElementState::Pressed, button: MouseButton::Left, .. } => {
+                let consumed = self.gfx.as_ref().is_some_and(|g| g.egui_ctx.egui_wants_pointer_input());
                 if !consumed && self.loaded.is_some() {
                     self.update_hover();
                     let tile = self.hover.as_ref().map(|h| h.tile);
@@ -837,9 +699,9 @@ pub fn run(args: &CommonArgs) -> Result<()> {
     // Refuse bad input before opening a window.
     let (input, _) = args.load_input()?;
     args.network().shapes(input.shape)?;
-    let event_loop = EventLoop::<UserEvent>::with_user_event()
-        .build()
-        .map_err(|e| anyhow!("cannot open a window ({e}); is a display available? use `convscope export` without one"))?;
+    let event_loop = EventLoop::<UserEvent>::with_user_event().build().map_err(|e| {
+        anyhow!("cannot open a window ({e}); is a display available? use `convscope export` without one")
+    })?;
     let mut app = App {
         args: args.clone(),
         proxy: event_loop.create_proxy(),
@@ -851,19 +713,12 @@ pub fn run(args: &CommonArgs) -> Result<()> {
         busy: false,
         hover: None,
         cursor: None,
-        grid_rect: Rect {
-            x: 0.0,
-            y: 0.0,
-            w: 0.0,
-            h: 0.0,
-        },
+        grid_rect: Rect { x: 0.0, y: 0.0, w: 0.0, h: 0.0 },
         launched,
         first_frame_logged: false,
         key_at: None,
         result: Ok(()),
     };
-    event_loop
-        .run_app(&mut app)
-        .map_err(|e| anyhow!("window event loop failed: {e}"))?;
+    event_loop.run_app(&mut app).map_err(|e| anyhow!("window event loop failed: {e}"))?;
     app.result
 }

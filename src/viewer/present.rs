@@ -3,7 +3,6 @@
 
 use crate::gpu::GpuContext;
 use crate::shader;
-use wgpu::util::DeviceExt;
 
 /// A rectangle in pixels or texels: x, y, width, height.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -23,35 +22,24 @@ impl Rect {
 /// The largest rectangle of `src`'s aspect that fits centred in `area`.
 pub fn fit(src_w: f32, src_h: f32, area: Rect) -> Rect {
     if src_w <= 0.0 || src_h <= 0.0 || area.w <= 0.0 || area.h <= 0.0 {
-        return Rect {
-            x: area.x,
-            y: area.y,
-            w: 0.0,
-            h: 0.0,
-        };
+        return Rect { x: area.x, y: area.y, w: 0.0, h: 0.0 };
     }
     let s = (area.w / src_w).min(area.h / src_h);
     let (w, h) = (src_w * s, src_h * s);
-    Rect {
-        x: area.x + (area.w - w) / 2.0,
-        y: area.y + (area.h - h) / 2.0,
-        w,
-        h,
-    }
+    Rect { x: area.x + (area.w - w) / 2.0, y: area.y + (area.h - h) / 2.0, w, h }
 }
 
 /// Colour around the drawn grid.
-pub const LETTERBOX: wgpu::Color = wgpu::Color {
-    r: 0.09,
-    g: 0.09,
-    b: 0.1,
-    a: 1.0,
-};
+pub const LETTERBOX: wgpu::Color = wgpu::Color { r: 0.09, g: 0.09, b: 0.1, a: 1.0 };
 
 pub struct Presenter {
     pipeline: wgpu::RenderPipeline,
     layout: wgpu::BindGroupLayout,
     srgb: bool,
+    /// Rectangles of the current frame, rewritten each frame (no per-frame allocation).
+    params: wgpu::Buffer,
+    /// The bind group of the grid texture drawn last, rebuilt only when the texture changes.
+    bound: Option<(wgpu::Texture, wgpu::BindGroup)>,
 }
 
 impl Presenter {
@@ -105,11 +93,7 @@ impl Presenter {
                 module: &module,
                 entry_point: Some("fs_main"),
                 compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format,
-                    blend: None,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
+                targets: &[Some(wgpu::ColorTargetState { format, blend: None, write_mask: wgpu::ColorWrites::ALL })],
             }),
             primitive: wgpu::PrimitiveState::default(),
             depth_stencil: None,
@@ -117,18 +101,20 @@ impl Presenter {
             multiview_mask: None,
             cache: None,
         });
-        Self {
-            pipeline,
-            layout,
-            srgb: format.is_srgb(),
-        }
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("present params"),
+            size: 48,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Self { pipeline, layout, srgb: format.is_srgb(), params, bound: None }
     }
 
     /// Records a render pass that clears `target` and draws `src` (texels of `grid`) into
     /// `dst` (pixels of the target).
     #[allow(clippy::too_many_arguments)]
     pub fn draw(
-        &self,
+        &mut self,
         ctx: &GpuContext,
         enc: &mut wgpu::CommandEncoder,
         target: &wgpu::TextureView,
@@ -151,41 +137,28 @@ impl Presenter {
             f32::from_bits(self.srgb as u32),
             0.0,
         ];
-        let ubuf = ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("present params"),
-                contents: bytemuck::cast_slice(&params),
-                usage: wgpu::BufferUsages::UNIFORM,
+        ctx.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&params));
+        if self.bound.as_ref().is_none_or(|(t, _)| t != grid) {
+            let view = grid
+                .create_view(&wgpu::TextureViewDescriptor { label: Some("present grid view"), ..Default::default() });
+            let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("present bind group"),
+                layout: &self.layout,
+                entries: &[
+                    wgpu::BindGroupEntry { binding: 0, resource: self.params.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 1, resource: wgpu::BindingResource::TextureView(&view) },
+                ],
             });
-        let view = grid.create_view(&wgpu::TextureViewDescriptor {
-            label: Some("present grid view"),
-            ..Default::default()
-        });
-        let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("present bind group"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: ubuf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::TextureView(&view),
-                },
-            ],
-        });
+            self.bound = Some((grid.clone(), bg));
+        }
+        let Some((_, bg)) = &self.bound else { return };
         let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
             label: Some("present"),
             color_attachments: &[Some(wgpu::RenderPassColorAttachment {
                 view: target,
                 depth_slice: None,
                 resolve_target: None,
-                ops: wgpu::Operations {
-                    load: wgpu::LoadOp::Clear(LETTERBOX),
-                    store: wgpu::StoreOp::Store,
-                },
+                ops: wgpu::Operations { load: wgpu::LoadOp::Clear(LETTERBOX), store: wgpu::StoreOp::Store },
             })],
             depth_stencil_attachment: None,
             timestamp_writes: None,
@@ -194,7 +167,7 @@ impl Presenter {
         });
         if dst.w >= 1.0 && dst.h >= 1.0 {
             pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &bg, &[]);
+            pass.set_bind_group(0, bg, &[]);
             pass.draw(0..6, 0..1);
         }
     }
@@ -206,57 +179,10 @@ mod tests {
 
     #[test]
     fn fit_keeps_aspect_and_centres() {
-        let r = fit(
-            200.0,
-            100.0,
-            Rect {
-                x: 0.0,
-                y: 10.0,
-                w: 100.0,
-                h: 100.0,
-            },
-        );
-        assert_eq!(
-            r,
-            Rect {
-                x: 0.0,
-                y: 35.0,
-                w: 100.0,
-                h: 50.0
-            }
-        );
-        let r = fit(
-            10.0,
-            40.0,
-            Rect {
-                x: 0.0,
-                y: 0.0,
-                w: 100.0,
-                h: 100.0,
-            },
-        );
-        assert_eq!(
-            r,
-            Rect {
-                x: 37.5,
-                y: 0.0,
-                w: 25.0,
-                h: 100.0
-            }
-        );
-        assert_eq!(
-            fit(
-                10.0,
-                10.0,
-                Rect {
-                    x: 0.0,
-                    y: 0.0,
-                    w: 0.0,
-                    h: 0.0
-                }
-            )
-            .w,
-            0.0
-        );
+        let r = fit(200.0, 100.0, Rect { x: 0.0, y: 10.0, w: 100.0, h: 100.0 });
+        assert_eq!(r, Rect { x: 0.0, y: 35.0, w: 100.0, h: 50.0 });
+        let r = fit(10.0, 40.0, Rect { x: 0.0, y: 0.0, w: 100.0, h: 100.0 });
+        assert_eq!(r, Rect { x: 37.5, y: 0.0, w: 25.0, h: 100.0 });
+        assert_eq!(fit(10.0, 10.0, Rect { x: 0.0, y: 0.0, w: 0.0, h: 0.0 }).w, 0.0);
     }
 }

@@ -52,15 +52,7 @@ pub struct ViewState {
 
 impl ViewState {
     pub fn new(pages: usize, seed: i64) -> Self {
-        Self {
-            layer: 0,
-            pages,
-            zoom: None,
-            help: false,
-            norm: Norm::default(),
-            cmap: Colormap::default(),
-            seed,
-        }
+        Self { layer: 0, pages, zoom: None, help: false, norm: Norm::default(), cmap: Colormap::default(), seed }
     }
 
     fn goto(&mut self, layer: usize) -> Vec<Action> {
@@ -135,10 +127,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("Left / Up", "previous layer"),
     ("Home / End", "first / last layer"),
     ("0-9", "jump to layer (0 = input)"),
-    (
-        "click a tile",
-        "show that channel alone; click or Esc to return",
-    ),
+    ("click a tile", "show that channel alone; click or Esc to return"),
     ("hover", "channel and exact value under the cursor"),
     ("N", "normalisation: per-channel, per-layer, symmetric"),
     ("C", "colormap: viridis, gray, bwr"),

@@ -5,9 +5,7 @@ use convscope::tensor::{Shape, Tensor};
 use std::path::PathBuf;
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 /// A safetensors file of F32 tensors.
@@ -25,9 +23,7 @@ impl Golden {
     }
     pub fn vec(&self, name: &str) -> Vec<f32> {
         let st = self.st();
-        let t = st
-            .tensor(name)
-            .unwrap_or_else(|_| panic!("tensor {name} missing"));
+        let t = st.tensor(name).unwrap_or_else(|_| panic!("tensor {name} missing"));
         assert_eq!(t.dtype(), safetensors::Dtype::F32);
         bytemuck::pod_collect_to_vec(t.data())
     }
