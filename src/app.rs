@@ -94,6 +94,45 @@ pub struct CommonArgs {
     /// Convolution kernel.
     #[arg(long, value_enum, default_value_t = KernelArg::Tuned)]
     pub kernel: KernelArg,
+    /// Trained weights: a PyTorch state_dict saved with safetensors.torch.save_file
+    /// (F32, F16 or BF16). Without --arch, every 4-D *.weight becomes a stride-1 conv.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// The network, one `[NAME=]OP` per layer: conv(cin,cout,k[,stride=S][,pad=P]),
+    /// a tensor prefix from --weights with optional (stride=S,pad=P), relu, maxpool(k[,s][,ceil]).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Input normalisation: (pixel/255 - mean) / std per channel, in the channel order used.
+    #[arg(long, value_name = "A,B,C")]
+    pub mean: Option<String>,
+    #[arg(long, value_name = "A,B,C")]
+    pub std: Option<String>,
+    /// Feed this tensor instead of an image: a safetensors file holding `input` [1,C,H,W].
+    #[arg(long, conflicts_with = "image")]
+    pub input_tensor: Option<PathBuf>,
+}
+
+/// Parses `a,b,c` (three numbers) for --mean/--std.
+pub fn parse_triple(flag: &str, s: &str) -> Result<[f32; 3]> {
+    let v: Vec<f32> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f32>().map_err(|_| anyhow::anyhow!("--{flag} {s:?}: {x:?} is not a number")))
+        .collect::<Result<_>>()?;
+    let [a, b, c] = v[..] else { bail!("--{flag} {s:?}: give three numbers, e.g. 0.485,0.456,0.406") };
+    if !(a.is_finite() && b.is_finite() && c.is_finite()) {
+        bail!("--{flag} {s:?}: values must be finite");
+    }
+    Ok([a, b, c])
+}
+
+/// Reads the `input` tensor of a safetensors file as `[1, C, H, W]`.
+pub fn load_input_tensor(path: &std::path::Path) -> Result<Tensor> {
+    let sd = crate::weights::StateDict::open(path)?;
+    let p = sd.get("input").ok_or_else(|| anyhow::anyhow!("{} has no tensor named `input`", path.display()))?;
+    match p.shape[..] {
+        [1, c, h, w] if c > 0 && h > 0 && w > 0 => Ok(Tensor::new(crate::tensor::Shape::new(c, h, w), p.data.clone())),
+        _ => bail!("{}: `input` has shape {:?}; expected [1, C, H, W]", path.display(), p.shape),
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,14 +172,46 @@ impl CommonArgs {
 
     /// The input tensor and a name for it.
     pub fn load_input(&self) -> Result<(Tensor, String)> {
-        match &self.image {
-            Some(p) => Ok((input::tensor_from_rgb8(&input::load_rgb8(p)?, self.order()), p.display().to_string())),
-            None => Ok((input::tensor_from_rgb8(&input::builtin_scene(), self.order()), "built-in scene".into())),
-        }
+        self.load_input_from(self.image.as_deref())
     }
 
-    pub fn network(&self) -> Network {
-        Network::tutorial(self.seed)
+    /// The input tensor from `image` (or --input-tensor, or the built-in scene), normalised
+    /// with --mean/--std when given.
+    pub fn load_input_from(&self, image: Option<&std::path::Path>) -> Result<(Tensor, String)> {
+        let mean = self.mean.as_deref().map(|s| parse_triple("mean", s)).transpose()?;
+        let std = self.std.as_deref().map(|s| parse_triple("std", s)).transpose()?;
+        if let Some(sd) = std
+            && sd.contains(&0.0)
+        {
+            bail!("--std must not contain 0");
+        }
+        if let (None, Some(p)) = (image, &self.input_tensor) {
+            if mean.is_some() || std.is_some() {
+                bail!("--mean/--std apply to images; an --input-tensor is used as it is");
+            }
+            return Ok((load_input_tensor(p)?, p.display().to_string()));
+        }
+        let (mut t, name) = match image {
+            Some(p) => (input::tensor_from_rgb8(&input::load_rgb8(p)?, self.order()), p.display().to_string()),
+            None => (input::tensor_from_rgb8(&input::builtin_scene(), self.order()), "built-in scene".into()),
+        };
+        if mean.is_some() || std.is_some() {
+            let (m, sd) = (mean.unwrap_or([0.0; 3]), std.unwrap_or([1.0; 3]));
+            input::normalise(&mut t, m, sd);
+        }
+        Ok((t, name))
+    }
+
+    /// The network these options describe, with seeded layers drawn from `seed`.
+    pub fn network_with_seed(&self, seed: i64) -> Result<Network> {
+        let weights = self.weights.as_deref().map(crate::weights::StateDict::open).transpose()?;
+        let net = crate::arch::build(self.arch.as_deref(), weights.as_ref(), seed)?;
+        net.check_finite()?;
+        Ok(net)
+    }
+
+    pub fn network(&self) -> Result<Network> {
+        self.network_with_seed(self.seed)
     }
 }
 
@@ -148,7 +219,7 @@ impl CommonArgs {
 pub fn run_export(a: &ExportArgs) -> Result<()> {
     // Check everything the user gave before touching the GPU.
     let (input, input_name) = a.common.load_input()?;
-    let net = a.common.network();
+    let net = a.common.network()?;
     net.shapes(input.shape)?;
     export::prepare_out_dir(&a.out)?;
     if let Some(t) = &a.tensors

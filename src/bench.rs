@@ -4,7 +4,7 @@
 use crate::conv::{Block, Engine, Kernel};
 use crate::gpu::GpuContext;
 use crate::input::{self, ChannelOrder};
-use crate::network::{Network, Op};
+use crate::network::Network;
 use crate::tensor::Shape;
 use anyhow::{Result, anyhow, bail};
 use std::path::PathBuf;
@@ -125,8 +125,7 @@ pub fn run(ctx: &GpuContext, spec: &BenchSpec, emit: &mut dyn FnMut(&Row)) -> Re
             }
             let mut total_flops = 0.0;
             for (i, layer) in net.layers.iter().enumerate() {
-                let Op::Conv(c) = &layer.op;
-                let flops = c.flops(shapes[i]);
+                let flops = layer.op.flops(shapes[i]);
                 total_flops += flops;
                 if timing == "gpu" {
                     let ms = median(&mut per_layer[i]);

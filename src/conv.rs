@@ -89,10 +89,27 @@ pub struct GpuConv {
     packed_groups: usize,
 }
 
+/// An elementwise layer's parameters on the GPU (`a`: slopes or BatchNorm scale, `b`:
+/// BatchNorm shift).
+pub struct GpuPointwise {
+    /// 0 = ReLU, 1 = PReLU, 2 = affine (BatchNorm), as `pointwise.wgsl` reads it.
+    mode: u32,
+    per_channel: bool,
+    a: wgpu::Buffer,
+    b: wgpu::Buffer,
+}
+
+/// A layer ready to run on the GPU.
+pub enum GpuLayer {
+    Conv(GpuConv),
+    Pointwise(GpuPointwise),
+    MaxPool { k: usize, stride: usize },
+}
+
 /// A network whose weights live on the GPU.
 pub struct GpuNetwork {
     pub net: Network,
-    pub layers: Vec<GpuConv>,
+    pub layers: Vec<GpuLayer>,
     pub block: Block,
 }
 
@@ -176,24 +193,15 @@ pub fn plan_bands(net: &Network, shapes: &[Shape], n: usize) -> Vec<Vec<(usize, 
     let mut ranges: Vec<Vec<(usize, usize)>> = vec![Vec::new(); shapes.len()];
     ranges[last] = (0..n).map(|j| (j * h_last / n, (j + 1) * h_last / n)).collect();
     for l in (0..last).rev() {
-        let Op::Conv(c) = &net.layers[l].op;
-        let h = shapes[l].h as isize;
-        let (s, p, k) = (c.stride as isize, c.pad as isize, c.k as isize);
-        let mut need: Vec<(usize, usize)> = ranges[l + 1]
-            .iter()
-            .map(|&(a, b)| {
-                let (a, b) = (a as isize, b as isize);
-                let lo = (a * s - p).clamp(0, h);
-                let hi = ((b - 1) * s + k - p).clamp(0, h);
-                (lo as usize, hi.max(lo) as usize)
-            })
-            .collect();
+        let h = shapes[l].h;
+        let op = &net.layers[l].op;
+        let mut need: Vec<(usize, usize)> = ranges[l + 1].iter().map(|&(a, b)| op.input_rows(a, b, h)).collect();
         need[0].0 = 0;
         for j in 0..need.len() - 1 {
             need[j].1 = need[j].1.max(need[j + 1].0);
         }
         if let Some(lastb) = need.last_mut() {
-            lastb.1 = h as usize;
+            lastb.1 = h;
         }
         ranges[l] = need;
     }
@@ -219,6 +227,10 @@ pub struct Engine {
     tuned: HashMap<TunedKey, wgpu::ComputePipeline>,
     minmax: wgpu::ComputePipeline,
     minmax_layout: wgpu::BindGroupLayout,
+    pointwise: wgpu::ComputePipeline,
+    pointwise_layout: wgpu::BindGroupLayout,
+    maxpool: wgpu::ComputePipeline,
+    maxpool_layout: wgpu::BindGroupLayout,
     /// Largest buffer one band may use; defaults to the device's binding and buffer limits.
     /// Lower it to force banding (tests do).
     pub max_binding: Option<u64>,
@@ -374,6 +386,22 @@ impl Engine {
             entries: &[uniform_entry(0), storage_entry(1, true), storage_entry(2, false)],
         });
         let (minmax, _) = compute_pipeline(ctx, "minmax", shader::MINMAX, &[Some(&minmax_layout)]);
+        let pointwise_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("pointwise bind group layout"),
+            entries: &[
+                uniform_entry(0),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, true),
+                storage_entry(4, false),
+            ],
+        });
+        let (pointwise, _) = compute_pipeline(ctx, "pointwise", shader::POINTWISE, &[Some(&pointwise_layout)]);
+        let maxpool_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("maxpool bind group layout"),
+            entries: &[uniform_entry(0), storage_entry(1, true), storage_entry(2, false)],
+        });
+        let (maxpool, _) = compute_pipeline(ctx, "maxpool", shader::MAXPOOL, &[Some(&maxpool_layout)]);
         Self {
             naive,
             naive_layout,
@@ -382,6 +410,10 @@ impl Engine {
             tuned: HashMap::new(),
             minmax,
             minmax_layout,
+            pointwise,
+            pointwise_layout,
+            maxpool,
+            maxpool_layout,
             // A smaller per-buffer limit forces banding, to exercise the large-image path.
             max_binding: std::env::var("CONVSCOPE_MAX_BINDING_KB")
                 .ok()
@@ -461,14 +493,38 @@ impl Engine {
                             usage: wgpu::BufferUsages::STORAGE,
                         })
                     };
-                    layers.push(GpuConv {
+                    layers.push(GpuLayer::Conv(GpuConv {
                         spec: c.clone(),
                         weight: init(format!("{} weight", layer.name), &c.weight),
                         bias: init(format!("{} bias", layer.name), &c.bias),
                         packed_weight: init(format!("{} packed weight", layer.name), &pw),
                         packed_bias: init(format!("{} packed bias", layer.name), &pb),
                         packed_groups: groups,
-                    });
+                    }));
+                }
+                Op::MaxPool { k, stride, .. } => layers.push(GpuLayer::MaxPool { k: *k, stride: *stride }),
+                op => {
+                    let (mode, a, b) = match op {
+                        Op::Relu => (0, vec![0.0], vec![0.0]),
+                        Op::PRelu { slopes } => (1, slopes.clone(), vec![0.0]),
+                        _ => {
+                            let (alpha, beta) = op.batchnorm_affine().expect("a batchnorm");
+                            (2, alpha, beta)
+                        }
+                    };
+                    let init = |label: String, data: &[f32]| {
+                        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                            label: Some(&label),
+                            contents: bytemuck::cast_slice(data),
+                            usage: wgpu::BufferUsages::STORAGE,
+                        })
+                    };
+                    layers.push(GpuLayer::Pointwise(GpuPointwise {
+                        mode,
+                        per_channel: a.len() > 1,
+                        a: init(format!("{} parameters a", layer.name), &a),
+                        b: init(format!("{} parameters b", layer.name), &b),
+                    }));
                 }
             }
         }
@@ -653,13 +709,13 @@ impl Engine {
         self.encode_minmax(ctx, &mut enc, 0, &names, &shapes, &rb);
         pending.push(enc.finish());
         for (i, gl) in gnet.layers.iter().enumerate() {
-            let c = &gl.spec;
             let (sin, sout) = (shapes[i], shapes[i + 1]);
             let name = &names[i + 1];
             let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(name.as_str()) });
-            let pipeline = match kernel {
-                Kernel::Naive => self.naive.clone(),
-                Kernel::Tuned => {
+            let (pipeline, what) = match (gl, kernel) {
+                (GpuLayer::Conv(_), Kernel::Naive) => (self.naive.clone(), "naive"),
+                (GpuLayer::Conv(g), Kernel::Tuned) => {
+                    let c = &g.spec;
                     let key = TunedKey {
                         cin: c.cin,
                         cout: c.cout,
@@ -670,8 +726,10 @@ impl Engine {
                         output: sout,
                         block: gnet.block,
                     };
-                    self.tuned_pipeline(ctx, key).clone()
+                    (self.tuned_pipeline(ctx, key).clone(), "tuned")
                 }
+                (GpuLayer::Pointwise(_), _) => (self.pointwise.clone(), "pointwise"),
+                (GpuLayer::MaxPool { .. }, _) => (self.maxpool.clone(), "maxpool"),
             };
             for (j, &(olo, ohi)) in rb.ranges[i + 1].iter().enumerate() {
                 let (ilo, ihi) = rb.ranges[i][j];
@@ -686,61 +744,107 @@ impl Engine {
                 });
                 pass_index += 1;
                 pass_layer.push(i);
-                let (bg, dispatch) = match kernel {
-                    Kernel::Naive => {
-                        let params: [u32; 16] = [
-                            c.cin as u32,
-                            c.cout as u32,
-                            c.k as u32,
-                            c.stride as u32,
-                            c.pad as u32,
-                            sin.h as u32,
-                            sin.w as u32,
-                            sout.h as u32,
-                            sout.w as u32,
-                            olo as u32,
-                            out_rows as u32,
-                            ilo as u32,
-                            (ihi - ilo) as u32,
+                let uniform = |label: String, words: &[u32]| {
+                    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(&label),
+                        contents: bytemuck::cast_slice(words),
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    })
+                };
+                let (inb, outb) = (&rb.buffers[i][j], &rb.buffers[i + 1][j]);
+                let u = |v: usize| v as u32;
+                let (bg, dispatch) = match (gl, kernel) {
+                    (GpuLayer::Conv(g), Kernel::Naive) => {
+                        let c = &g.spec;
+                        let params = [
+                            u(c.cin),
+                            u(c.cout),
+                            u(c.k),
+                            u(c.stride),
+                            u(c.pad),
+                            u(sin.h),
+                            u(sin.w),
+                            u(sout.h),
+                            u(sout.w),
+                            u(olo),
+                            u(out_rows),
+                            u(ilo),
+                            u(ihi - ilo),
                             0,
                             0,
                             0,
                         ];
-                        let ubuf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                            label: Some(&format!("{name} band {j} naive params")),
-                            contents: bytemuck::cast_slice(&params),
-                            usage: wgpu::BufferUsages::UNIFORM,
-                        });
+                        let ubuf = uniform(format!("{name} band {j} naive params"), &params);
                         let bg = bind_group(
                             ctx,
                             &format!("{name} band {j} naive bind group"),
                             &self.naive_layout,
-                            &[&ubuf, &rb.buffers[i][j], &gl.weight, &gl.bias, &rb.buffers[i + 1][j]],
+                            &[&ubuf, inb, &g.weight, &g.bias, outb],
                         );
-                        (bg, ((sout.w as u32).div_ceil(64), out_rows as u32, sout.c as u32))
+                        (bg, (u(sout.w).div_ceil(64), u(out_rows), u(sout.c)))
                     }
-                    Kernel::Tuned => {
-                        let band: [u32; 4] = [olo as u32, out_rows as u32, ilo as u32, (ihi - ilo) as u32];
-                        let ubuf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                            label: Some(&format!("{name} band {j} rows")),
-                            contents: bytemuck::cast_slice(&band),
-                            usage: wgpu::BufferUsages::UNIFORM,
-                        });
+                    (GpuLayer::Conv(g), Kernel::Tuned) => {
+                        let ubuf =
+                            uniform(format!("{name} band {j} rows"), &[u(olo), u(out_rows), u(ilo), u(ihi - ilo)]);
                         let bg = bind_group(
                             ctx,
                             &format!("{name} band {j} tuned bind group"),
                             &self.tuned_layout,
-                            &[&rb.buffers[i][j], &gl.packed_weight, &gl.packed_bias, &rb.buffers[i + 1][j], &ubuf],
+                            &[inb, &g.packed_weight, &g.packed_bias, outb, &ubuf],
                         );
                         let px = gnet.block.px as usize;
                         let invocations = sout.w.div_ceil(px) * out_rows;
                         let (x, y) = split_workgroups(invocations.div_ceil(64) as u32, max_wg);
-                        let z = (gl.packed_groups / gnet.block.ocv as usize) as u32;
+                        let z = (g.packed_groups / gnet.block.ocv as usize) as u32;
                         (bg, (x, y, z))
+                    }
+                    (GpuLayer::Pointwise(pw), _) => {
+                        let params = [
+                            u(sout.c),
+                            u(sout.w),
+                            u(out_rows),
+                            u(ihi - ilo),
+                            u(olo - ilo),
+                            pw.mode,
+                            u32::from(pw.per_channel),
+                            0,
+                        ];
+                        let ubuf = uniform(format!("{name} band {j} pointwise params"), &params);
+                        let bg = bind_group(
+                            ctx,
+                            &format!("{name} band {j} pointwise bind group"),
+                            &self.pointwise_layout,
+                            &[&ubuf, inb, &pw.a, &pw.b, outb],
+                        );
+                        (bg, (u(sout.w).div_ceil(64), u(out_rows), u(sout.c)))
+                    }
+                    (GpuLayer::MaxPool { k, stride }, _) => {
+                        let params = [
+                            u(sout.c),
+                            u(sin.h),
+                            u(sin.w),
+                            u(sout.w),
+                            u(*k),
+                            u(*stride),
+                            u(olo),
+                            u(out_rows),
+                            u(ilo),
+                            u(ihi - ilo),
+                            0,
+                            0,
+                        ];
+                        let ubuf = uniform(format!("{name} band {j} maxpool params"), &params);
+                        let bg = bind_group(
+                            ctx,
+                            &format!("{name} band {j} maxpool bind group"),
+                            &self.maxpool_layout,
+                            &[&ubuf, inb, outb],
+                        );
+                        (bg, (u(sout.w).div_ceil(64), u(out_rows), u(sout.c)))
                     }
                 };
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some(&format!("{name} band {j} {}", kernel.name())),
+                    label: Some(&format!("{name} band {j} {what}")),
                     timestamp_writes: ts,
                 });
                 pass.set_pipeline(&pipeline);

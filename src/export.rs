@@ -1,7 +1,7 @@
 //! Output files: grid PNGs and a safetensors dump of every tensor, named as the golden
 //! files name them (`input`, `conv1.weight`, `conv1.bias`, `conv1.out`, ...).
 
-use crate::network::{Network, Op};
+use crate::network::Network;
 use crate::tensor::Tensor;
 use anyhow::{Context, Result, anyhow};
 use safetensors::tensor::{Dtype, TensorView};
@@ -31,11 +31,8 @@ pub fn write_tensors(path: &Path, net: &Network, input: &Tensor, outputs: &[Tens
     let bytes = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
     owned.push(("input".into(), input.shape.nchw().to_vec(), bytes(&input.data)));
     for (layer, out) in net.layers.iter().zip(outputs) {
-        match &layer.op {
-            Op::Conv(c) => {
-                owned.push((format!("{}.weight", layer.name), vec![c.cout, c.cin, c.k, c.k], bytes(&c.weight)));
-                owned.push((format!("{}.bias", layer.name), vec![c.cout], bytes(&c.bias)));
-            }
+        for (name, shape, values) in layer.tensors() {
+            owned.push((name, shape, bytes(values)));
         }
         owned.push((format!("{}.out", layer.name), out.shape.nchw().to_vec(), bytes(&out.data)));
     }

@@ -105,6 +105,16 @@ pub fn tensor_from_rgb8(img: &RgbImage, order: ChannelOrder) -> Tensor {
     t
 }
 
+/// `(v − mean[c]) / std[c]` for each of the three channels, in place (f32).
+pub fn normalise(t: &mut Tensor, mean: [f32; 3], std: [f32; 3]) {
+    let plane = t.shape.plane();
+    for c in 0..t.shape.c.min(3) {
+        for v in &mut t.data[c * plane..(c + 1) * plane] {
+            *v = (*v - mean[c]) / std[c];
+        }
+    }
+}
+
 /// Size of the built-in scene (the tutorial's photo is 225x400).
 pub const SCENE_H: u32 = 240;
 pub const SCENE_W: u32 = 400;

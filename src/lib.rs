@@ -2,6 +2,7 @@
 //! as WGSL compute shaders through wgpu; every GPU stage has a CPU twin in `reference`.
 
 pub mod app;
+pub mod arch;
 pub mod bench;
 pub mod conv;
 pub mod export;
@@ -15,3 +16,4 @@ pub mod tensor;
 pub mod torch_init;
 pub mod viewer;
 pub mod visual;
+pub mod weights;

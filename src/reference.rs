@@ -43,9 +43,51 @@ pub fn conv2d(input: &Tensor, conv: &Conv2d) -> Tensor {
 
 /// Applies one layer.
 pub fn apply(input: &Tensor, op: &Op) -> Tensor {
+    let s = input.shape;
+    let map = |f: &dyn Fn(usize, f32) -> f32| {
+        let mut out = input.clone();
+        for c in 0..s.c {
+            for v in &mut out.data[c * s.plane()..(c + 1) * s.plane()] {
+                *v = f(c, *v);
+            }
+        }
+        out
+    };
     match op {
         Op::Conv(c) => conv2d(input, c),
+        Op::Relu => map(&|_, v| v.max(0.0)),
+        Op::PRelu { slopes } => map(&|c, v| {
+            let a = if slopes.len() == 1 { slopes[0] } else { slopes[c] };
+            if v >= 0.0 { v } else { a * v }
+        }),
+        Op::BatchNorm { .. } => {
+            let (alpha, beta) = op.batchnorm_affine().expect("a batchnorm");
+            map(&|c, v| v * alpha[c] + beta[c])
+        }
+        Op::MaxPool { k, stride, ceil } => maxpool(input, *k, *stride, *ceil),
     }
+}
+
+/// Max pooling without padding (PyTorch semantics, `ceil_mode` included).
+pub fn maxpool(input: &Tensor, k: usize, stride: usize, ceil: bool) -> Tensor {
+    let s = input.shape;
+    let ho = crate::network::pool_out_len(s.h, k, stride, ceil).expect("input smaller than the window");
+    let wo = crate::network::pool_out_len(s.w, k, stride, ceil).expect("input smaller than the window");
+    let mut out = Tensor::zeros(Shape::new(s.c, ho, wo));
+    for c in 0..s.c {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut m = f32::NEG_INFINITY;
+                for y in oy * stride..(oy * stride + k).min(s.h) {
+                    for x in ox * stride..(ox * stride + k).min(s.w) {
+                        m = m.max(input.at(c, y, x));
+                    }
+                }
+                out.data[(c * ho + oy) * wo + ox] = m;
+            }
+        }
+    }
+    out
 }
 
 /// Every layer's output, in order.
@@ -139,6 +181,30 @@ mod tests {
         let out = conv2d(&input, &c);
         assert_eq!(out.shape, Shape::new(1, 2, 2));
         assert_eq!(out.data, vec![4.0, 4.0, 4.0, 4.0]);
+    }
+
+    #[test]
+    fn pointwise_and_pool_ops() {
+        let t =
+            Tensor::new(Shape::new(2, 2, 3), vec![-1.0, 2.0, -3.0, 4.0, -5.0, 6.0, 1.0, -2.0, 3.0, -4.0, 5.0, -6.0]);
+        assert_eq!(apply(&t, &Op::Relu).data[..3], [0.0, 2.0, 0.0]);
+        let p = apply(&t, &Op::PRelu { slopes: vec![0.5, 0.25] });
+        assert_eq!(p.data[..3], [-0.5, 2.0, -1.5]);
+        assert_eq!(p.data[7], -0.5);
+        let bn = Op::BatchNorm {
+            weight: vec![2.0, 1.0],
+            bias: vec![1.0, 0.0],
+            mean: vec![1.0, 0.0],
+            var: vec![3.0, 1.0],
+            eps: 1.0,
+        };
+        let b = apply(&t, &bn);
+        assert_eq!(b.data[1], (2.0 - 1.0) / 2.0 * 2.0 + 1.0);
+        // 2x3 input, 2x2 windows with stride 2 and ceil: the right column is a partial window.
+        let m = maxpool(&t, 2, 2, true);
+        assert_eq!(m.shape, Shape::new(2, 1, 2));
+        assert_eq!(m.data, vec![4.0, 6.0, 1.0, 5.0]);
+        assert_eq!(maxpool(&t, 2, 2, false).shape, Shape::new(2, 1, 1));
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("minmax.wgsl", MINMAX),
     ("colormap.wgsl", COLORMAP),
     ("present.wgsl", PRESENT),
+    ("pointwise.wgsl", POINTWISE),
+    ("maxpool.wgsl", MAXPOOL),
 ];
 
 pub const CONV2D_NAIVE: &str = include_str!("../shaders/conv2d_naive.wgsl");
@@ -15,6 +17,8 @@ pub const CONV2D_TUNED: &str = include_str!("../shaders/conv2d_tuned.wgsl");
 pub const MINMAX: &str = include_str!("../shaders/minmax.wgsl");
 pub const COLORMAP: &str = include_str!("../shaders/colormap.wgsl");
 pub const PRESENT: &str = include_str!("../shaders/present.wgsl");
+pub const POINTWISE: &str = include_str!("../shaders/pointwise.wgsl");
+pub const MAXPOOL: &str = include_str!("../shaders/maxpool.wgsl");
 
 /// Replaces the value of each `const NAME: u32 = ...;` line between the
 /// `// @constants-begin` and `// @constants-end` markers with the given one.

@@ -20,6 +20,7 @@ const TOL: f32 = 1e-5;
 fn conv_of(net: &Network, i: usize) -> &convscope::network::Conv2d {
     match &net.layers[i].op {
         Op::Conv(c) => c,
+        other => panic!("layer {i} is {}, not a conv", other.kind()),
     }
 }
 
@@ -124,9 +125,7 @@ fn gpu_stride2_pad2_matches_pytorch() {
     let Some(ctx) = test_context() else { return };
     let g = Golden::open("conv_stride2_pad2.safetensors");
     let net = Network::seeded_convs(0, &[(3, 12, 5, 2, 2)]);
-    match &net.layers[0].op {
-        Op::Conv(c) => assert_eq!(c.weight, g.vec("weight")),
-    }
+    assert_eq!(conv_of(&net, 0).weight, g.vec("weight"));
     let mut engine = Engine::new(ctx);
     let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
     for kernel in [Kernel::Tuned, Kernel::Naive] {
@@ -134,4 +133,84 @@ fn gpu_stride2_pad2_matches_pytorch() {
         let got = acts.read(ctx, 1).unwrap();
         assert_close(&format!("gpu {} stride2 pad2", kernel.name()), &got.data, &g.vec("out"), TOL);
     }
+}
+
+const ONET_ARCH: &str = "conv1 prelu1 pool1=maxpool(3,2,ceil) conv2 prelu2 pool2=maxpool(3,2,ceil) conv3 prelu3 pool3=maxpool(2,2,ceil) conv4 prelu4";
+const STACK_ARCH: &str = "layers.0(pad=1) layers.1 layers.2=relu layers.3=maxpool(2) layers.4(stride=2,pad=1) layers.5 \
+    layers.6=relu layers.7=maxpool(3,2,ceil) layers.8 layers.9=relu layers.10(pad=2) layers.11=relu";
+
+/// A network from a golden file's own weights and an --arch line.
+fn golden_net(file: &str, arch: &str) -> Network {
+    let sd = convscope::weights::StateDict::open(&common::fixture(file)).unwrap();
+    convscope::arch::build(Some(arch), Some(&sd), 0).unwrap()
+}
+
+/// Every layer of `net`, on the CPU and on the GPU (both kernels, whole and in bands),
+/// against the golden `NAME.out` tensors.
+fn check_all_layers(file: &str, net: &Network, tol: f32, band_limit: u64) {
+    let g = Golden::open(file);
+    let input = g.tensor("input");
+    let cpu = reference::forward(net, &input).unwrap();
+    for (layer, out) in net.layers.iter().zip(&cpu) {
+        assert_close(&format!("cpu {file} {}", layer.name), &out.data, &g.vec(&format!("{}.out", layer.name)), tol);
+    }
+    let Some(ctx) = test_context() else { return };
+    for (kernel, max_binding) in [(Kernel::Tuned, None), (Kernel::Naive, None), (Kernel::Tuned, Some(band_limit))] {
+        let mut engine = Engine::new(ctx);
+        engine.max_binding = max_binding;
+        for block in [Block::default(), Block { px: 24, ocv: 3, unroll: true }] {
+            let gnet = engine.upload(ctx, net, block).unwrap();
+            let acts = engine.run(ctx, &gnet, &input, kernel).unwrap();
+            for (i, layer) in net.layers.iter().enumerate() {
+                let name = format!("{}.out", layer.name);
+                let got = acts.read(ctx, i + 1).unwrap();
+                assert_eq!(got.shape.nchw().to_vec(), g.shape(&name), "{name}");
+                let bands = acts.band_counts();
+                if max_binding.is_some() {
+                    assert!(bands[1] > 1, "a banded run was asked for: {bands:?}");
+                }
+                let what = format!("gpu {} {:?} bands {bands:?} {file} {}", kernel.name(), block, layer.name);
+                assert_close(&what, &got.data, &g.vec(&name), tol);
+            }
+        }
+    }
+}
+
+#[test]
+fn trained_onet_trunk_matches_pytorch() {
+    check_all_layers("onet_cat_96x96.safetensors", &golden_net("mtcnn_onet.safetensors", ONET_ARCH), 2e-5, 700 << 10);
+    // The golden file's own copy of the weights gives the same network.
+    assert_eq!(golden_net("onet_cat_96x96.safetensors", ONET_ARCH), golden_net("mtcnn_onet.safetensors", ONET_ARCH));
+}
+
+#[test]
+fn batchnorm_relu_pool_stack_matches_pytorch() {
+    let net = golden_net("stack_bn_relu_pool.safetensors", STACK_ARCH);
+    let kinds: Vec<&str> = net.layers.iter().map(|l| l.op.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "conv",
+            "batchnorm",
+            "relu",
+            "maxpool",
+            "conv",
+            "batchnorm",
+            "relu",
+            "maxpool",
+            "conv",
+            "relu",
+            "conv",
+            "relu"
+        ]
+    );
+    check_all_layers("stack_bn_relu_pool.safetensors", &net, 1e-5, 150 << 10);
+}
+
+#[test]
+fn without_arch_the_weights_convs_are_taken_in_order() {
+    let sd = convscope::weights::StateDict::open(&common::fixture("stack_bn_relu_pool.safetensors")).unwrap();
+    let net = convscope::arch::build(None, Some(&sd), 0).unwrap();
+    let names: Vec<&str> = net.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["layers.0", "layers.4", "layers.8", "layers.10"]);
 }

@@ -100,7 +100,6 @@ fn colormap_grid_matches_cpu_pixel_for_pixel() {
     let vis = Visualizer::new(ctx);
     let mut net = random_net(5, &[(3, 12, 5, 1, 0), (12, 7, 3, 1, 0)]);
     // A constant channel must draw at the bottom colour, not NaN.
-    #[allow(irrefutable_let_patterns)]
     if let Op::Conv(c) = &mut net.layers[1].op {
         c.weight[..12 * 9].iter_mut().for_each(|w| *w = 0.0);
     }

@@ -69,11 +69,8 @@ fn compute(
     args: &CommonArgs,
     progress: &dyn Fn(String),
 ) -> Result<Loaded> {
-    let (input, name) = match &image {
-        Some(p) => (input::tensor_from_rgb8(&input::load_rgb8(p)?, args.order()), p.display().to_string()),
-        None => (input::tensor_from_rgb8(&input::builtin_scene(), args.order()), "built-in scene".to_string()),
-    };
-    let net = Network::tutorial(seed);
+    let (input, name) = args.load_input_from(image.as_deref())?;
+    let net = args.network_with_seed(seed)?;
     net.shapes(input.shape)?;
     progress(format!("running {} layers on the GPU…", net.layers.len()));
     let mut engine = Engine::new(ctx);
@@ -698,7 +695,7 @@ pub fn run(args: &CommonArgs) -> Result<()> {
     let launched = Instant::now();
     // Refuse bad input before opening a window.
     let (input, _) = args.load_input()?;
-    args.network().shapes(input.shape)?;
+    args.network()?.shapes(input.shape)?;
     let event_loop = EventLoop::<UserEvent>::with_user_event().build().map_err(|e| {
         anyhow!("cannot open a window ({e}); is a display available? use `convscope export` without one")
     })?;
