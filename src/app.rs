@@ -163,6 +163,9 @@ pub struct ExportArgs {
     /// Also run the CPU reference and print the largest |GPU - CPU| difference per layer.
     #[arg(long)]
     pub verify: bool,
+    /// Also write each conv layer's weights as kernels-LAYER.png (Cout × Cin tiles, blue-white-red).
+    #[arg(long)]
+    pub kernels: bool,
 }
 
 impl CommonArgs {
@@ -286,6 +289,19 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
         drop(grid);
         acts.bands[i].clear();
         ctx.wait()?;
+    }
+    if a.kernels {
+        let mut cin_is_image = true;
+        for layer in &net.layers {
+            if let crate::network::Op::Conv(c) = &layer.op {
+                let rgb = (cin_is_image && c.cin == 3).then_some(rgb);
+                let path = a.out.join(format!("kernels-{}.png", layer.name));
+                export::write_png(&path, &crate::kernels::render(c, rgb))?;
+                say!("wrote {} ({} x {} kernels of {}x{})", path.display(), c.cout, c.cin, c.k, c.k);
+            }
+            // Only layers that keep the image's channels (not convs) leave it a colour image.
+            cin_is_image &= !matches!(layer.op, crate::network::Op::Conv(_) | crate::network::Op::BatchNorm { .. });
+        }
     }
     if a.verify {
         verify(&net, &input, &outs)?;

@@ -9,6 +9,7 @@ pub mod export;
 pub mod gpu;
 pub mod grid;
 pub mod input;
+pub mod kernels;
 pub mod network;
 pub mod reference;
 pub mod shader;

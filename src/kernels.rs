@@ -1,0 +1,91 @@
+//! The kernels view: a conv layer's weights as a Cout × Cin grid of k×k tiles, coloured
+//! with the diverging `bwr` map centred on zero (±max |w| of the layer); for a first layer
+//! with three input channels, each filter also as one colour patch (R, G, B from its three
+//! input channels, each filter stretched to its own min..max).
+
+use crate::grid::{self, Colormap};
+use crate::network::Conv2d;
+use image::{Rgba, RgbaImage};
+
+/// Pixels per weight so that small kernels stay visible.
+pub fn cell_size(k: usize) -> u32 {
+    (24 / k.max(1)).clamp(1, 8) as u32
+}
+
+/// Renders the kernels of `c`. `rgb` gives the input-channel indices of R, G and B when
+/// the layer reads a colour image (three input channels).
+pub fn render(c: &Conv2d, rgb: Option<[usize; 3]>) -> RgbaImage {
+    let s = cell_size(c.k);
+    let tile = c.k as u32 * s;
+    let gap = 1u32;
+    let colour_col = rgb.is_some() && c.cin == 3;
+    let cols = c.cin as u32 + if colour_col { 1 } else { 0 };
+    let extra_gap = if colour_col { 3 * gap } else { 0 };
+    let width = cols * (tile + gap) + gap + extra_gap;
+    let height = c.cout as u32 * (tile + gap) + gap;
+    let mut img = RgbaImage::from_pixel(width, height, Rgba(grid::BACKGROUND));
+    let a = c.weight.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+    let lut = Colormap::Bwr.lut();
+    let kk = c.k * c.k;
+    for co in 0..c.cout {
+        let y0 = gap + co as u32 * (tile + gap);
+        for ci in 0..c.cin {
+            let x0 = gap + ci as u32 * (tile + gap);
+            for t in 0..kk {
+                let w = c.weight[(co * c.cin + ci) * kk + t];
+                let px = Rgba(lut[grid::lut_index(w, -a, a)]);
+                let (ky, kx) = ((t / c.k) as u32, (t % c.k) as u32);
+                for dy in 0..s {
+                    for dx in 0..s {
+                        img.put_pixel(x0 + kx * s + dx, y0 + ky * s + dy, px);
+                    }
+                }
+            }
+        }
+        if let (true, Some(rgb)) = (colour_col, rgb) {
+            let base = (co * c.cin) * kk;
+            let filt = &c.weight[base..base + c.cin * kk];
+            let (lo, hi) = filt.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &w| (l.min(w), h.max(w)));
+            let x0 = gap + c.cin as u32 * (tile + gap) + extra_gap;
+            for t in 0..kk {
+                let byte = |ch: usize| {
+                    let w = filt[ch * kk + t];
+                    if hi > lo { ((w - lo) / (hi - lo) * 255.0 + 0.5).floor().clamp(0.0, 255.0) as u8 } else { 0 }
+                };
+                let px = Rgba([byte(rgb[0]), byte(rgb[1]), byte(rgb[2]), 255]);
+                let (ky, kx) = ((t / c.k) as u32, (t % c.k) as u32);
+                for dy in 0..s {
+                    for dx in 0..s {
+                        img.put_pixel(x0 + kx * s + dx, y0 + ky * s + dy, px);
+                    }
+                }
+            }
+        }
+    }
+    img
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_map_to_blue_white_red_and_colour_patches_follow_rgb() {
+        // One output channel, three inputs, 1x1 kernel: weights -1, 0, 1 (R, G, B order).
+        let c = Conv2d { cin: 3, cout: 1, k: 1, stride: 1, pad: 0, weight: vec![-1.0, 0.0, 1.0], bias: vec![0.0] };
+        let img = render(&c, Some([0, 1, 2]));
+        let s = cell_size(1);
+        let at = |col: u32| img.get_pixel(1 + col * (s + 1), 1).0;
+        assert_eq!(at(0), [0, 0, 255, 255]); // -max: blue
+        assert_eq!(at(2), [255, 0, 0, 255]); // +max: red
+        let mid = at(1);
+        assert!(mid[0] > 250 && mid[1] > 250 && mid[2] > 250, "zero is white: {mid:?}");
+        // Colour patch: R from input 0 (the minimum), B from input 2 (the maximum).
+        let patch = img.get_pixel(1 + 3 * (s + 1) + 3, 1).0;
+        assert_eq!(patch, [0, 128, 255, 255]);
+        // With BGR input the patch swaps R and B.
+        let img = render(&c, Some([2, 1, 0]));
+        assert_eq!(img.get_pixel(1 + 3 * (s + 1) + 3, 1).0, [255, 128, 0, 255]);
+        assert_eq!(img.dimensions(), (1 + 4 * (s + 1) + 3, 1 + (s + 1)));
+    }
+}
