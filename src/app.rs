@@ -258,7 +258,11 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
             Some(ms) => format!("{:9.2} ms GPU", ms[i - 1]),
             None => "   (no GPU timestamps on this adapter)".to_string(),
         };
-        say!("{:<8} {:<16} {time}  [{} kernel]", acts.names[i], acts.shapes[i].to_string(), kernel.name());
+        let what = match &net.layers[i - 1].op {
+            crate::network::Op::Conv(_) => format!("{} kernel", kernel.name()),
+            op => op.kind().to_string(),
+        };
+        say!("{:<8} {:<16} {time}  [{what}]", acts.names[i], acts.shapes[i].to_string());
     }
     say!("chain: {:.2} ms wall (submit to done)", acts.wall_ms);
 

@@ -133,6 +133,8 @@ pub struct Activations {
     pub shapes: Vec<Shape>,
     pub bands: Vec<Vec<Band>>,
     pub stats: Vec<wgpu::Buffer>,
+    /// Per-channel (sum, sum of squares, zeros, count) for the HUD's statistics.
+    pub moments: Vec<wgpu::Buffer>,
     /// GPU time of each layer's convolution in ms (timestamp queries), if the adapter has them.
     pub gpu_ms: Option<Vec<f64>>,
     /// Wall time from the first submission to completion, in ms.
@@ -164,6 +166,31 @@ impl Activations {
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
+    /// Reads layer `i`'s whole-layer statistics.
+    pub fn read_layer_stats(&self, ctx: &GpuContext, i: usize) -> Result<LayerStats> {
+        let mm = self.read_stats(ctx, i)?;
+        let bytes = ctx.read_buffer(&self.moments[i], 0, self.shapes[i].c as u64 * 16)?;
+        let m: Vec<[f32; 4]> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(LayerStats::combine(&mm, &m))
+    }
+
+    /// Reads one channel of layer `i` (for its histogram).
+    pub fn read_channel(&self, ctx: &GpuContext, i: usize, c: usize) -> Result<Vec<f32>> {
+        let s = self.shapes[i];
+        let mut out = vec![0.0f32; s.plane()];
+        for b in &self.bands[i] {
+            let rows = b.own_hi - b.own_lo;
+            if rows == 0 {
+                continue;
+            }
+            let off = ((c * b.rows + (b.own_lo - b.row0)) * s.w * 4) as u64;
+            let bytes = ctx.read_buffer(&b.buffer, off, (rows * s.w * 4) as u64)?;
+            let vals: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+            out[b.own_lo * s.w..b.own_hi * s.w].copy_from_slice(&vals);
+        }
+        Ok(out)
+    }
+
     /// Reads one value of layer `i`.
     pub fn read_value(&self, ctx: &GpuContext, i: usize, c: usize, y: usize, x: usize) -> Result<f32> {
         let s = self.shapes[i];
@@ -181,6 +208,54 @@ impl Activations {
     pub fn band_counts(&self) -> Vec<usize> {
         self.bands.iter().map(Vec::len).collect()
     }
+}
+
+/// Whole-layer statistics for the HUD.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerStats {
+    pub min: f32,
+    pub max: f32,
+    pub mean: f64,
+    pub std: f64,
+    /// Fraction of values that are exactly zero.
+    pub zeros: f64,
+}
+
+impl LayerStats {
+    /// Combines per-channel `(min, max)` and `(sum, sum of squares, zeros, count)`.
+    pub fn combine(minmax: &[[f32; 2]], moments: &[[f32; 4]]) -> Self {
+        let (min, max) = crate::grid::layer_range(minmax);
+        let (mut s, mut ss, mut z, mut n) = (0f64, 0f64, 0f64, 0f64);
+        for m in moments {
+            s += m[0] as f64;
+            ss += m[1] as f64;
+            z += m[2] as f64;
+            n += m[3] as f64;
+        }
+        let n = n.max(1.0);
+        let mean = s / n;
+        LayerStats { min, max, mean, std: (ss / n - mean * mean).max(0.0).sqrt(), zeros: z / n }
+    }
+
+    /// The same statistics computed on the CPU (the twin of the GPU reduction).
+    pub fn of(t: &Tensor) -> Self {
+        let n = t.data.len().max(1) as f64;
+        let mean = t.data.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = t.data.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let (min, max) = t.data.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        let zeros = t.data.iter().filter(|&&v| v == 0.0).count() as f64 / n;
+        LayerStats { min, max, mean, std: var.sqrt(), zeros }
+    }
+}
+
+/// A 64-bin histogram of `values` over `lo..hi` (a constant channel fills bin 0).
+pub fn histogram(values: &[f32], lo: f32, hi: f32) -> [u32; 64] {
+    let mut h = [0u32; 64];
+    for &v in values {
+        let i = if hi > lo { (((v - lo) / (hi - lo)) * 64.0).floor().clamp(0.0, 63.0) as usize } else { 0 };
+        h[i] += 1;
+    }
+    h
 }
 
 /// Row ranges `[lo, hi)` of every layer's bands (index 0 = input) when the last layer is
@@ -248,6 +323,7 @@ struct RunBuffers {
     ranges: Vec<Vec<(usize, usize)>>,
     buffers: Vec<Vec<wgpu::Buffer>>,
     stats: Vec<wgpu::Buffer>,
+    moments: Vec<wgpu::Buffer>,
 }
 
 /// The default activation memory budget.
@@ -383,7 +459,7 @@ impl Engine {
         });
         let minmax_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("minmax bind group layout"),
-            entries: &[uniform_entry(0), storage_entry(1, true), storage_entry(2, false)],
+            entries: &[uniform_entry(0), storage_entry(1, true), storage_entry(2, false), storage_entry(3, false)],
         });
         let (minmax, _) = compute_pipeline(ctx, "minmax", shader::MINMAX, &[Some(&minmax_layout)]);
         let pointwise_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -635,10 +711,22 @@ impl Engine {
                 })
             })
             .collect();
+        let moments: Vec<wgpu::Buffer> = names
+            .iter()
+            .zip(shapes)
+            .map(|(name, s)| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("{name} channel moments")),
+                    size: (s.c as u64 * 16).max(16),
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
         if let Some(e) = pollster::block_on(scope.pop()) {
             bail!("out of GPU memory for this image ({e}); use a smaller image");
         }
-        let rb = RunBuffers { shapes: shapes.to_vec(), ranges, buffers, stats };
+        let rb = RunBuffers { shapes: shapes.to_vec(), ranges, buffers, stats, moments };
         self.cache = Some(rb.clone());
         Ok(rb)
     }
@@ -897,7 +985,7 @@ impl Engine {
                     .collect()
             })
             .collect();
-        Ok(Activations { names, shapes, bands, stats: rb.stats.clone(), gpu_ms, wall_ms })
+        Ok(Activations { names, shapes, bands, stats: rb.stats.clone(), moments: rb.moments.clone(), gpu_ms, wall_ms })
     }
 
     /// Records the per-channel min/max of layer `i`, band by band over the rows each owns.
@@ -933,7 +1021,7 @@ impl Engine {
                 ctx,
                 &format!("{} band {j} minmax bind group", names[i]),
                 &self.minmax_layout,
-                &[&ubuf, &rb.buffers[i][j], &rb.stats[i]],
+                &[&ubuf, &rb.buffers[i][j], &rb.stats[i], &rb.moments[i]],
             ));
         }
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {

@@ -186,3 +186,30 @@ fn runs_of_the_same_size_reuse_buffers_and_too_large_is_refused() {
     let err = engine.run(ctx, &gnet, &random_input(3, 3, 200, 300), Kernel::Tuned).err().expect("refused");
     assert!(err.to_string().contains("GiB of GPU memory"), "{err}");
 }
+
+#[test]
+fn layer_statistics_match_cpu_whole_and_banded() {
+    let Some(ctx) = test_context() else { return };
+    let net = convscope::arch::build(Some("conv(3,8,3) relu maxpool(2,2,ceil) conv(8,4,3,pad=1)"), None, 3).unwrap();
+    let input = random_input(5, 3, 50, 37);
+    let cpu = reference::forward(&net, &input).unwrap();
+    for limit in [None, Some(12u64 << 10)] {
+        let mut engine = Engine::new(ctx);
+        engine.max_binding = limit;
+        let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
+        let acts = engine.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
+        for (i, want) in cpu.iter().enumerate() {
+            let got = acts.read_layer_stats(ctx, i + 1).unwrap();
+            let want = convscope::conv::LayerStats::of(want);
+            assert_eq!((got.min, got.max), (want.min, want.max), "layer {i} {limit:?}");
+            assert!((got.mean - want.mean).abs() <= 1e-5 * (1.0 + want.std), "mean layer {i}: {got:?} vs {want:?}");
+            assert!((got.std - want.std).abs() <= 1e-4 * want.std.max(1e-3), "std layer {i}: {got:?} vs {want:?}");
+            assert_eq!(got.zeros, want.zeros, "zeros layer {i}");
+            let ch = acts.read_channel(ctx, i + 1, 1).unwrap();
+            assert_eq!(ch, cpu[i].channel(1), "channel read-back layer {i}");
+        }
+        assert!(acts.read_layer_stats(ctx, 2).unwrap().zeros > 0.1, "ReLU output has zeros");
+    }
+    let h = convscope::conv::histogram(&[0.0, 0.5, 1.0, 1.0], 0.0, 1.0);
+    assert_eq!((h[0], h[32], h[63], h.iter().sum::<u32>()), (1, 1, 2, 4));
+}

@@ -57,7 +57,8 @@ fn onet_example_matches_pytorch() {
     let g = Golden::open("onet_cat_96x96.safetensors");
     let ours = Golden::open(t.to_str().unwrap());
     assert_close("input", &ours.vec("input"), &g.vec("input"), 1e-6);
-    for name in ["conv1", "prelu1", "pool1", "conv2", "prelu2", "pool2", "conv3", "prelu3", "pool3", "conv4", "prelu4"] {
+    for name in ["conv1", "prelu1", "pool1", "conv2", "prelu2", "pool2", "conv3", "prelu3", "pool3", "conv4", "prelu4"]
+    {
         let n = format!("{name}.out");
         assert_eq!(ours.shape(&n), g.shape(&n), "{n}");
         assert_close(&n, &ours.vec(&n), &g.vec(&n), 2e-5);
@@ -140,7 +141,8 @@ fn nan_weights_are_reported() {
     let mut w = vec![0.1f32; 4 * 3 * 3 * 3];
     w[7] = f32::NAN;
     write_st(&f, &[("c.weight", safetensors::Dtype::F32, vec![4, 3, 3, 3], f32_bytes(&w))]);
-    let out = run(bin().arg("export").arg(fixture("chelsea_face_96x96.png")).arg("--weights").arg(&f).arg("--out").arg(&d));
+    let out =
+        run(bin().arg("export").arg(fixture("chelsea_face_96x96.png")).arg("--weights").arg(&f).arg("--out").arg(&d));
     assert_one_line_error(&out, "c.weight holds NaN at element 7");
 }
 
@@ -166,16 +168,24 @@ fn malformed_files_are_refused_without_panicking() {
         ("empty", vec![], "not a valid safetensors file"),
         ("short", vec![1, 2, 3], "not a valid safetensors file"),
         ("truncated", good[..good.len() / 2].to_vec(), "not a valid safetensors file"),
-        ("header-past-end", {
-            let mut b = good[..64].to_vec();
-            b[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
-            b
-        }, "not a valid safetensors file"),
-        ("bad-json", {
-            let mut b = good.clone();
-            b[8] = b'!';
-            b
-        }, "not a valid safetensors file"),
+        (
+            "header-past-end",
+            {
+                let mut b = good[..64].to_vec();
+                b[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+                b
+            },
+            "not a valid safetensors file",
+        ),
+        (
+            "bad-json",
+            {
+                let mut b = good.clone();
+                b[8] = b'!';
+                b
+            },
+            "not a valid safetensors file",
+        ),
     ];
     // Offsets beyond the data: rewrite the header's first data_offsets end to a huge value.
     let header = String::from_utf8(good[8..8 + header_len].to_vec()).unwrap();
@@ -211,7 +221,9 @@ fn half_precision_weights_load_like_f32() {
     let b = vec![0.5f32, -0.25, 0.125, 0.0];
     let d = tmp("half");
     let mut files = Vec::new();
-    for (tag, dtype) in [("f32", safetensors::Dtype::F32), ("f16", safetensors::Dtype::F16), ("bf16", safetensors::Dtype::BF16)] {
+    for (tag, dtype) in
+        [("f32", safetensors::Dtype::F32), ("f16", safetensors::Dtype::F16), ("bf16", safetensors::Dtype::BF16)]
+    {
         let enc = |v: &[f32]| -> Vec<u8> {
             match dtype {
                 safetensors::Dtype::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),

@@ -80,6 +80,10 @@ fn viewer_flips_layers_saves_and_quits() {
         ("Right", "layer conv3 (48x84x84)"),
         ("Left", "layer conv2 (24x88x88)"),
         ("s", "saved convscope-conv2.png"),
+        ("k", "kernels conv2"),
+        ("s", "saved convscope-conv2-kernels.png"),
+        ("k", "kernels off conv2"),
+        ("n", "look per-layer min-max viridis"),
         ("Escape", "quit"),
     ] {
         xdotool(&["key", "--window", &wid, key]);
@@ -97,4 +101,9 @@ fn viewer_flips_layers_saves_and_quits() {
     let saved = image::open(dir.join("convscope-conv2.png")).unwrap().to_rgba8();
     let exported = image::open(dir.join("export/conv2.png")).unwrap().to_rgba8();
     assert!(saved == exported, "saved view differs from the export of conv2");
+    let kernels = image::open(dir.join("convscope-conv2-kernels.png")).unwrap().to_rgba8();
+    let convscope::network::Op::Conv(c) = &convscope::network::Network::tutorial(0).layers[1].op else {
+        panic!("conv2 is a conv")
+    };
+    assert!(kernels == convscope::kernels::render(c, None), "saved kernels differ from the kernels view");
 }

@@ -12,6 +12,11 @@ pub struct HudInfo<'a> {
     pub loaded: Option<&'a Loaded>,
     pub state: &'a ViewState,
     pub hover: Option<&'a Hover>,
+    /// Histogram of the hovered or zoomed channel: (channel, bins, lo, hi).
+    pub hist: Option<(usize, &'a [u32; 64], f32, f32)>,
+    /// The kernels view is shown, with this max |weight| (the bwr colorbar spans ±it).
+    pub kernels: bool,
+    pub kernel_abs_max: Option<f32>,
     pub status: &'a str,
     pub error: Option<&'a str>,
     pub busy: bool,
@@ -20,7 +25,11 @@ pub struct HudInfo<'a> {
 }
 
 fn colorbar(ui: &mut Ui, info: &HudInfo<'_>, lo: f32, hi: f32, caption: &str) {
-    let lut = info.state.cmap.lut();
+    colorbar_with(ui, info.state.cmap, lo, hi, caption);
+}
+
+fn colorbar_with(ui: &mut Ui, cmap: crate::grid::Colormap, lo: f32, hi: f32, caption: &str) {
+    let lut = cmap.lut();
     let (rect, _) = ui.allocate_exact_size(egui::vec2(256.0, 12.0), egui::Sense::hover());
     let painter = ui.painter_at(rect);
     for (i, c) in lut.iter().enumerate() {
@@ -32,6 +41,20 @@ fn colorbar(ui: &mut Ui, info: &HudInfo<'_>, lo: f32, hi: f32, caption: &str) {
         painter.rect_filled(r, 0.0, Color32::from_rgb(c[0], c[1], c[2]));
     }
     ui.label(RichText::new(format!("{lo:.4} … {hi:.4} {caption}")).monospace());
+}
+
+/// A small bar chart of 64 bins.
+fn histogram(ui: &mut Ui, bins: &[u32; 64]) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(128.0, 16.0), egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, Color32::from_gray(40));
+    let max = (*bins.iter().max().unwrap_or(&1)).max(1) as f32;
+    for (i, &b) in bins.iter().enumerate() {
+        let h = rect.height() * b as f32 / max;
+        let x0 = rect.left() + i as f32 * 2.0;
+        let r = egui::Rect::from_min_max(egui::pos2(x0, rect.bottom() - h), egui::pos2(x0 + 2.0, rect.bottom()));
+        painter.rect_filled(r, 0.0, Color32::from_rgb(120, 190, 250));
+    }
 }
 
 /// Draws the HUD into the root `ui`.
@@ -61,10 +84,33 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
                 ui.label(format!("grid {}×{}{scale}", g.rows, g.cols));
                 ui.label(RichText::new(format!("range [{lo:.4}, {hi:.4}]")).monospace());
             });
+            let ls = &l.layer_stats[i];
+            ui.horizontal(|ui| {
+                let view = if info.kernels { "kernels (Cout × Cin, blue < 0 < red) · " } else { "" };
+                ui.label(
+                    RichText::new(format!(
+                        "{view}min {:.4}  max {:.4}  mean {:.4}  std {:.4}  zeros {:.1}%",
+                        ls.min,
+                        ls.max,
+                        ls.mean,
+                        ls.std,
+                        ls.zeros * 100.0
+                    ))
+                    .monospace(),
+                );
+                if let Some((c, bins, lo, hi)) = info.hist {
+                    histogram(ui, bins);
+                    ui.label(RichText::new(format!("channel {c}: {lo:.3} … {hi:.3}")).small());
+                }
+            });
             ui.horizontal(|ui| {
                 ui.label(format!("{} · {}", st.norm.name(), st.cmap.name()));
                 let zoom_ch = st.zoom.and_then(|t| channel_of(l, i, t));
                 let hover_ch = info.hover.and_then(|h| h.channel);
+                if let (true, Some(a)) = (info.kernels, info.kernel_abs_max) {
+                    colorbar_with(ui, crate::grid::Colormap::Bwr, -a, a, "(weights)");
+                    return;
+                }
                 match st.norm {
                     Norm::PerChannel => match zoom_ch.or(hover_ch) {
                         Some(c) => {
@@ -114,7 +160,7 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
                     _ => ui.label(RichText::new(format!("colour image  y {} x {}", h.y, h.x)).monospace()),
                 };
             } else {
-                ui.label(RichText::new("H: help · ←/→ layers · click a tile to zoom").weak());
+                ui.label(RichText::new("H: help · Left/Right: layers · click a tile to zoom · K: kernels").weak());
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 let note = if info.software { " — software adapter, slower than a GPU" } else { "" };

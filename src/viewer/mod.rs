@@ -44,6 +44,10 @@ pub struct Loaded {
     /// The look each grid texture was last drawn with.
     pub drawn: Vec<Look>,
     pub stats: Vec<Vec<[f32; 2]>>,
+    /// Whole-layer min, max, mean, std and fraction of zeros.
+    pub layer_stats: Vec<crate::conv::LayerStats>,
+    /// Kernel images of conv pages, made on first use of K.
+    pub kernel_tex: Vec<Option<wgpu::Texture>>,
     pub order: ChannelOrder,
 }
 
@@ -83,13 +87,16 @@ fn compute(
     let rgb = args.order().rgb_indices();
     let mut grids = Vec::new();
     let mut stats = Vec::new();
+    let mut layer_stats = Vec::new();
     for i in 0..acts.shapes.len() {
         grids.push(vis.render(ctx, &acts, i, Look::default(), rgb)?);
         stats.push(acts.read_stats(ctx, i)?);
+        layer_stats.push(acts.read_layer_stats(ctx, i)?);
     }
     ctx.wait()?;
     let drawn = vec![Look::default(); grids.len()];
-    Ok(Loaded { name, input, net, acts, grids, drawn, stats, order: args.order() })
+    let kernel_tex = vec![None; grids.len()];
+    Ok(Loaded { name, input, net, acts, grids, drawn, stats, layer_stats, kernel_tex, order: args.order() })
 }
 
 /// The window, its surface and the GPU objects that draw into it.
@@ -115,6 +122,9 @@ pub struct Hover {
     pub value: Option<f32>,
 }
 
+/// ((page, channel), bins, lo, hi) of a channel's histogram.
+type ChannelHistogram = ((usize, usize), [u32; 64], f32, f32);
+
 struct App {
     args: CommonArgs,
     proxy: EventLoopProxy<UserEvent>,
@@ -125,6 +135,8 @@ struct App {
     error: Option<String>,
     busy: bool,
     hover: Option<Hover>,
+    /// Histogram of the hovered or zoomed channel.
+    hist: Option<ChannelHistogram>,
     cursor: Option<(f32, f32)>,
     grid_rect: Rect,
     launched: Instant,
@@ -133,7 +145,7 @@ struct App {
     result: Result<()>,
 }
 
-const HUD_TOP: f32 = 64.0;
+const HUD_TOP: f32 = 84.0;
 const HUD_BOTTOM: f32 = 26.0;
 
 impl App {
@@ -191,11 +203,28 @@ impl App {
                 Action::ShowLayer => {
                     self.hover = None;
                     self.log_layer();
+                    if self.state.kernels
+                        && let Err(e) = self.ensure_kernels()
+                    {
+                        self.show_error(format!("{e:#}"));
+                    }
                 }
                 Action::Recolour => {
                     log_line(&format!("look {} {}", self.state.norm.name(), self.state.cmap.name()));
                 }
                 Action::ToggleHelp => log_line(&format!("help {}", if self.state.help { "on" } else { "off" })),
+                Action::ToggleKernels => {
+                    self.hover = None;
+                    if self.state.kernels {
+                        match self.ensure_kernels() {
+                            Ok(true) => log_line(&format!("kernels {}", self.page_name())),
+                            Ok(false) => log_line(&format!("kernels on ({} is not a conv layer)", self.page_name())),
+                            Err(e) => self.show_error(format!("{e:#}")),
+                        }
+                    } else {
+                        log_line(&format!("kernels off {}", self.page_name()));
+                    }
+                }
                 Action::Zoom(z) => match z {
                     Some(t) => {
                         let ch = self.channel_of(t);
@@ -228,6 +257,86 @@ impl App {
         self.ensure_look();
         if let Some(g) = &self.gfx {
             g.window.request_redraw();
+        }
+    }
+
+    /// The conv layer shown on the current page, if it is one.
+    fn page_conv(&self) -> Option<&crate::network::Conv2d> {
+        let l = self.loaded.as_ref()?;
+        let i = self.state.layer.checked_sub(1)?;
+        match &l.net.layers[i].op {
+            crate::network::Op::Conv(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Makes the current conv page's kernel texture; false when the page is not a conv.
+    fn ensure_kernels(&mut self) -> Result<bool> {
+        let Some(c) = self.page_conv().cloned() else { return Ok(false) };
+        let (Some(gfx), Some(l)) = (&self.gfx, &mut self.loaded) else { return Ok(false) };
+        let i = self.state.layer;
+        if l.kernel_tex[i].is_none() {
+            // The first layer reads the image: its filters also show as colour patches.
+            let rgb = (i == 1 && c.cin == 3).then(|| l.order.rgb_indices());
+            let img = crate::kernels::render(&c, rgb);
+            let max = gfx.ctx.limits().max_texture_dimension_2d;
+            if img.width() > max || img.height() > max {
+                anyhow::bail!(
+                    "{} has too many kernels to draw ({}x{} pixels)",
+                    l.acts.names[i],
+                    img.width(),
+                    img.height()
+                );
+            }
+            let size = wgpu::Extent3d { width: img.width(), height: img.height(), depth_or_array_layers: 1 };
+            let tex = gfx.ctx.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some(&format!("{} kernels", l.acts.names[i])),
+                size,
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: crate::visual::GRID_FORMAT,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING
+                    | wgpu::TextureUsages::COPY_DST
+                    | wgpu::TextureUsages::COPY_SRC,
+                view_formats: &[],
+            });
+            gfx.ctx.queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture: &tex,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d::ZERO,
+                    aspect: wgpu::TextureAspect::All,
+                },
+                img.as_raw(),
+                wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(4 * img.width()), rows_per_image: None },
+                size,
+            );
+            l.kernel_tex[i] = Some(tex);
+        }
+        Ok(true)
+    }
+
+    /// The kernel texture when the kernels view is on and the page is a conv layer.
+    fn kernels_shown(&self) -> Option<&wgpu::Texture> {
+        if !self.state.kernels {
+            return None;
+        }
+        self.loaded.as_ref()?.kernel_tex.get(self.state.layer)?.as_ref()
+    }
+
+    /// Keeps the histogram of the zoomed or hovered channel up to date (one read-back per
+    /// channel change).
+    fn update_histogram(&mut self) {
+        let channel = self.state.zoom.and_then(|t| self.channel_of(t)).or(self.hover.as_ref().and_then(|h| h.channel));
+        let (Some(c), Some(l), Some(gfx)) = (channel, &self.loaded, &self.gfx) else { return };
+        let key = (self.state.layer, c);
+        if self.hist.as_ref().is_some_and(|h| h.0 == key) {
+            return;
+        }
+        let [lo, hi] = l.stats[key.0][c];
+        if let Ok(values) = l.acts.read_channel(&gfx.ctx, key.0, c) {
+            self.hist = Some((key, crate::conv::histogram(&values, lo, hi), lo, hi));
         }
     }
 
@@ -266,6 +375,14 @@ impl App {
             return Ok(());
         };
         let i = self.state.layer;
+        if let Some(tex) = self.kernels_shown() {
+            let file = format!("convscope-{}-kernels.png", l.acts.names[i]);
+            read_texture(&gfx.ctx, tex)?
+                .save_with_format(&file, image::ImageFormat::Png)
+                .with_context(|| format!("cannot save {file} in the current directory"))?;
+            log_line(&format!("saved {file}"));
+            return Ok(());
+        }
         let img = read_texture(&gfx.ctx, &l.grids[i].texture)?;
         let name = l.acts.names[i].clone();
         let (img, file) = match self.state.zoom {
@@ -293,6 +410,10 @@ impl App {
     /// Updates the hover from the cursor position; reads the value under it (once per
     /// new pixel, not every frame).
     fn update_hover(&mut self) {
+        if self.kernels_shown().is_some() {
+            self.hover = None;
+            return;
+        }
         let (Some((cx, cy)), Some(l), Some(src), Some(gfx)) = (self.cursor, &self.loaded, self.src_rect(), &self.gfx)
         else {
             self.hover = None;
@@ -326,6 +447,10 @@ impl App {
     }
 
     fn render(&mut self) {
+        self.update_histogram();
+        let kern = self.kernels_shown().cloned();
+        let kern_max = self.page_conv().map(|c| c.weight.iter().fold(0.0f32, |m, w| m.max(w.abs())));
+        let src = self.src_rect();
         let Some(gfx) = &mut self.gfx else { return };
         if gfx.config.width == 0 || gfx.config.height == 0 {
             return; // minimised
@@ -358,26 +483,18 @@ impl App {
         };
         let mut enc = gfx.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
 
-        let src = match &self.loaded {
-            Some(l) => {
-                let g = &l.grids[self.state.layer].layout;
-                Some(match self.state.zoom {
-                    Some(t) => {
-                        let (x, y) = g.tile_origin(t);
-                        Rect { x: x as f32, y: y as f32, w: g.tile_w as f32, h: g.tile_h as f32 }
-                    }
-                    None => Rect { x: 0.0, y: 0.0, w: g.width as f32, h: g.height as f32 },
-                })
-            }
-            None => None,
+        let shown = match (&kern, &self.loaded, src) {
+            (Some(k), _, _) => Some((k.clone(), Rect { x: 0.0, y: 0.0, w: k.width() as f32, h: k.height() as f32 })),
+            (None, Some(l), Some(src)) => Some((l.grids[self.state.layer].texture.clone(), src)),
+            _ => None,
         };
-        match (&self.loaded, src) {
-            (Some(l), Some(src)) => {
+        match shown {
+            Some((tex, src)) => {
                 let dst = fit(src.w, src.h, area);
                 // Whole pixels keep nearest-neighbour magnification crisp.
                 let dst = Rect { x: dst.x.round(), y: dst.y.round(), w: dst.w.round(), h: dst.h.round() };
                 self.grid_rect = Rect { x: dst.x / ppp, y: dst.y / ppp, w: dst.w / ppp, h: dst.h / ppp };
-                gfx.presenter.draw(&gfx.ctx, &mut enc, &view, size, &l.grids[self.state.layer].texture, src, dst);
+                gfx.presenter.draw(&gfx.ctx, &mut enc, &view, size, &tex, src, dst);
             }
             _ => {
                 let _ = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
@@ -405,6 +522,9 @@ impl App {
             loaded: self.loaded.as_ref(),
             state: &self.state,
             hover: self.hover.as_ref(),
+            hist: self.hist.as_ref().filter(|h| h.0.0 == self.state.layer).map(|h| (h.0.1, &h.1, h.2, h.3)),
+            kernels: kern.is_some(),
+            kernel_abs_max: kern_max,
             status: &self.status,
             error: self.error.as_deref(),
             busy: self.busy,
@@ -540,6 +660,7 @@ fn map_key(key: &WKey) -> Option<Key> {
             "n" => Key::Norm,
             "c" => Key::Colormap,
             "s" => Key::Save,
+            "k" => Key::Kernels,
             "r" => Key::Reroll,
             d if d.len() == 1 && d.as_bytes()[0].is_ascii_digit() => Key::Digit(d.as_bytes()[0] - b'0'),
             _ => return None,
@@ -709,6 +830,7 @@ pub fn run(args: &CommonArgs) -> Result<()> {
         error: None,
         busy: false,
         hover: None,
+        hist: None,
         cursor: None,
         grid_rect: Rect { x: 0.0, y: 0.0, w: 0.0, h: 0.0 },
         launched,

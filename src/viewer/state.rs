@@ -18,6 +18,7 @@ pub enum Key {
     Colormap,
     Save,
     Reroll,
+    Kernels,
 }
 
 /// What the application must do after a state change.
@@ -32,6 +33,8 @@ pub enum Action {
     /// Re-initialise the weights with this seed and recompute.
     Reroll(i64),
     ToggleHelp,
+    /// Show or hide the current conv layer's kernels.
+    ToggleKernels,
     /// Zoom in or out (the tile shown alone, or None for the grid).
     Zoom(Option<usize>),
     Quit,
@@ -45,6 +48,8 @@ pub struct ViewState {
     /// The tile shown alone, if zoomed.
     pub zoom: Option<usize>,
     pub help: bool,
+    /// Showing the current layer's kernels instead of its output.
+    pub kernels: bool,
     pub norm: Norm,
     pub cmap: Colormap,
     pub seed: i64,
@@ -52,7 +57,16 @@ pub struct ViewState {
 
 impl ViewState {
     pub fn new(pages: usize, seed: i64) -> Self {
-        Self { layer: 0, pages, zoom: None, help: false, norm: Norm::default(), cmap: Colormap::default(), seed }
+        Self {
+            layer: 0,
+            pages,
+            zoom: None,
+            help: false,
+            kernels: false,
+            norm: Norm::default(),
+            cmap: Colormap::default(),
+            seed,
+        }
     }
 
     fn goto(&mut self, layer: usize) -> Vec<Action> {
@@ -98,6 +112,11 @@ impl ViewState {
                 vec![Action::Recolour]
             }
             Key::Save => vec![Action::Save],
+            Key::Kernels => {
+                self.kernels = !self.kernels;
+                self.zoom = None;
+                vec![Action::ToggleKernels]
+            }
             Key::Reroll => {
                 self.seed = self.seed.wrapping_add(1);
                 vec![Action::Reroll(self.seed)]
@@ -131,6 +150,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("hover", "channel and exact value under the cursor"),
     ("N", "normalisation: per-channel, per-layer, symmetric"),
     ("C", "colormap: viridis, gray, bwr"),
+    ("K", "kernels of the current conv layer: Cout x Cin tiles, blue < 0 < red"),
     ("S", "save this view's grid as PNG in the current directory"),
     ("R", "re-roll weights with the next seed"),
     ("drop a file", "load that image"),
@@ -193,5 +213,9 @@ mod tests {
         assert_eq!(s.key(Key::Help), vec![Action::ToggleHelp]);
         assert!(s.help);
         assert_eq!(s.key(Key::Save), vec![Action::Save]);
+        assert_eq!(s.key(Key::Kernels), vec![Action::ToggleKernels]);
+        assert!(s.kernels);
+        s.key(Key::Kernels);
+        assert!(!s.kernels);
     }
 }
