@@ -2,47 +2,12 @@
 //! the CPU reference, and one clear line and a non-zero exit for every bad input.
 
 mod common;
-use common::{Golden, assert_close, fixture};
+use common::{Golden, assert_close, assert_one_line_error, bin, fixture, gpu_available, run, tmp};
 use convscope::grid::{Colormap, Norm};
 use convscope::input::{ChannelOrder, load_rgb8, tensor_from_rgb8};
 use convscope::network::Network;
 use convscope::reference;
 use convscope::visual::layout_for;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_convscope"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn gpu_available() -> bool {
-    convscope::gpu::test_context().is_some()
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run convscope");
-    eprintln!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-/// Fails unless the run failed with exactly one `error:` line containing `needle`.
-fn assert_one_line_error(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected failure");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
-    assert_eq!(lines.len(), 1, "one line expected, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(lines[0].contains(needle), "{err:?} should mention {needle:?}");
-    assert!(!err.contains("panicked"));
-}
 
 #[test]
 fn export_writes_grids_equal_to_the_cpu_reference() {

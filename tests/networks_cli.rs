@@ -3,37 +3,11 @@
 //! weights file or --arch.
 
 mod common;
-use common::{Golden, assert_close, fixture};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use common::{Golden, assert_close, assert_one_line_error, bin, fixture, run, tmp};
+use std::path::Path;
+use std::process::Command;
 
 const ONET_ARCH: &str = "conv1 prelu1 pool1=maxpool(3,2,ceil) conv2 prelu2 pool2=maxpool(3,2,ceil) conv3 prelu3 pool3=maxpool(2,2,ceil) conv4 prelu4";
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_convscope"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run convscope");
-    eprintln!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn assert_one_line_error(out: &Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(1), "expected exit 1");
-    let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
-    assert_eq!(lines.len(), 1, "one line expected, got: {err}");
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{err:?} should mention {needle:?}");
-    assert!(!err.contains("panicked"));
-}
 
 #[test]
 fn onet_example_matches_pytorch() {

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use convscope::tensor::{Shape, Tensor};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -59,4 +60,38 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
         want[worst.1]
     );
     eprintln!("{what}: max |diff| = {:.3e}", worst.0);
+}
+
+/// The built `convscope` binary.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_convscope"))
+}
+
+pub fn tmp(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn gpu_available() -> bool {
+    convscope::gpu::test_context().is_some()
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run convscope");
+    eprintln!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Fails unless the run failed with exactly one `error:` line containing `needle`.
+pub fn assert_one_line_error(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "expected failure");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
+    assert_eq!(lines.len(), 1, "one line expected, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(needle), "{err:?} should mention {needle:?}");
+    assert!(!err.contains("panicked"));
 }
