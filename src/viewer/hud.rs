@@ -150,7 +150,8 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
             if let Some(e) = info.error {
                 ui.label(RichText::new(format!("error: {e}")).color(Color32::from_rgb(255, 110, 110)));
             } else if info.busy {
-                ui.spinner();
+                // No spinner: its continuous repaint would compete with the computation on CPU adapters.
+                ui.label("working:");
                 ui.label(info.status);
             } else if let Some(h) = info.hover {
                 match (h.channel, h.value) {
