@@ -340,13 +340,40 @@ pub fn run_bench(b: &BenchArgs) -> Result<()> {
         say!("{:<7} {:<6} {:<11} {:<7} {:>11} {:>9}", "kernel", "block", "size", "layer", "ms", "GFLOP/s");
     }
     let spec = crate::bench::BenchSpec { image: b.image.clone(), sizes, kernels, blocks, runs: b.runs, seed: b.seed };
-    crate::bench::run(&ctx, &spec, &mut |r| {
-        if b.json {
-            say!("{}", r.json());
-        } else {
-            say!("{:<7} {:<6} {:<11} {:<7} {:>11.2} {:>9.2}", r.kernel, r.block, r.size, r.layer, r.ms, r.gflops);
-        }
-    })
+    // A progress bar on stderr (hidden when stderr is not a terminal).
+    let bar = indicatif::ProgressBar::new(1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:20} run {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let result = crate::bench::run(
+        &ctx,
+        &spec,
+        &mut |r| {
+            bar.suspend(|| {
+                if b.json {
+                    say!("{}", r.json());
+                } else {
+                    say!(
+                        "{:<7} {:<6} {:<11} {:<7} {:>11.2} {:>9.2}",
+                        r.kernel,
+                        r.block,
+                        r.size,
+                        r.layer,
+                        r.ms,
+                        r.gflops
+                    );
+                }
+            })
+        },
+        &|what, done, total| {
+            bar.set_message(what.to_string());
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    );
+    bar.finish_and_clear();
+    result
 }
 
 /// Runs the CPU reference and prints the largest difference per layer; fails above 1e-4.

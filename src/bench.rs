@@ -81,7 +81,13 @@ pub struct BenchSpec {
 }
 
 /// Runs the benchmark; calls `emit` for every row as soon as it is measured.
-pub fn run(ctx: &GpuContext, spec: &BenchSpec, emit: &mut dyn FnMut(&Row)) -> Result<()> {
+/// `progress(what, done, total)` is called before and after every run of each variant.
+pub fn run(
+    ctx: &GpuContext,
+    spec: &BenchSpec,
+    emit: &mut dyn FnMut(&Row),
+    progress: &dyn Fn(&str, usize, usize),
+) -> Result<()> {
     let base = match &spec.image {
         Some(p) => input::load_rgb8(p)?,
         None => input::builtin_scene(),
@@ -108,11 +114,16 @@ pub fn run(ctx: &GpuContext, spec: &BenchSpec, emit: &mut dyn FnMut(&Row)) -> Re
             };
             let gnet = engine.upload(ctx, &net, block)?;
             // Warm-up: builds and caches the pipelines, touches the buffers.
+            let what = format!("{} {block_name} {size}", kernel.name());
+            let total = spec.runs.max(1) + 1;
+            progress(&what, 0, total);
             engine.run(ctx, &gnet, &input, kernel)?;
+            progress(&what, 1, total);
             let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); net.layers.len()];
             let mut totals = Vec::new();
-            for _ in 0..spec.runs.max(1) {
+            for r in 0..spec.runs.max(1) {
                 let acts = engine.run(ctx, &gnet, &input, kernel)?;
+                progress(&what, r + 2, total);
                 match &acts.gpu_ms {
                     Some(ms) => {
                         for (i, t) in ms.iter().enumerate() {

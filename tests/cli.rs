@@ -249,3 +249,36 @@ fn large_image_path_in_bands_gives_the_same_export() {
         assert_close(name, &b.vec(name), &a.vec(name), 1e-6);
     }
 }
+
+#[test]
+fn bench_json_reports_every_kernel_layer_and_total() {
+    if !gpu_available() {
+        return;
+    }
+    let out =
+        run(bin().args(["bench", "--size", "40x48", "--runs", "1", "--json", "--block", "8x2", "--block", "24x3"]));
+    assert!(out.status.success());
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 3 * 4, "naive + two tuned blocks, 3 layers + total each");
+    // conv1 on 40x48 → 36x44 outputs: 2·12·3·25·1584 FLOPs.
+    let flops1 = 2.0 * 12.0 * 3.0 * 25.0 * 36.0 * 44.0;
+    for r in &rows {
+        for k in ["kernel", "block", "size", "layer", "ms", "gflops", "timing"] {
+            assert!(r.get(k).is_some(), "{k} missing in {r}");
+        }
+        assert_eq!(r["size"], "40x48");
+        let ms = r["ms"].as_f64().unwrap();
+        assert!(ms > 0.0);
+        if r["layer"] == "conv1" {
+            let gflops = r["gflops"].as_f64().unwrap();
+            assert!((gflops * ms * 1e6 / flops1 - 1.0).abs() < 0.05, "GFLOP/s must be FLOPs / time: {r}");
+        }
+    }
+    let kernels: Vec<String> = rows.iter().map(|r| format!("{} {}", r["kernel"], r["block"])).collect();
+    assert!(kernels.contains(&"\"naive\" \"\"".to_string()) && kernels.contains(&"\"tuned\" \"24x3\"".to_string()));
+    let bad = run(bin().args(["bench", "--size", "20"]));
+    assert_one_line_error(&bad, "is not HxW");
+}
