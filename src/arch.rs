@@ -50,8 +50,18 @@ fn tokens(s: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Largest channel count, kernel, stride and padding `--arch` accepts (beyond them a typo
+/// would only exhaust memory).
+pub const MAX_CHANNELS: usize = 16384;
+pub const MAX_WINDOW: usize = 255;
+
 fn number(tok: &str, what: &str, v: &str) -> Result<usize> {
-    v.trim().parse::<usize>().map_err(|_| anyhow!("--arch {tok:?}: {what} {v:?} is not a whole number"))
+    let n = v.trim().parse::<usize>().map_err(|_| anyhow!("--arch {tok:?}: {what} {v:?} is not a whole number"))?;
+    let max = if what == "cin" || what == "cout" { MAX_CHANNELS } else { MAX_WINDOW };
+    if n > max {
+        bail!("--arch {tok:?}: {what} {n} is larger than {max}");
+    }
+    Ok(n)
 }
 
 /// Parses `--arch` into `(explicit name, spec)` pairs.
@@ -104,6 +114,9 @@ pub fn parse(arch: &str) -> Result<Vec<(Option<String>, Spec)>> {
                 if cin == 0 || cout == 0 || k == 0 || stride == 0 {
                     bail!("--arch {tok:?}: channels, kernel size and stride must be at least 1");
                 }
+                if cin * cout * k * k > 1 << 26 {
+                    bail!("--arch {tok:?}: {} weights is more than convscope seeds (2^26)", cin * cout * k * k);
+                }
                 Spec::Conv { cin, cout, k, stride, pad: take("pad")?.unwrap_or(0) }
             }
             "relu" => {
@@ -153,6 +166,9 @@ fn layer_from_tensors(sd: &StateDict, prefix: &str, stride: Option<usize>, pad: 
         let bias = get("bias").map_or(vec![0.0; c], |p| p.data.clone());
         if var.data.len() != c || weight.len() != c || bias.len() != c {
             bail!("{src}: {prefix} BatchNorm tensors differ in length");
+        }
+        if let Some(i) = var.data.iter().position(|v| *v < 0.0) {
+            bail!("{src}: {prefix}.running_var[{i}] is negative ({}); a variance cannot be", var.data[i]);
         }
         if stride.is_some() || pad.is_some() {
             bail!("--arch {prefix}: stride/pad apply to convolutions only");
