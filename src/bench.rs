@@ -1,10 +1,14 @@
 //! `convscope bench`: runs the chain repeatedly per kernel and input size and reports the
 //! median time and GFLOP/s of every layer and of the whole chain.
 
-use crate::conv::{Block, Engine, Kernel};
+use crate::env::EngineEnv;
+use crate::exec::{Executor, RunOptions, Timing};
 use crate::gpu::GpuContext;
 use crate::input::{self, ChannelOrder};
 use crate::network::Network;
+use crate::ops::ConvKernel;
+use crate::ops::conv_tuned::Block;
+use crate::plan::{Keep, Limits, Plan};
 use crate::tensor::Shape;
 use anyhow::{Result, anyhow, bail};
 use std::path::PathBuf;
@@ -19,7 +23,8 @@ pub struct Row {
     pub layer: String,
     pub ms: f64,
     pub gflops: f64,
-    /// `gpu` (timestamp queries) or `wall` (submit to done).
+    /// `gpu` (timestamp queries around the passes) or `wall` (submit to done, encoding
+    /// excluded; only the chain `total` is timed this way).
     pub timing: &'static str,
 }
 
@@ -58,22 +63,22 @@ fn median(v: &mut [f64]) -> f64 {
     if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
-/// Parses a register block `PXxOCV`: x outputs × vec4 output-channel groups per invocation.
-pub fn parse_block(s: &str) -> Result<Block> {
-    let (px, ocv) = s.split_once(['x', 'X']).ok_or_else(|| anyhow!("block {s:?} is not PXxOCV, e.g. 8x2"))?;
-    let px: u32 = px.trim().parse().map_err(|_| anyhow!("block {s:?}: PX is not a number"))?;
-    let ocv: u32 = ocv.trim().parse().map_err(|_| anyhow!("block {s:?}: OCV is not a number"))?;
-    if !(1..=32).contains(&px) || !(1..=8).contains(&ocv) {
-        bail!("block {s:?}: PX must be 1..32 and OCV 1..8");
-    }
-    Ok(Block { px, ocv, unroll: true })
+/// Refuses an `h × w` input whose activations exceed `budget` bytes, before anything is
+/// allocated (the bench keeps only the last layer, so buffers are reused).
+pub fn check_size(net: &Network, h: u32, w: u32, budget: u64) -> Result<()> {
+    let graph = net.graph();
+    let shapes = graph.infer_shapes(Shape::new(3, h as usize, w as usize))?;
+    let limits = Limits { max_binding: u64::MAX, memory_budget: budget, max_workgroups: u32::MAX };
+    Plan::build(&graph, &shapes, &limits, &Keep::Only(vec![shapes.len() - 1]))
+        .map(|_| ())
+        .map_err(|e| anyhow!("size {h}x{w}: {e}"))
 }
 
 /// What to measure.
 pub struct BenchSpec {
     pub image: Option<PathBuf>,
     pub sizes: Vec<(u32, u32)>,
-    pub kernels: Vec<Kernel>,
+    pub kernels: Vec<ConvKernel>,
     /// Register blocks to time the tuned kernel with.
     pub blocks: Vec<Block>,
     pub runs: usize,
@@ -84,6 +89,7 @@ pub struct BenchSpec {
 /// `progress(what, done, total)` is called before and after every run of each variant.
 pub fn run(
     ctx: &GpuContext,
+    env: &EngineEnv,
     spec: &BenchSpec,
     emit: &mut dyn FnMut(&Row),
     progress: &dyn Fn(&str, usize, usize),
@@ -93,52 +99,64 @@ pub fn run(
         None => input::builtin_scene(),
     };
     let net = Network::tutorial(spec.seed);
-    let mut engine = Engine::new(ctx);
-    let timing = if ctx.timestamps { "gpu" } else { "wall" };
+    let graph = net.graph();
+    let mut exec = Executor::with_env(ctx, env);
+    let blocks = if spec.blocks.is_empty() { vec![exec.block] } else { spec.blocks.clone() };
+    let mut variants: Vec<(ConvKernel, Block)> = Vec::new();
+    for &kernel in &spec.kernels {
+        match kernel {
+            ConvKernel::Naive => variants.push((kernel, Block::default())),
+            ConvKernel::Tuned => variants.extend(blocks.iter().map(|&b| (kernel, b))),
+        }
+    }
     for &(h, w) in &spec.sizes {
         let img = image::imageops::resize(&base, w, h, image::imageops::FilterType::Triangle);
         let input = input::tensor_from_rgb8(&img, ChannelOrder::Rgb);
         let shapes = net.shapes(Shape::new(3, h as usize, w as usize))?;
         let size = format!("{h}x{w}");
-        let mut variants: Vec<(Kernel, Block)> = Vec::new();
-        for &kernel in &spec.kernels {
-            match kernel {
-                Kernel::Naive => variants.push((kernel, Block::default())),
-                Kernel::Tuned => variants.extend(spec.blocks.iter().map(|&b| (kernel, b))),
-            }
-        }
-        for (kernel, block) in variants {
+        // Only the last layer is kept: earlier buffers are reused, as a user's run would.
+        let opts = RunOptions { keep: Keep::Only(vec![shapes.len()]), ..Default::default() };
+        for &(kernel, block) in &variants {
             let block_name = match kernel {
-                Kernel::Naive => String::new(),
-                Kernel::Tuned => format!("{}x{}", block.px, block.ocv),
+                ConvKernel::Naive => String::new(),
+                ConvKernel::Tuned => block.name(),
             };
-            let gnet = engine.upload(ctx, &net, block)?;
+            let gnet = exec.upload_with_block(ctx, &graph, kernel, block)?;
             // Warm-up: builds and caches the pipelines, touches the buffers.
             let what = format!("{} {block_name} {size}", kernel.name());
             let total = spec.runs.max(1) + 1;
             progress(&what, 0, total);
-            engine.run(ctx, &gnet, &input, kernel)?;
+            exec.run_with(ctx, &gnet, &input, &opts)?;
             progress(&what, 1, total);
             let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); net.layers.len()];
             let mut totals = Vec::new();
+            let mut gpu_timed = true;
             for r in 0..spec.runs.max(1) {
-                let acts = engine.run(ctx, &gnet, &input, kernel)?;
+                let acts = exec.run_with(ctx, &gnet, &input, &opts)?;
                 progress(&what, r + 2, total);
-                match &acts.gpu_ms {
-                    Some(ms) => {
+                match &acts.node_ms {
+                    Some((ms, Timing::Gpu)) if gpu_timed => {
                         for (i, t) in ms.iter().enumerate() {
                             per_layer[i].push(*t);
                         }
                         totals.push(ms.iter().sum());
                     }
-                    None => totals.push(acts.wall_ms),
+                    _ => {
+                        // Mixed runs would mix two clocks: fall back to wall time for all.
+                        if gpu_timed && !totals.is_empty() {
+                            totals.clear();
+                        }
+                        gpu_timed = false;
+                        totals.push(acts.wall_ms);
+                    }
                 }
             }
+            let timing = if gpu_timed { "gpu" } else { "wall" };
             let mut total_flops = 0.0;
             for (i, layer) in net.layers.iter().enumerate() {
                 let flops = layer.op.flops(shapes[i]);
                 total_flops += flops;
-                if timing == "gpu" {
+                if gpu_timed {
                     let ms = median(&mut per_layer[i]);
                     emit(&Row {
                         kernel: kernel.name(),
@@ -180,12 +198,11 @@ mod tests {
     }
 
     #[test]
-    fn blocks_parse() {
-        assert_eq!(parse_block("8x2").unwrap(), Block { px: 8, ocv: 2, unroll: true });
-        assert!(parse_block("0x2").is_err());
-        assert!(parse_block("8x9").is_err());
-        assert!(parse_block("33x1").is_err());
-        assert!(parse_block("8").is_err());
+    fn absurd_sizes_are_refused_before_allocating() {
+        let net = Network::tutorial(0);
+        assert!(check_size(&net, 225, 400, 4 << 30).is_ok());
+        let e = check_size(&net, 100_000, 100_000, 4 << 30).unwrap_err().to_string();
+        assert!(e.starts_with("size 100000x100000:") && e.contains("GPU memory"), "{e}");
     }
 
     #[test]

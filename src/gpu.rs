@@ -125,6 +125,137 @@ impl GpuContext {
     }
 }
 
+/// A read-back in flight: bytes copied into a staging buffer that is mapped
+/// asynchronously. [`Readback::try_take`] never blocks; the UI thread polls it each frame.
+pub struct Readback {
+    staging: wgpu::Buffer,
+    /// 0 pending, 1 mapped, 2 failed.
+    state: Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl Readback {
+    /// Starts copying `size` bytes of `buffer` from `offset`; returns at once.
+    pub fn start(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Readback {
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("async read-back staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc =
+            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("async read-back copy") });
+        enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
+        ctx.queue.submit([enc.finish()]);
+        let state: Arc<std::sync::atomic::AtomicU8> = Arc::default();
+        let s = state.clone();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            s.store(if r.is_ok() { 1 } else { 2 }, std::sync::atomic::Ordering::Release);
+        });
+        Readback { staging, state }
+    }
+
+    /// Whether the bytes have arrived (or the read-back failed); lets the device make
+    /// progress first, without waiting.
+    pub fn ready(&self, ctx: &GpuContext) -> bool {
+        let _ = ctx.device.poll(wgpu::PollType::Poll);
+        self.state.load(std::sync::atomic::Ordering::Acquire) != 0
+    }
+
+    /// The bytes, once [`Readback::ready`]; an error while pending or when mapping failed.
+    pub fn take(self) -> Result<Vec<u8>> {
+        if self.state.load(std::sync::atomic::Ordering::Acquire) != 1 {
+            bail!("GPU read-back failed or is not finished");
+        }
+        let bytes = self.staging.get_mapped_range(..).map_err(|e| anyhow!("GPU read-back failed: {e}"))?.to_vec();
+        self.staging.unmap();
+        Ok(bytes)
+    }
+}
+
+/// A pipeline layout of one bind group.
+pub fn pipeline_layout(ctx: &GpuContext, label: &str, group: &wgpu::BindGroupLayout) -> wgpu::PipelineLayout {
+    ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(group)],
+        immediate_size: 0,
+    })
+}
+
+/// A compute pipeline from WGSL `source`'s `entry` point, labelled `label`.
+pub fn compute_pipeline(
+    ctx: &GpuContext,
+    label: &str,
+    source: &str,
+    entry: &str,
+    layout: &wgpu::PipelineLayout,
+) -> wgpu::ComputePipeline {
+    let module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(label),
+        layout: Some(layout),
+        module: &module,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &[],
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    })
+}
+
+/// Copies rows `y0 .. y0 + rows` of an RGBA8 texture into a MAP_READ buffer at the 256-byte
+/// row pitch the API requires; returns the buffer and the pitch. Submits, does not wait.
+pub fn copy_texture_rows(ctx: &GpuContext, texture: &wgpu::Texture, y0: u32, rows: u32) -> (wgpu::Buffer, u32) {
+    let w = texture.width();
+    let pitch = (w * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("texture read-back"),
+        size: pitch as u64 * rows.max(1) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc =
+        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("texture read-back") });
+    enc.copy_texture_to_buffer(
+        wgpu::TexelCopyTextureInfo {
+            texture,
+            mip_level: 0,
+            origin: wgpu::Origin3d { x: 0, y: y0, z: 0 },
+            aspect: wgpu::TextureAspect::All,
+        },
+        wgpu::TexelCopyBufferInfo {
+            buffer: &staging,
+            layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(pitch), rows_per_image: Some(rows) },
+        },
+        wgpu::Extent3d { width: w, height: rows, depth_or_array_layers: 1 },
+    );
+    ctx.queue.submit([enc.finish()]);
+    (staging, pitch)
+}
+
+/// Rows `y0 .. y0 + rows` of an RGBA8 texture, tightly packed (waits for the GPU).
+pub fn read_texture_rows(ctx: &GpuContext, texture: &wgpu::Texture, y0: u32, rows: u32) -> Result<Vec<u8>> {
+    let (staging, pitch) = copy_texture_rows(ctx, texture, y0, rows);
+    let bytes = ctx.map_and_read(&staging)?;
+    Ok(unpitch(&bytes, pitch, texture.width(), rows))
+}
+
+/// Drops the row padding of `rows` rows of `width` RGBA8 texels copied at `pitch`.
+pub fn unpitch(bytes: &[u8], pitch: u32, width: u32, rows: u32) -> Vec<u8> {
+    let row = width as usize * 4;
+    let mut out = Vec::with_capacity(row * rows as usize);
+    for r in 0..rows as usize {
+        let start = r * pitch as usize;
+        if let Some(s) = bytes.get(start..start + row) {
+            out.extend_from_slice(s);
+        }
+    }
+    out
+}
+
 /// Picks an adapter: the first whose name contains `WGPU_ADAPTER_NAME` (case-insensitive)
 /// when that is set, else a CPU adapter when `prefer_cpu`, else wgpu's default choice
 /// (high performance unless `WGPU_POWER_PREF` says otherwise).

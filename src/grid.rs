@@ -232,10 +232,8 @@ pub fn norm_range(norm: Norm, stats: &[[f32; 2]], channel: usize) -> (f32, f32) 
     }
 }
 
-/// Min and max over all channels.
-pub fn layer_range(stats: &[[f32; 2]]) -> (f32, f32) {
-    stats.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| (lo.min(s[0]), hi.max(s[1])))
-}
+/// Min and max over all channels (computed where the statistics are).
+pub use crate::ops::stats::layer_range;
 
 #[cfg(test)]
 mod tests {

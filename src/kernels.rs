@@ -5,7 +5,39 @@
 
 use crate::grid::{self, Colormap};
 use crate::network::Conv2d;
+use anyhow::{Result, bail};
 use image::{Rgba, RgbaImage};
+
+/// The most pixels a kernels image may have (64 megapixels, 256 MiB of RGBA): a layer with
+/// more kernels is refused rather than allocating without bound.
+pub const MAX_PIXELS: u64 = 64 << 20;
+
+/// The kernels image's size in pixels, computed without overflow.
+pub fn image_size(c: &Conv2d) -> (u64, u64) {
+    let s = cell_size(c.k) as u64;
+    let tile = c.k as u64 * s;
+    let colour_col = c.cin == 3;
+    let cols = c.cin as u64 + u64::from(colour_col);
+    let w = cols.saturating_mul(tile + 1).saturating_add(1 + if colour_col { 3 } else { 0 });
+    let h = (c.cout as u64).saturating_mul(tile + 1).saturating_add(1);
+    (w, h)
+}
+
+/// Refuses a kernels image of layer `name` larger than `max_pixels`.
+pub fn check_size(c: &Conv2d, name: &str, max_pixels: u64) -> Result<()> {
+    let (w, h) = image_size(c);
+    if w.saturating_mul(h) > max_pixels {
+        bail!(
+            "{name} has too many kernels to draw ({} x {} of {}x{}: {w}x{h} pixels, the limit is {} megapixels)",
+            c.cout,
+            c.cin,
+            c.k,
+            c.k,
+            max_pixels >> 20
+        );
+    }
+    Ok(())
+}
 
 /// Pixels per weight so that small kernels stay visible.
 pub fn cell_size(k: usize) -> u32 {

@@ -1,118 +1,11 @@
-//! Layer specifications, the default (tutorial) network and its weights from a seed.
+//! A chain of named layers (what `--arch`, `--weights` and the tutorial describe), the
+//! tutorial network with its weights from a seed, and the chain as a [`Graph`].
 
+pub use crate::graph::{Conv2d, Op, pool_out_len};
+use crate::graph::{Graph, INPUT, Node};
 use crate::tensor::Shape;
 use crate::torch_init::{Mt19937, conv2d_default_init};
 use anyhow::{Result, bail};
-
-/// A 2-D convolution: `[cout, cin, k, k]` weights in PyTorch order, one bias per output.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Conv2d {
-    pub cin: usize,
-    pub cout: usize,
-    pub k: usize,
-    pub stride: usize,
-    pub pad: usize,
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
-}
-
-impl Conv2d {
-    /// Output size along one axis, or None when the (padded) input is smaller than the kernel.
-    pub fn out_len(&self, len: usize) -> Option<usize> {
-        let padded = len + 2 * self.pad;
-        (padded >= self.k).then(|| (padded - self.k) / self.stride + 1)
-    }
-    /// FLOPs of one forward pass on `out` (multiply and add counted separately).
-    pub fn flops(&self, out: Shape) -> f64 {
-        2.0 * (self.cout * self.cin * self.k * self.k) as f64 * out.plane() as f64
-    }
-}
-
-/// What a layer does.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
-    Conv(Conv2d),
-    /// `max(x, 0)`.
-    Relu,
-    /// `x` if `x >= 0`, else `slope[c] · x`; one slope for all channels or one per channel.
-    PRelu {
-        slopes: Vec<f32>,
-    },
-    /// Max over `k × k` windows every `stride` pixels, no padding; `ceil` rounds the output
-    /// size up (PyTorch `ceil_mode=True`: a window that starts inside the input but runs past
-    /// its edge takes the max of the part inside).
-    MaxPool {
-        k: usize,
-        stride: usize,
-        ceil: bool,
-    },
-    /// BatchNorm2d in eval mode: `(x − mean) / sqrt(var + eps) · weight + bias`.
-    BatchNorm {
-        weight: Vec<f32>,
-        bias: Vec<f32>,
-        mean: Vec<f32>,
-        var: Vec<f32>,
-        eps: f32,
-    },
-}
-
-/// PyTorch's pooling output size along one axis (no padding, dilation 1).
-pub fn pool_out_len(len: usize, k: usize, stride: usize, ceil: bool) -> Option<usize> {
-    if len < k || stride == 0 {
-        return None;
-    }
-    let span = len - k;
-    let mut out = if ceil { span.div_ceil(stride) + 1 } else { span / stride + 1 };
-    // The last window must start inside the input.
-    if ceil && (out - 1) * stride >= len {
-        out -= 1;
-    }
-    Some(out)
-}
-
-impl Op {
-    /// The kind, as the HUD and errors name it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Op::Conv(_) => "conv",
-            Op::Relu => "relu",
-            Op::PRelu { .. } => "prelu",
-            Op::MaxPool { .. } => "maxpool",
-            Op::BatchNorm { .. } => "batchnorm",
-        }
-    }
-
-    /// Per-channel scale and shift `(alpha, beta)` of a BatchNorm, computed as PyTorch's CPU
-    /// inference does: `alpha = weight / sqrt(var + eps)`, `beta = bias − mean · alpha`.
-    pub fn batchnorm_affine(&self) -> Option<(Vec<f32>, Vec<f32>)> {
-        let Op::BatchNorm { weight, bias, mean, var, eps } = self else { return None };
-        let alpha: Vec<f32> = weight.iter().zip(var).map(|(w, v)| (1.0 / (v + eps).sqrt()) * w).collect();
-        let beta = bias.iter().zip(mean).zip(&alpha).map(|((b, m), a)| b - m * a).collect();
-        Some((alpha, beta))
-    }
-
-    /// Input rows `[lo, hi)` that output rows `[a, b)` depend on, for an input of `h` rows.
-    pub fn input_rows(&self, a: usize, b: usize, h: usize) -> (usize, usize) {
-        let (s, p, k) = match self {
-            Op::Conv(c) => (c.stride as isize, c.pad as isize, c.k as isize),
-            Op::MaxPool { k, stride, .. } => (*stride as isize, 0, *k as isize),
-            _ => (1, 0, 1),
-        };
-        let (a, b, h) = (a as isize, b as isize, h as isize);
-        let lo = (a * s - p).clamp(0, h);
-        let hi = ((b - 1) * s + k - p).clamp(0, h);
-        (lo as usize, hi.max(lo) as usize)
-    }
-
-    /// FLOPs of one forward pass producing `out` (multiply and add counted separately).
-    pub fn flops(&self, out: Shape) -> f64 {
-        match self {
-            Op::Conv(c) => c.flops(out),
-            Op::MaxPool { k, .. } => (k * k) as f64 * out.len() as f64,
-            _ => 2.0 * out.len() as f64,
-        }
-    }
-}
 
 /// A named layer of the network.
 #[derive(Clone, Debug, PartialEq)]
@@ -199,58 +92,29 @@ impl Network {
         Self { layers }
     }
 
+    /// The chain as a graph with one path: layer `i` reads layer `i − 1`'s output (the
+    /// input for the first) and writes a tensor named after the layer.
+    pub fn graph(&self) -> Graph {
+        let mut prev = INPUT.to_string();
+        let nodes = self
+            .layers
+            .iter()
+            .map(|l| {
+                let n =
+                    Node { name: l.name.clone(), op: l.op.clone(), inputs: vec![prev.clone()], output: l.name.clone() };
+                prev = l.name.clone();
+                n
+            })
+            .collect();
+        Graph { input: INPUT.to_string(), nodes }
+    }
+
     /// The shape after every layer for an input of `input` shape; a clear error when the
     /// channels do not chain or a layer's input is smaller than its window.
     pub fn shapes(&self, input: Shape) -> Result<Vec<Shape>> {
-        let mut shapes = Vec::with_capacity(self.layers.len());
-        let mut cur = input;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let from = if i == 0 { "the input image".to_string() } else { self.layers[i - 1].name.clone() };
-            let channels = |want: usize, what: &str| -> Result<()> {
-                if cur.c != want {
-                    bail!("{} ({what}) expects {want} input channels but {from} has {}", layer.name, cur.c);
-                }
-                Ok(())
-            };
-            let too_small = |need: usize| -> anyhow::Error {
-                let what = if i == 0 {
-                    format!("the image is {}x{}; use a larger image", cur.w, cur.h)
-                } else {
-                    format!("{from} produced {}x{}; use a larger image", cur.w, cur.h)
-                };
-                anyhow::anyhow!("{} needs at least {need}x{need} input, {what}", layer.name)
-            };
-            cur = match &layer.op {
-                Op::Conv(c) => {
-                    channels(c.cin, "conv")?;
-                    let (Some(h), Some(w)) = (c.out_len(cur.h), c.out_len(cur.w)) else {
-                        return Err(too_small(c.k.saturating_sub(2 * c.pad).max(1)));
-                    };
-                    Shape::new(c.cout, h, w)
-                }
-                Op::PRelu { slopes } => {
-                    if slopes.len() != 1 {
-                        channels(slopes.len(), "prelu")?;
-                    }
-                    cur
-                }
-                Op::BatchNorm { weight, .. } => {
-                    channels(weight.len(), "batchnorm")?;
-                    cur
-                }
-                Op::Relu => cur,
-                Op::MaxPool { k, stride, ceil } => {
-                    let (Some(h), Some(w)) =
-                        (pool_out_len(cur.h, *k, *stride, *ceil), pool_out_len(cur.w, *k, *stride, *ceil))
-                    else {
-                        return Err(too_small(*k));
-                    };
-                    Shape::new(cur.c, h, w)
-                }
-            };
-            shapes.push(cur);
-        }
-        Ok(shapes)
+        let mut s = self.graph().infer_shapes(input)?;
+        s.remove(0);
+        Ok(s)
     }
 
     /// Fails when any parameter is NaN or infinite, naming the tensor.

@@ -1,6 +1,7 @@
 //! Plain CPU twins of every GPU stage (convolution, channel statistics, colormapped
 //! grid). Readable rather than fast: tests and `--verify` compare the GPU against them.
 
+use crate::graph::Graph;
 use crate::grid::{self, BACKGROUND, Colormap, GridLayout, Norm};
 use crate::network::{Conv2d, Network, Op};
 use crate::tensor::{Shape, Tensor};
@@ -92,11 +93,18 @@ pub fn maxpool(input: &Tensor, k: usize, stride: usize, ceil: bool) -> Tensor {
 
 /// Every layer's output, in order.
 pub fn forward(net: &Network, input: &Tensor) -> Result<Vec<Tensor>> {
-    net.shapes(input.shape)?;
-    let mut outs: Vec<Tensor> = Vec::with_capacity(net.layers.len());
-    for layer in &net.layers {
-        let x = outs.last().unwrap_or(input);
-        outs.push(apply(x, &layer.op));
+    forward_graph(&net.graph(), input)
+}
+
+/// Every node's output of `graph` on `input`, in node order (the CPU twin of a run).
+pub fn forward_graph(graph: &Graph, input: &Tensor) -> Result<Vec<Tensor>> {
+    graph.infer_shapes(input.shape)?;
+    let inputs = graph.input_indices()?;
+    let mut outs: Vec<Tensor> = Vec::with_capacity(graph.nodes.len());
+    for (node, ins) in graph.nodes.iter().zip(&inputs) {
+        let x = if ins[0] == 0 { input } else { &outs[ins[0] - 1] };
+        let y = apply(x, &node.op);
+        outs.push(y);
     }
     Ok(outs)
 }

@@ -64,8 +64,38 @@ impl Tensor {
     }
 }
 
-/// Largest absolute elementwise difference between two equally sized slices.
+/// Largest absolute elementwise difference between two slices: NaN when their lengths
+/// differ or when one holds a NaN where the other does not (so a NaN never passes as
+/// "no difference", which `f32::max` would make it).
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "compared tensors differ in size");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    if a.len() != b.len() {
+        return f32::NAN;
+    }
+    let mut worst = 0.0f32;
+    for (x, y) in a.iter().zip(b) {
+        if x.is_nan() && y.is_nan() {
+            continue;
+        }
+        let d = (x - y).abs();
+        if d.is_nan() {
+            return f32::NAN;
+        }
+        if d > worst {
+            worst = d;
+        }
+    }
+    worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_propagate_nan_and_length_mismatch() {
+        assert_eq!(max_abs_diff(&[1.0, 2.0], &[1.5, 2.0]), 0.5);
+        assert!(max_abs_diff(&[1.0, f32::NAN], &[1.0, 2.0]).is_nan());
+        assert!(max_abs_diff(&[1.0], &[1.0, 2.0]).is_nan());
+        assert_eq!(max_abs_diff(&[f32::NAN], &[f32::NAN]), 0.0);
+    }
 }

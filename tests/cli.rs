@@ -255,8 +255,9 @@ fn bench_json_reports_every_kernel_layer_and_total() {
     if !gpu_available() {
         return;
     }
-    let out =
-        run(bin().args(["bench", "--size", "40x48", "--runs", "1", "--json", "--block", "8x2", "--block", "24x3"]));
+    let out = run(bin().args([
+        "bench", "--size", "40x48", "--runs", "1", "--json", "--kernel", "all", "--block", "8x2", "--block", "24x3",
+    ]));
     assert!(out.status.success());
     let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()

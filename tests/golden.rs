@@ -3,9 +3,10 @@
 
 mod common;
 use common::{Golden, assert_close};
-use convscope::conv::{Block, Engine, Kernel};
 use convscope::gpu::test_context;
 use convscope::network::{Network, Op};
+use convscope::ops::ConvKernel as Kernel;
+use convscope::ops::conv_tuned::Block;
 use convscope::reference;
 use convscope::torch_init::Mt19937;
 use sha2::{Digest, Sha256};
@@ -99,13 +100,12 @@ fn cpu_reference_matches_pytorch() {
 #[test]
 fn gpu_chain_matches_pytorch_with_both_kernels() {
     let Some(ctx) = test_context() else { return };
-    let mut engine = Engine::new(ctx);
+    let mut engine = common::executor(ctx);
     for (file, seed) in CHAIN_FILES {
         let g = Golden::open(file);
         let net = Network::tutorial(seed);
-        let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
         for kernel in [Kernel::Tuned, Kernel::Naive] {
-            let acts = engine.run(ctx, &gnet, &g.tensor("input"), kernel).unwrap();
+            let acts = common::run_net(&mut engine, ctx, &net, &g.tensor("input"), kernel, Block::default());
             for (i, name) in ["conv1", "conv2", "conv3"].iter().enumerate() {
                 let got = acts.read(ctx, i + 1).unwrap();
                 assert_eq!(got.shape.nchw().to_vec(), g.shape(&format!("{name}.out")));
@@ -126,10 +126,9 @@ fn gpu_stride2_pad2_matches_pytorch() {
     let g = Golden::open("conv_stride2_pad2.safetensors");
     let net = Network::seeded_convs(0, &[(3, 12, 5, 2, 2)]);
     assert_eq!(conv_of(&net, 0).weight, g.vec("weight"));
-    let mut engine = Engine::new(ctx);
-    let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
+    let mut engine = common::executor(ctx);
     for kernel in [Kernel::Tuned, Kernel::Naive] {
-        let acts = engine.run(ctx, &gnet, &g.tensor("input"), kernel).unwrap();
+        let acts = common::run_net(&mut engine, ctx, &net, &g.tensor("input"), kernel, Block::default());
         let got = acts.read(ctx, 1).unwrap();
         assert_close(&format!("gpu {} stride2 pad2", kernel.name()), &got.data, &g.vec("out"), TOL);
     }
@@ -156,11 +155,10 @@ fn check_all_layers(file: &str, net: &Network, tol: f32, band_limit: u64) {
     }
     let Some(ctx) = test_context() else { return };
     for (kernel, max_binding) in [(Kernel::Tuned, None), (Kernel::Naive, None), (Kernel::Tuned, Some(band_limit))] {
-        let mut engine = Engine::new(ctx);
+        let mut engine = common::executor(ctx);
         engine.max_binding = max_binding;
         for block in [Block::default(), Block { px: 24, ocv: 3, unroll: true }] {
-            let gnet = engine.upload(ctx, net, block).unwrap();
-            let acts = engine.run(ctx, &gnet, &input, kernel).unwrap();
+            let acts = common::run_net(&mut engine, ctx, net, &input, kernel, block);
             for (i, layer) in net.layers.iter().enumerate() {
                 let name = format!("{}.out", layer.name);
                 let got = acts.read(ctx, i + 1).unwrap();

@@ -3,10 +3,11 @@
 
 mod common;
 use common::assert_close;
-use convscope::conv::{Block, Engine, Kernel};
 use convscope::gpu::test_context;
 use convscope::grid::{Colormap, Norm};
 use convscope::network::{Conv2d, Layer, Network, Op};
+use convscope::ops::ConvKernel as Kernel;
+use convscope::ops::conv_tuned::Block;
 use convscope::reference;
 use convscope::tensor::{Shape, Tensor};
 use convscope::torch_init::Mt19937;
@@ -27,7 +28,7 @@ type Case = (&'static [(usize, usize, usize, usize, usize)], usize, usize);
 #[test]
 fn kernels_match_cpu_on_awkward_shapes() {
     let Some(ctx) = test_context() else { return };
-    let mut engine = Engine::new(ctx);
+    let mut engine = common::executor(ctx);
     // (cin, cout, k, stride, pad), input h, w
     let cases: &[Case] = &[
         (&[(3, 5, 3, 1, 0)], 3, 3),                     // 1x1 output, Cout not a multiple of 4
@@ -47,9 +48,8 @@ fn kernels_match_cpu_on_awkward_shapes() {
             Block { px: 8, ocv: 2, unroll: false },
             Block { px: 24, ocv: 3, unroll: true },
         ] {
-            let gnet = engine.upload(ctx, &net, block).unwrap();
             for kernel in [Kernel::Tuned, Kernel::Naive] {
-                let acts = engine.run(ctx, &gnet, &input, kernel).unwrap();
+                let acts = common::run_net(&mut engine, ctx, &net, &input, kernel, block);
                 for (i, want) in cpu.iter().enumerate() {
                     let got = acts.read(ctx, i + 1).unwrap();
                     assert_eq!(got.shape, want.shape);
@@ -68,12 +68,11 @@ fn kernels_match_cpu_on_awkward_shapes() {
 #[test]
 fn minmax_matches_cpu() {
     let Some(ctx) = test_context() else { return };
-    let mut engine = Engine::new(ctx);
+    let mut engine = common::executor(ctx);
     let net = random_net(3, &[(3, 6, 3, 1, 0)]);
     let mut input = random_input(9, 3, 40, 70);
     input.data[5] = 7.5; // a unique maximum in channel 0
-    let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
-    let acts = engine.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
+    let acts = common::run_net(&mut engine, ctx, &net, &input, Kernel::Tuned, Block::default());
     for i in 0..acts.shapes.len() {
         let t = acts.read(ctx, i).unwrap();
         assert_eq!(acts.read_stats(ctx, i).unwrap(), reference::channel_minmax(&t), "layer {i}");
@@ -96,7 +95,7 @@ fn compare_images(what: &str, got: &image::RgbaImage, want: &[u8]) {
 #[test]
 fn colormap_grid_matches_cpu_pixel_for_pixel() {
     let Some(ctx) = test_context() else { return };
-    let mut engine = Engine::new(ctx);
+    let mut engine = common::executor(ctx);
     let vis = Visualizer::new(ctx);
     let mut net = random_net(5, &[(3, 12, 5, 1, 0), (12, 7, 3, 1, 0)]);
     // A constant channel must draw at the bottom colour, not NaN.
@@ -110,8 +109,7 @@ fn colormap_grid_matches_cpu_pixel_for_pixel() {
     let img =
         image::RgbImage::from_fn(45, 31, |x, y| image::Rgb([(x * 5) as u8, (y * 8) as u8, ((x * y) % 256) as u8]));
     let input = convscope::input::tensor_from_rgb8(&img, convscope::input::ChannelOrder::Bgr);
-    let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
-    let acts = engine.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
+    let acts = common::run_net(&mut engine, ctx, &net, &input, Kernel::Tuned, Block::default());
     let rgb = convscope::input::ChannelOrder::Bgr.rgb_indices();
     for i in 0..acts.shapes.len() {
         let t = acts.read(ctx, i).unwrap();
@@ -144,16 +142,14 @@ fn banded_run_equals_unbanded_run() {
     let img = image::RgbImage::from_fn(83, 61, |x, y| image::Rgb([(x * 3) as u8, (y * 4) as u8, ((x ^ y) * 7) as u8]));
     let input = convscope::input::tensor_from_rgb8(&img, convscope::input::ChannelOrder::Rgb);
     let vis = Visualizer::new(ctx);
-    let mut whole = Engine::new(ctx);
+    let mut whole = common::executor(ctx);
     whole.max_binding = None;
-    let gnet = whole.upload(ctx, &net, Block::default()).unwrap();
-    let a = whole.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
+    let a = common::run_net(&mut whole, ctx, &net, &input, Kernel::Tuned, Block::default());
     assert!(a.band_counts().iter().all(|&n| n == 1));
     for (kb, kernel) in [(64u64, Kernel::Tuned), (150, Kernel::Tuned), (64, Kernel::Naive)] {
-        let mut banded = Engine::new(ctx);
+        let mut banded = common::executor(ctx);
         banded.max_binding = Some(kb << 10);
-        let gnet = banded.upload(ctx, &net, Block::default()).unwrap();
-        let b = banded.run(ctx, &gnet, &input, kernel).unwrap();
+        let b = common::run_net(&mut banded, ctx, &net, &input, kernel, Block::default());
         assert!(b.band_counts().iter().all(|&n| n > 2), "{:?}", b.band_counts());
         for i in 0..a.shapes.len() {
             let (ta, tb) = (a.read(ctx, i).unwrap(), b.read(ctx, i).unwrap());
@@ -173,17 +169,38 @@ fn banded_run_equals_unbanded_run() {
 fn runs_of_the_same_size_reuse_buffers_and_too_large_is_refused() {
     let Some(ctx) = test_context() else { return };
     let net = Network::tutorial(0);
-    let mut engine = Engine::new(ctx);
-    let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
+    let mut engine = common::executor(ctx);
+    let gnet = engine.upload(ctx, &net.graph(), Kernel::Tuned).unwrap();
     let x1 = random_input(1, 3, 30, 40);
     let x2 = random_input(2, 3, 30, 40);
-    let a = engine.run(ctx, &gnet, &x1, Kernel::Tuned).unwrap();
-    let b = engine.run(ctx, &gnet, &x2, Kernel::Tuned).unwrap();
-    assert!(a.bands[3][0].buffer == b.bands[3][0].buffer, "same-size runs share buffers");
+    let a = engine.run(ctx, &gnet, &x1).unwrap();
+    let ids = |acts: &convscope::exec::Activations| -> Vec<wgpu::Buffer> {
+        acts.bands.iter().map(|b| b[0].buffer.buffer().clone()).collect()
+    };
+    let first = ids(&a);
+    // While `a` is alive its buffers are not handed out again: `b` gets its own.
+    let b = engine.run(ctx, &gnet, &x2).unwrap();
+    assert!(ids(&b).iter().all(|x| !first.contains(x)), "live activations are never overwritten");
     assert_close("second run", &b.read(ctx, 3).unwrap().data, &reference::forward(&net, &x2).unwrap()[2].data, 1e-5);
-    assert_eq!(engine.cached_pipelines(), 3);
+    assert_close(
+        "first run intact",
+        &a.read(ctx, 3).unwrap().data,
+        &reference::forward(&net, &x1).unwrap()[2].data,
+        1e-5,
+    );
+    // Once `a` is dropped, the next run of the same size reuses its buffers.
+    drop(a);
+    let before = engine.cache_stats();
+    let c = engine.run(ctx, &gnet, &x1).unwrap();
+    let after = engine.cache_stats();
+    assert_eq!(ids(&c), first, "same-size runs reuse pooled buffers");
+    assert_eq!(after.buffers_created, before.buffers_created, "{before:?} -> {after:?}");
+    assert_eq!(after.pipelines_built, before.pipelines_built);
+    assert!(after.bind_group_hits > before.bind_group_hits, "bind groups are cached");
+    // 3 tuned convolutions and the statistics pass.
+    assert_eq!(engine.cached_pipelines(), 4);
     engine.memory_budget = 1 << 20;
-    let err = engine.run(ctx, &gnet, &random_input(3, 3, 200, 300), Kernel::Tuned).err().expect("refused");
+    let err = engine.run(ctx, &gnet, &random_input(3, 3, 200, 300)).err().expect("refused");
     assert!(err.to_string().contains("GiB of GPU memory"), "{err}");
 }
 
@@ -194,22 +211,27 @@ fn layer_statistics_match_cpu_whole_and_banded() {
     let input = random_input(5, 3, 50, 37);
     let cpu = reference::forward(&net, &input).unwrap();
     for limit in [None, Some(12u64 << 10)] {
-        let mut engine = Engine::new(ctx);
+        let mut engine = common::executor(ctx);
         engine.max_binding = limit;
-        let gnet = engine.upload(ctx, &net, Block::default()).unwrap();
-        let acts = engine.run(ctx, &gnet, &input, Kernel::Tuned).unwrap();
-        for (i, want) in cpu.iter().enumerate() {
+        let acts = common::run_net(&mut engine, ctx, &net, &input, Kernel::Tuned, Block::default());
+        for (i, cpu_out) in cpu.iter().enumerate() {
+            // The GPU's statistics are of the GPU's tensor: compare them with the CPU twin
+            // of the reduction on that same tensor (exact for min/max and zeros), and the
+            // tensor itself with the CPU reference within the documented tolerance (fma on
+            // the GPU, mul+add on the CPU).
+            let gpu_out = acts.read(ctx, i + 1).unwrap();
+            assert_close(&format!("layer {i} {limit:?}"), &gpu_out.data, &cpu_out.data, 1e-5);
             let got = acts.read_layer_stats(ctx, i + 1).unwrap();
-            let want = convscope::conv::LayerStats::of(want);
+            let want = convscope::ops::stats::LayerStats::of(&gpu_out);
             assert_eq!((got.min, got.max), (want.min, want.max), "layer {i} {limit:?}");
             assert!((got.mean - want.mean).abs() <= 1e-5 * (1.0 + want.std), "mean layer {i}: {got:?} vs {want:?}");
             assert!((got.std - want.std).abs() <= 1e-4 * want.std.max(1e-3), "std layer {i}: {got:?} vs {want:?}");
             assert_eq!(got.zeros, want.zeros, "zeros layer {i}");
             let ch = acts.read_channel(ctx, i + 1, 1).unwrap();
-            assert_eq!(ch, cpu[i].channel(1), "channel read-back layer {i}");
+            assert_eq!(ch, gpu_out.channel(1), "channel read-back layer {i}");
         }
         assert!(acts.read_layer_stats(ctx, 2).unwrap().zeros > 0.1, "ReLU output has zeros");
     }
-    let h = convscope::conv::histogram(&[0.0, 0.5, 1.0, 1.0], 0.0, 1.0);
+    let h = convscope::ops::stats::histogram(&[0.0, 0.5, 1.0, 1.0], 0.0, 1.0);
     assert_eq!((h[0], h[32], h[63], h.iter().sum::<u32>()), (1, 1, 2, 4));
 }

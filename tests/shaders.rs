@@ -1,12 +1,18 @@
 //! Every WGSL file in shaders/ parses and validates with naga (no GPU needed), and so do
-//! the tuned kernel's specialisations for the shapes it is used with.
+//! the tuned kernel's specialisations; every op's Rust params struct has the size and field
+//! offsets naga reflects from its WGSL struct, and its binding table matches the shader's
+//! bindings.
 
-use convscope::shader;
+use convscope::ops::{self, Bind, ParamsLayout, ShaderDesc, conv_tuned};
+
+fn module(name: &str, src: &str) -> naga::Module {
+    naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)))
+}
 
 fn validate(name: &str, src: &str) {
-    let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+    let m = module(name, src);
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
-        .validate(&module)
+        .validate(&m)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
 }
 
@@ -19,14 +25,95 @@ fn every_shader_file_is_listed_and_valid() {
         .filter(|n| n.ends_with(".wgsl"))
         .collect();
     files.sort();
-    let mut listed: Vec<String> = shader::ALL.iter().map(|(n, _)| n.to_string()).collect();
+    let mut listed: Vec<String> = ops::ALL.iter().map(|s| s.file.to_string()).collect();
     listed.sort();
-    assert_eq!(files, listed, "shader::ALL must list every file in shaders/");
-    for (name, src) in shader::ALL {
-        let on_disk = std::fs::read_to_string(dir.join(name)).expect("read shader");
-        assert_eq!(&on_disk, src);
-        validate(name, src);
+    assert_eq!(files, listed, "ops::ALL must list every file in shaders/");
+    for s in ops::ALL {
+        let on_disk = std::fs::read_to_string(dir.join(s.file)).expect("read shader");
+        assert_eq!(on_disk, s.source);
+        validate(s.file, s.source);
     }
+}
+
+/// The layout naga reflects for the struct `name` of `m`.
+fn reflected(m: &naga::Module, name: &str) -> Option<(usize, Vec<(String, usize)>)> {
+    m.types.iter().find_map(|(_, ty)| match (&ty.name, &ty.inner) {
+        (Some(n), naga::TypeInner::Struct { members, span }) if n == name => Some((
+            *span as usize,
+            members.iter().map(|mb| (mb.name.clone().unwrap_or_default(), mb.offset as usize)).collect(),
+        )),
+        _ => None,
+    })
+}
+
+/// Differences between a Rust params layout and the WGSL struct; empty when they agree.
+fn params_mismatch(s: &ShaderDesc, rust: &ParamsLayout) -> Vec<String> {
+    let m = module(s.file, s.source);
+    let Some((size, fields)) = reflected(&m, rust.wgsl_name) else {
+        return vec![format!("{}: no struct {}", s.file, rust.wgsl_name)];
+    };
+    let mut out = Vec::new();
+    if size != rust.size {
+        out.push(format!("{}: {} is {size} bytes in WGSL, {} in Rust", s.file, rust.wgsl_name, rust.size));
+    }
+    let wgsl: Vec<(String, usize)> = fields;
+    let rust_fields: Vec<(String, usize)> = rust.fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+    if wgsl != rust_fields {
+        out.push(format!("{}: fields differ\n  WGSL {wgsl:?}\n  Rust {rust_fields:?}", s.file));
+    }
+    out
+}
+
+/// The bindings of group 0 as naga sees them, in binding order.
+fn reflected_bindings(m: &naga::Module) -> Vec<(u32, Bind)> {
+    let mut v: Vec<(u32, Bind)> = m
+        .global_variables
+        .iter()
+        .filter_map(|(_, g)| {
+            let b = g.binding.as_ref().filter(|b| b.group == 0)?;
+            let kind = match g.space {
+                naga::AddressSpace::Uniform => Bind::Uniform,
+                naga::AddressSpace::Storage { access } => {
+                    Bind::Storage { read_only: !access.contains(naga::StorageAccess::STORE) }
+                }
+                naga::AddressSpace::Handle => match &m.types[g.ty].inner {
+                    naga::TypeInner::Image { class: naga::ImageClass::Storage { .. }, .. } => {
+                        Bind::StorageTexture(convscope::ops::colormap::GRID_FORMAT)
+                    }
+                    _ => Bind::Texture,
+                },
+                _ => return None,
+            };
+            Some((b.binding, kind))
+        })
+        .collect();
+    v.sort_by_key(|(i, _)| *i);
+    v
+}
+
+#[test]
+fn params_structs_and_bindings_mirror_the_wgsl() {
+    for s in ops::ALL {
+        let layout = s.params.expect("every shader has a params struct")();
+        let diff = params_mismatch(s, &layout);
+        assert!(diff.is_empty(), "{}", diff.join("\n"));
+        let m = module(s.file, s.source);
+        let got = reflected_bindings(&m);
+        let want: Vec<(u32, Bind)> = s.bindings.iter().enumerate().map(|(i, b)| (i as u32, *b)).collect();
+        assert_eq!(got, want, "{}: bindings", s.file);
+    }
+}
+
+#[test]
+fn a_drifted_params_struct_is_caught() {
+    // The check above must be able to fail: a WGSL struct with a field added.
+    let s = &ops::maxpool::SHADER;
+    let layout = s.params.expect("params")();
+    let drifted = s.source.replacen("    stride: u32,\n", "    stride: u32,\n    extra: u32,\n", 1);
+    assert_ne!(drifted, s.source);
+    let leaked: &'static str = Box::leak(drifted.into_boxed_str());
+    let desc = ShaderDesc { file: s.file, source: leaked, bindings: s.bindings, params: s.params };
+    assert!(!params_mismatch(&desc, &layout).is_empty());
 }
 
 #[test]
@@ -52,7 +139,7 @@ fn tuned_specialisations_are_valid() {
             ("OCV", ocv),
         ];
         for unroll in [false, true] {
-            let src = shader::tuned_source(&values, unroll);
+            let src = conv_tuned::tuned_source(&values, unroll);
             assert_eq!(src.contains("unrolled:"), unroll);
             validate(&format!("tuned {cin}->{cout} k{k} s{stride} p{pad} {px}x{ocv} unroll {unroll}"), &src);
         }
@@ -60,9 +147,34 @@ fn tuned_specialisations_are_valid() {
 }
 
 #[test]
+fn huge_kernels_compile_in_loop_form() {
+    use convscope::graph::Conv2d;
+    use convscope::ops::StepGeom;
+    use convscope::tensor::Shape;
+    let k = conv_tuned::MAX_UNROLLED_K + 2;
+    let c = Conv2d { cin: 1, cout: 4, k, stride: 1, pad: 0, weight: vec![0.0; 4 * k * k], bias: vec![0.0; 4] };
+    let shape = convscope::ops::conv_naive::ConvShape::of(&c);
+    let spec = conv_tuned::pipeline_for(
+        &shape,
+        &conv_tuned::Block::default(),
+        &StepGeom {
+            input: Shape::new(1, 20, 20),
+            output: Shape::new(4, 20 - k + 1, 20 - k + 1),
+            in_row0: 0,
+            in_rows: 20,
+            out_row0: 0,
+            out_rows: 20 - k + 1,
+        },
+    );
+    assert!(spec.key.ends_with("loops"), "{}", spec.key);
+    assert!(!spec.source.contains("unrolled:"));
+    validate(&spec.key, &spec.source);
+}
+
+#[test]
 fn broken_shader_is_caught() {
-    // The check above must be able to fail.
-    let bad = shader::MINMAX.replace("min(lo, v)", "min(lo, 1u)");
+    // The validation above must be able to fail.
+    let bad = ops::stats::SHADER.source.replace("min(lo, v)", "min(lo, 1u)");
     let failed = match naga::front::wgsl::parse_str(&bad) {
         Err(_) => true,
         Ok(m) => naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())

@@ -2,8 +2,10 @@
 //! value range, a colorbar for the current normalisation, GPU times, the adapter, hover
 //! read-out, status and errors, and the help panel.
 
+use super::gfx::{HUD_BOTTOM, HUD_TOP};
+use super::inspect::Hover;
+use super::jobs::Loaded;
 use super::state::{HELP, ViewState};
-use super::{Hover, Loaded};
 use crate::grid::{self, Norm};
 use egui::{Color32, RichText, Ui};
 
@@ -60,7 +62,7 @@ fn histogram(ui: &mut Ui, bins: &[u32; 64]) {
 /// Draws the HUD into the root `ui`.
 pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
     let st = info.state;
-    egui::Panel::top("hud-top").exact_size(super::HUD_TOP).show(ui, |ui| match info.loaded {
+    egui::Panel::top("hud-top").exact_size(HUD_TOP).show(ui, |ui| match info.loaded {
         Some(l) => {
             let i = st.layer;
             let (name, shape) = (&l.acts.names[i], l.acts.shapes[i]);
@@ -68,14 +70,14 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
             let op = if i == 0 {
                 format!(
                     "{} · {} channels {}",
-                    l.name,
+                    l.input.name,
                     info_order(l),
                     if l.grids[0].colour.is_some() { "· colour image first" } else { "" }
                 )
             } else {
                 l.net.layers[i - 1].describe()
             };
-            let (lo, hi) = grid::layer_range(&l.stats[i]);
+            let (lo, hi) = grid::layer_range(&l.stats[i].channels);
             ui.horizontal(|ui| {
                 ui.label(RichText::new(format!("{name} · {i}/{}", st.pages - 1)).strong().size(16.0));
                 ui.label(RichText::new(op).monospace());
@@ -84,7 +86,7 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
                 ui.label(format!("grid {}×{}{scale}", g.rows, g.cols));
                 ui.label(RichText::new(format!("range [{lo:.4}, {hi:.4}]")).monospace());
             });
-            let ls = &l.layer_stats[i];
+            let ls = &l.stats[i].layer;
             ui.horizontal(|ui| {
                 let view = if info.kernels { "kernels (Cout × Cin, blue < 0 < red) · " } else { "" };
                 ui.label(
@@ -114,7 +116,7 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
                 match st.norm {
                     Norm::PerChannel => match zoom_ch.or(hover_ch) {
                         Some(c) => {
-                            let s = l.stats[i][c];
+                            let s = l.stats[i].channels[c];
                             colorbar(ui, info, s[0], s[1], &format!("(channel {c})"));
                         }
                         None => {
@@ -122,22 +124,18 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
                         }
                     },
                     norm => {
-                        let (a, b) = grid::norm_range(norm, &l.stats[i], 0);
+                        let (a, b) = grid::norm_range(norm, &l.stats[i].channels, 0);
                         colorbar(ui, info, a, b, "(whole layer)");
                     }
                 }
-                let times = match &l.acts.gpu_ms {
-                    Some(ms) => {
-                        ms.iter()
-                            .zip(&l.acts.names[1..])
-                            .map(|(t, n)| format!("{n} {t:.1} ms"))
-                            .collect::<Vec<_>>()
-                            .join(" · ")
-                            + &format!(" · chain {:.0} ms wall", l.acts.wall_ms)
+                // Only this page's time: the whole list ran past the window edge.
+                let time = match (&l.acts.node_ms, i.checked_sub(1)) {
+                    (Some((ms, timing)), Some(n)) => {
+                        format!("{} {:.1} ms ({}) · ", l.acts.names[i], ms[n], timing.name())
                     }
-                    None => format!("chain {:.0} ms wall", l.acts.wall_ms),
+                    _ => String::new(),
                 };
-                ui.label(RichText::new(format!("GPU: {times}")).small());
+                ui.label(RichText::new(format!("{time}all layers {:.0} ms wall", l.acts.wall_ms)).small());
             });
         }
         None => {
@@ -145,7 +143,7 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
             ui.label(info.status);
         }
     });
-    egui::Panel::bottom("hud-bottom").exact_size(super::HUD_BOTTOM).show(ui, |ui| {
+    egui::Panel::bottom("hud-bottom").exact_size(HUD_BOTTOM).show(ui, |ui| {
         ui.horizontal(|ui| {
             if let Some(e) = info.error {
                 ui.label(RichText::new(format!("error: {e}")).color(Color32::from_rgb(255, 110, 110)));

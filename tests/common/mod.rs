@@ -1,6 +1,11 @@
 //! Helpers shared by the integration tests: fixtures and golden tensors.
 #![allow(dead_code)]
 
+use convscope::exec::{Activations, Executor};
+use convscope::gpu::GpuContext;
+use convscope::network::Network;
+use convscope::ops::ConvKernel;
+use convscope::ops::conv_tuned::Block;
 use convscope::tensor::{Shape, Tensor};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -94,4 +99,22 @@ pub fn assert_one_line_error(out: &Output, needle: &str) {
     assert!(lines[0].starts_with("error: "), "{err}");
     assert!(lines[0].contains(needle), "{err:?} should mention {needle:?}");
     assert!(!err.contains("panicked"));
+}
+
+/// Uploads `net` for `kernel` with `block` and runs it on `input`, keeping every tensor.
+pub fn run_net(
+    exec: &mut Executor,
+    ctx: &GpuContext,
+    net: &Network,
+    input: &Tensor,
+    kernel: ConvKernel,
+    block: Block,
+) -> Activations {
+    let g = exec.upload_with_block(ctx, &net.graph(), kernel, block).expect("upload");
+    exec.run(ctx, &g, input).expect("run")
+}
+
+/// An executor that ignores the environment (tests set their own limits).
+pub fn executor(ctx: &GpuContext) -> Executor {
+    Executor::with_env(ctx, &convscope::env::EngineEnv::default())
 }

@@ -1,8 +1,30 @@
 //! The present pass: draws (part of) a grid texture into a render target, fitted with its
 //! aspect kept and letterboxed; nearest when magnified, box-filtered when minified.
+//! CPU twin: none needed beyond `fit` (the viewer's offscreen test compares whole images).
 
+use super::{Bind, ShaderDesc, WgslStruct, layout_entries};
 use crate::gpu::GpuContext;
-use crate::shader;
+
+pub const SHADER: ShaderDesc = ShaderDesc {
+    file: "present.wgsl",
+    source: include_str!("../../shaders/present.wgsl"),
+    // params, grid texture
+    bindings: &[Bind::Uniform, Bind::Texture],
+    params: Some(Params::layout),
+};
+
+super::wgsl_struct! {
+    /// Mirrors `Params` in `present.wgsl`.
+    pub struct Params as "Params" {
+        /// Destination rectangle in target pixels: x0, y0, x1, y1.
+        pub dst: [f32; 4],
+        /// Source rectangle in texels: x0, y0, width, height.
+        pub src: [f32; 4],
+        pub target_size: [f32; 2],
+        pub srgb_target: u32,
+        pub _pad: u32,
+    }
+}
 
 /// A rectangle in pixels or texels: x, y, width, height.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,32 +70,11 @@ impl Presenter {
         let device = &ctx.device;
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("present bind group layout"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-                wgpu::BindGroupLayoutEntry {
-                    binding: 1,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
-                    },
-                    count: None,
-                },
-            ],
+            entries: &layout_entries(SHADER.bindings, wgpu::ShaderStages::VERTEX_FRAGMENT),
         });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("present"),
-            source: wgpu::ShaderSource::Wgsl(shader::PRESENT.into()),
+            source: wgpu::ShaderSource::Wgsl(SHADER.source.into()),
         });
         let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("present pipeline layout"),
@@ -103,7 +104,7 @@ impl Presenter {
         });
         let params = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("present params"),
-            size: 48,
+            size: std::mem::size_of::<Params>() as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -123,21 +124,14 @@ impl Presenter {
         src: Rect,
         dst: Rect,
     ) {
-        let params: [f32; 12] = [
-            dst.x,
-            dst.y,
-            dst.x + dst.w,
-            dst.y + dst.h,
-            src.x,
-            src.y,
-            src.w,
-            src.h,
-            target_size.0 as f32,
-            target_size.1 as f32,
-            f32::from_bits(self.srgb as u32),
-            0.0,
-        ];
-        ctx.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&params));
+        let params = Params {
+            dst: [dst.x, dst.y, dst.x + dst.w, dst.y + dst.h],
+            src: [src.x, src.y, src.w, src.h],
+            target_size: [target_size.0 as f32, target_size.1 as f32],
+            srgb_target: u32::from(self.srgb),
+            _pad: 0,
+        };
+        ctx.queue.write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
         if self.bound.as_ref().is_none_or(|(t, _)| t != grid) {
             let view = grid
                 .create_view(&wgpu::TextureViewDescriptor { label: Some("present grid view"), ..Default::default() });

@@ -1,0 +1,340 @@
+//! The tuned convolution: register-blocked (PX x-outputs × 4·OCV output channels per
+//! invocation), weights packed as vec4 over output channels, the layer's shape baked into
+//! the shader's `const` block and the block written out unrolled. Pipelines are cached
+//! per (shape, block) by the executor. CPU twin: `reference::conv2d`.
+
+use super::conv_naive::ConvShape;
+use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, split_workgroups, storage_init};
+use crate::gpu::GpuContext;
+use crate::graph::Conv2d;
+use anyhow::{Result, anyhow, bail};
+use std::borrow::Cow;
+
+pub const SHADER: ShaderDesc = ShaderDesc {
+    file: "conv2d_tuned.wgsl",
+    source: include_str!("../../shaders/conv2d_tuned.wgsl"),
+    // input, packed weight, packed bias, output, band rows
+    bindings: &[
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: false },
+        Bind::Uniform,
+    ],
+    params: Some(Band::layout),
+};
+
+super::wgsl_struct! {
+    /// Mirrors `Band` in `conv2d_tuned.wgsl`: which rows one dispatch computes and holds.
+    pub struct Band as "Band" {
+        pub out_row0: u32,
+        pub out_rows: u32,
+        pub in_row0: u32,
+        pub in_rows: u32,
+    }
+}
+
+/// Kernels larger than this are compiled in loop form: the unrolled block grows with K²
+/// and would make shaders of megabytes for a huge kernel.
+pub const MAX_UNROLLED_K: usize = 7;
+
+/// Register block of the tuned kernel: x outputs and vec4 output-channel groups per invocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Block {
+    pub px: u32,
+    pub ocv: u32,
+    /// Write the block out unrolled (named registers) instead of as loops over arrays.
+    pub unroll: bool,
+}
+
+impl Default for Block {
+    fn default() -> Self {
+        Block { px: 8, ocv: 2, unroll: true }
+    }
+}
+
+impl Block {
+    /// The block for an adapter, chosen by measurement (`convscope bench --block ...`):
+    /// on CPU adapters (lavapipe) wide blocks win because llvmpipe runs 8 invocations per
+    /// SIMD op and keeps large register blocks in vector registers: 24x3 measured 33 GFLOP/s
+    /// on the tutorial chain against 20 for 8x2 and 11 for 4x1. GPUs spill registers past
+    /// ~128 floats per invocation, so they get the moderate 8x2 (64 accumulators).
+    /// `override_block` (from `CONVSCOPE_BLOCK`) wins.
+    pub fn for_adapter(info: &wgpu::AdapterInfo, override_block: Option<Block>) -> Block {
+        if let Some(b) = override_block {
+            return b;
+        }
+        match info.device_type {
+            wgpu::DeviceType::Cpu => Block { px: 24, ocv: 3, unroll: true },
+            _ => Block::default(),
+        }
+    }
+
+    /// Parses a register block `PXxOCV`: x outputs × vec4 output-channel groups per invocation.
+    pub fn parse(s: &str) -> Result<Block> {
+        let (px, ocv) = s.split_once(['x', 'X']).ok_or_else(|| anyhow!("block {s:?} is not PXxOCV, e.g. 8x2"))?;
+        let px: u32 = px.trim().parse().map_err(|_| anyhow!("block {s:?}: PX is not a number"))?;
+        let ocv: u32 = ocv.trim().parse().map_err(|_| anyhow!("block {s:?}: OCV is not a number"))?;
+        if !(1..=32).contains(&px) || !(1..=8).contains(&ocv) {
+            bail!("block {s:?}: PX must be 1..32 and OCV 1..8");
+        }
+        Ok(Block { px, ocv, unroll: true })
+    }
+
+    /// `PXxOCV`.
+    pub fn name(&self) -> String {
+        format!("{}x{}", self.px, self.ocv)
+    }
+}
+
+/// Packs `[cout, cin, k, k]` weights as vec4 over output channels, `groups` groups of 4
+/// (zero beyond `cout`), and the bias likewise.
+pub fn pack_weights(c: &Conv2d, groups: usize) -> (Vec<f32>, Vec<f32>) {
+    let kk = c.k * c.k;
+    let mut w = vec![0.0f32; groups * c.cin * kk * 4];
+    let mut b = vec![0.0f32; groups * 4];
+    for co in 0..c.cout {
+        let (g, lane) = (co / 4, co % 4);
+        b[g * 4 + lane] = c.bias[co];
+        for ci in 0..c.cin {
+            for t in 0..kk {
+                w[((g * c.cin + ci) * kk + t) * 4 + lane] = c.weight[(co * c.cin + ci) * kk + t];
+            }
+        }
+    }
+    (w, b)
+}
+
+/// A conv layer's weights packed for the tuned kernel.
+pub struct TunedConv {
+    pub spec: ConvShape,
+    pub block: Block,
+    packed_weight: wgpu::Buffer,
+    packed_bias: wgpu::Buffer,
+    /// vec4 output-channel groups, padded to whole blocks.
+    groups: usize,
+}
+
+impl TunedConv {
+    pub fn upload(ctx: &GpuContext, name: &str, c: &Conv2d, block: Block) -> Self {
+        let groups = c.cout.div_ceil(4).div_ceil(block.ocv as usize) * block.ocv as usize;
+        let (pw, pb) = pack_weights(c, groups);
+        TunedConv {
+            spec: ConvShape::of(c),
+            block,
+            packed_weight: storage_init(ctx, &format!("{name} packed weight"), &pw),
+            packed_bias: storage_init(ctx, &format!("{name} packed bias"), &pb),
+            groups,
+        }
+    }
+
+    /// The shader specialised to this layer at geometry `g`.
+    pub fn pipeline(&self, g: &StepGeom) -> PipelineSpec {
+        pipeline_for(&self.spec, &self.block, g)
+    }
+}
+
+/// The tuned shader specialised to a conv of shape `c` with block `b` at geometry `g`
+/// (loop form above [`MAX_UNROLLED_K`]).
+pub fn pipeline_for(c: &ConvShape, b: &Block, g: &StepGeom) -> PipelineSpec {
+    let unroll = b.unroll && c.k <= MAX_UNROLLED_K;
+    let u = |v: usize| v as u32;
+    let src = tuned_source(
+        &[
+            ("CIN", u(c.cin)),
+            ("COUT", u(c.cout)),
+            ("K", u(c.k)),
+            ("STRIDE", u(c.stride)),
+            ("PAD", u(c.pad)),
+            ("IN_H", u(g.input.h)),
+            ("IN_W", u(g.input.w)),
+            ("OUT_H", u(g.output.h)),
+            ("OUT_W", u(g.output.w)),
+            ("PX", b.px),
+            ("OCV", b.ocv),
+        ],
+        unroll,
+    );
+    let key = format!(
+        "conv2d tuned {}->{} k{} s{} p{} {}x{} block {}{}",
+        c.cin,
+        c.cout,
+        c.k,
+        c.stride,
+        c.pad,
+        g.input.h,
+        g.input.w,
+        b.name(),
+        if unroll { "" } else { " loops" }
+    );
+    PipelineSpec { key, source: Cow::Owned(src), shader: &SHADER }
+}
+
+impl TunedConv {
+    pub fn dispatch(&self, g: &StepGeom, max_workgroups: u32) -> Dispatch<'_> {
+        let u = |v: usize| v as u32;
+        let band =
+            Band { out_row0: u(g.out_row0), out_rows: u(g.out_rows), in_row0: u(g.in_row0), in_rows: u(g.in_rows) };
+        let invocations = g.output.w.div_ceil(self.block.px as usize) * g.out_rows;
+        let (x, y) = split_workgroups(invocations.div_ceil(64) as u32, max_workgroups);
+        let z = (self.groups / self.block.ocv as usize) as u32;
+        Dispatch {
+            params: bytemuck::bytes_of(&band).to_vec(),
+            bindings: vec![
+                Res::Input,
+                Res::Buffer(&self.packed_weight),
+                Res::Buffer(&self.packed_bias),
+                Res::Output,
+                Res::Params,
+            ],
+            workgroups: (x, y, z),
+        }
+    }
+}
+
+/// Replaces the value of each `const NAME: u32 = ...;` line between the
+/// `// @constants-begin` and `// @constants-end` markers with the given one.
+/// Panics if a name is not declared there: that is a programming error, not user input.
+pub fn specialise(src: &str, values: &[(&str, u32)]) -> String {
+    let mut inside = false;
+    let mut seen = vec![false; values.len()];
+    let mut out = String::with_capacity(src.len());
+    for line in src.lines() {
+        let t = line.trim();
+        if t == "// @constants-begin" {
+            inside = true;
+        } else if t == "// @constants-end" {
+            inside = false;
+        }
+        let mut replaced = false;
+        if inside && let Some(rest) = t.strip_prefix("const ") {
+            let name = rest.split(':').next().unwrap_or("").trim();
+            if let Some(i) = values.iter().position(|(n, _)| *n == name) {
+                out.push_str(&format!("const {name}: u32 = {}u;\n", values[i].1));
+                seen[i] = true;
+                replaced = true;
+            }
+        }
+        if !replaced {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    for (i, s) in seen.iter().enumerate() {
+        assert!(s, "shader constant {} is not declared in the @constants block", values[i].0);
+    }
+    out
+}
+
+/// The tuned convolution's `@block-begin`..`@block-end` region written out unrolled for
+/// one register block (`px` x outputs × `ocv` vec4 channel groups), kernel size `k` and
+/// stride: the same arithmetic in the same order as the loop form, with every register
+/// a named variable so no driver has to keep an indexed array in memory.
+pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32) -> String {
+    use std::fmt::Write as _;
+    let rw = (px - 1) * stride + k;
+    let mut s = String::new();
+    let w = &mut s;
+    let _ = writeln!(w, "    // unrolled: {px} x outputs x {ocv} vec4 channel groups, k {k}, stride {stride}");
+    for o in 0..ocv {
+        let _ = writeln!(w, "    let b{o} = bias[g0 + {o}u];");
+        for p in 0..px {
+            let _ = writeln!(w, "    var a{p}_{o} = b{o};");
+        }
+    }
+    let _ = writeln!(w, "    let ix0 = i32(ox0 * STRIDE) - i32(PAD);");
+    let _ = writeln!(w, "    for (var ci = 0u; ci < CIN; ci++) {{");
+    let _ = writeln!(w, "        for (var ky = 0u; ky < K; ky++) {{");
+    let _ = writeln!(w, "            let iy = i32(oy * STRIDE + ky) - i32(PAD);");
+    let _ = writeln!(w, "            if (iy < 0 || iy >= i32(IN_H)) {{ continue; }}");
+    let _ = writeln!(w, "            let rbase = (ci * in_rows + u32(iy - in_row0)) * IN_W;");
+    for j in 0..rw {
+        let _ = writeln!(
+            w,
+            "            let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W));"
+        );
+    }
+    let _ = writeln!(w, "            let wbase = ((g0 * CIN + ci) * K + ky) * K;");
+    for kx in 0..k {
+        for o in 0..ocv {
+            let _ = writeln!(w, "            let w{kx}_{o} = weight[wbase + {o}u * CIN * K * K + {kx}u];");
+            for p in 0..px {
+                let r = p * stride + kx;
+                let _ = writeln!(w, "            a{p}_{o} = fma(vec4<f32>(r{r}), w{kx}_{o}, a{p}_{o});");
+            }
+        }
+    }
+    let _ = writeln!(w, "        }}");
+    let _ = writeln!(w, "    }}");
+    for o in 0..ocv {
+        let _ = writeln!(w, "    let co{o} = (g0 + {o}u) * 4u;");
+        for p in 0..px {
+            for (l, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                let _ = writeln!(w, "    store(co{o} + {l}u, oyl, ox0 + {p}u, a{p}_{o}.{c});");
+            }
+        }
+    }
+    s
+}
+
+/// The tuned kernel specialised to `values`, with its block unrolled when `unroll`.
+pub fn tuned_source(values: &[(&str, u32)], unroll: bool) -> String {
+    let src = specialise(SHADER.source, values);
+    if !unroll {
+        return src;
+    }
+    let get = |n: &str| values.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+    let (Some(px), Some(ocv), Some(k), Some(stride)) = (get("PX"), get("OCV"), get("K"), get("STRIDE")) else {
+        panic!("unrolling needs PX, OCV, K and STRIDE");
+    };
+    let begin = src.find("    // @block-begin").expect("@block-begin marker");
+    let end = src.find("    // @block-end").expect("@block-end marker");
+    format!("{}{}{}", &src[..begin], unrolled_block(px, ocv, k, stride), &src[end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specialise_replaces_only_named_constants() {
+        let s = specialise(SHADER.source, &[("CIN", 3), ("OUT_W", 77)]);
+        assert!(s.contains("const CIN: u32 = 3u;"));
+        assert!(s.contains("const OUT_W: u32 = 77u;"));
+        assert!(s.contains("const COUT: u32 = 24u;"));
+    }
+
+    #[test]
+    #[should_panic(expected = "NOPE")]
+    fn unknown_constant_is_a_bug() {
+        specialise(SHADER.source, &[("NOPE", 1)]);
+    }
+
+    #[test]
+    fn packing_puts_four_output_channels_in_a_vec4() {
+        let c = Conv2d {
+            cin: 2,
+            cout: 5,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            weight: (0..10).map(|v| v as f32).collect(),
+            bias: vec![10.0, 11.0, 12.0, 13.0, 14.0],
+        };
+        let (w, b) = pack_weights(&c, 2);
+        assert_eq!(b, vec![10.0, 11.0, 12.0, 13.0, 14.0, 0.0, 0.0, 0.0]);
+        // group 0, ci 0: channels 0..3 at ci 0 → weights 0, 2, 4, 6
+        assert_eq!(&w[0..4], &[0.0, 2.0, 4.0, 6.0]);
+        assert_eq!(&w[4..8], &[1.0, 3.0, 5.0, 7.0]);
+        assert_eq!(&w[8..12], &[8.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn blocks_parse() {
+        assert_eq!(Block::parse("8x2").unwrap(), Block { px: 8, ocv: 2, unroll: true });
+        assert!(Block::parse("0x2").is_err());
+        assert!(Block::parse("8x9").is_err());
+        assert!(Block::parse("33x1").is_err());
+        assert!(Block::parse("8").is_err());
+    }
+}

@@ -1,0 +1,278 @@
+//! GPU ops, one module each: its WGSL file, its bind group layout (as a [`Bind`] table), and
+//! a `#[repr(C)]` params struct mirroring the WGSL struct (checked by naga reflection in
+//! `tests/shaders.rs`). Network ops become [`GpuNode`]s (weights uploaded once) that tell the
+//! executor, per band step, which pipeline to run, with which params, buffers and workgroups.
+//! Adding an op: its WGSL file, its module here, a variant of `graph::Op`, an arm in
+//! [`GpuNode::upload`], its CPU twin in `reference`, tests.
+
+pub mod colormap;
+pub mod conv_naive;
+pub mod conv_tuned;
+pub mod maxpool;
+pub mod pointwise;
+pub mod present;
+pub mod stats;
+
+use crate::gpu::GpuContext;
+use crate::graph::Op;
+use crate::tensor::Shape;
+use std::borrow::Cow;
+
+/// One binding of a shader's group 0, in binding order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bind {
+    Uniform,
+    Storage {
+        read_only: bool,
+    },
+    /// A write-only storage texture of this format.
+    StorageTexture(wgpu::TextureFormat),
+    /// A sampled float texture (not filterable).
+    Texture,
+}
+
+/// A shader file and what the host binds to it.
+#[derive(Debug)]
+pub struct ShaderDesc {
+    /// File name in `shaders/`.
+    pub file: &'static str,
+    pub source: &'static str,
+    /// Group 0's bindings, in binding order.
+    pub bindings: &'static [Bind],
+    /// Name of the WGSL params struct and its Rust mirror's layout.
+    pub params: Option<fn() -> ParamsLayout>,
+}
+
+/// A params struct's size and `(field, offset)` list, to compare with naga's reflection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamsLayout {
+    pub wgsl_name: &'static str,
+    pub size: usize,
+    pub fields: Vec<(&'static str, usize)>,
+}
+
+/// A Rust struct that mirrors a WGSL struct.
+pub trait WgslStruct: bytemuck::Pod {
+    const WGSL_NAME: &'static str;
+    fn fields() -> Vec<(&'static str, usize)>;
+    fn layout() -> ParamsLayout {
+        ParamsLayout { wgsl_name: Self::WGSL_NAME, size: std::mem::size_of::<Self>(), fields: Self::fields() }
+    }
+}
+
+/// Declares a `#[repr(C)]` Pod params struct that mirrors the WGSL struct named `$wgsl`.
+macro_rules! wgsl_struct {
+    ($(#[$m:meta])* pub struct $name:ident as $wgsl:literal { $($(#[$fm:meta])* pub $f:ident : $t:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name { $($(#[$fm])* pub $f: $t),* }
+        impl $crate::ops::WgslStruct for $name {
+            const WGSL_NAME: &'static str = $wgsl;
+            fn fields() -> Vec<(&'static str, usize)> {
+                vec![$((stringify!($f), std::mem::offset_of!($name, $f))),*]
+            }
+        }
+    };
+}
+pub(crate) use wgsl_struct;
+
+/// Every shader the program uses, for validation and reflection tests.
+pub const ALL: &[&ShaderDesc] = &[
+    &conv_naive::SHADER,
+    &conv_tuned::SHADER,
+    &pointwise::SHADER,
+    &maxpool::SHADER,
+    &stats::SHADER,
+    &colormap::SHADER,
+    &present::SHADER,
+];
+
+/// The bind group layout entries of a binding table, visible to `stages`.
+pub fn layout_entries(bindings: &[Bind], stages: wgpu::ShaderStages) -> Vec<wgpu::BindGroupLayoutEntry> {
+    bindings
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: stages,
+            ty: match *b {
+                Bind::Uniform => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                Bind::Storage { read_only } => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                Bind::StorageTexture(format) => wgpu::BindingType::StorageTexture {
+                    access: wgpu::StorageTextureAccess::WriteOnly,
+                    format,
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                },
+                Bind::Texture => wgpu::BindingType::Texture {
+                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                    multisampled: false,
+                },
+            },
+            count: None,
+        })
+        .collect()
+}
+
+/// The geometry of one band step: input and output shapes, and which rows each band holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepGeom {
+    pub input: Shape,
+    pub output: Shape,
+    /// First row of the whole input held in the input band, and how many.
+    pub in_row0: usize,
+    pub in_rows: usize,
+    /// First output row this step computes, and how many.
+    pub out_row0: usize,
+    pub out_rows: usize,
+}
+
+/// What a step binds at each binding, in order.
+pub enum Res<'a> {
+    /// The step's params (a uniform the executor writes from [`Dispatch::params`]).
+    Params,
+    /// The step's input band.
+    Input,
+    /// The step's output band.
+    Output,
+    /// A buffer of the node's own (weights).
+    Buffer(&'a wgpu::Buffer),
+}
+
+/// A pipeline to run: its cache key, source and shader description.
+pub struct PipelineSpec {
+    /// Unique per (op, specialisation); also the pipeline's label.
+    pub key: String,
+    pub source: Cow<'static, str>,
+    pub shader: &'static ShaderDesc,
+}
+
+/// One band step, ready to bind and dispatch.
+pub struct Dispatch<'a> {
+    pub params: Vec<u8>,
+    pub bindings: Vec<Res<'a>>,
+    pub workgroups: (u32, u32, u32),
+}
+
+/// A network node on the GPU: its parameters uploaded once.
+pub enum GpuNode {
+    ConvNaive(conv_naive::NaiveConv),
+    ConvTuned(conv_tuned::TunedConv),
+    Pointwise(pointwise::Pointwise),
+    MaxPool(maxpool::MaxPool),
+}
+
+/// Which convolution shader runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum ConvKernel {
+    /// One output per invocation, shapes in a uniform: the baseline.
+    Naive,
+    /// Register-blocked, shape-specialised.
+    #[default]
+    Tuned,
+}
+
+impl ConvKernel {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvKernel::Naive => "naive",
+            ConvKernel::Tuned => "tuned",
+        }
+    }
+}
+
+impl GpuNode {
+    /// Uploads `op`'s parameters (labelled with the node's `name`) in the layout its shader
+    /// reads; convolutions for `kernel` with register block `block`.
+    pub fn upload(ctx: &GpuContext, name: &str, op: &Op, kernel: ConvKernel, block: conv_tuned::Block) -> Self {
+        match op {
+            Op::Conv(c) => match kernel {
+                ConvKernel::Naive => GpuNode::ConvNaive(conv_naive::NaiveConv::upload(ctx, name, c)),
+                ConvKernel::Tuned => GpuNode::ConvTuned(conv_tuned::TunedConv::upload(ctx, name, c, block)),
+            },
+            Op::MaxPool { k, stride, .. } => GpuNode::MaxPool(maxpool::MaxPool { k: *k, stride: *stride }),
+            Op::Relu | Op::PRelu { .. } | Op::BatchNorm { .. } => {
+                GpuNode::Pointwise(pointwise::Pointwise::upload(ctx, name, op))
+            }
+        }
+    }
+
+    /// The kind of kernel, for logs and timings (`tuned`, `naive`, `pointwise`, `maxpool`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GpuNode::ConvNaive(_) => "naive",
+            GpuNode::ConvTuned(_) => "tuned",
+            GpuNode::Pointwise(_) => "pointwise",
+            GpuNode::MaxPool(_) => "maxpool",
+        }
+    }
+
+    /// The pipeline a step of geometry `g` runs.
+    pub fn pipeline(&self, g: &StepGeom) -> PipelineSpec {
+        match self {
+            GpuNode::ConvNaive(_) => conv_naive::pipeline(),
+            GpuNode::ConvTuned(c) => c.pipeline(g),
+            GpuNode::Pointwise(_) => pointwise::pipeline(),
+            GpuNode::MaxPool(_) => maxpool::pipeline(),
+        }
+    }
+
+    /// Params, bindings and workgroups of a step of geometry `g`.
+    pub fn dispatch(&self, g: &StepGeom, max_workgroups: u32) -> Dispatch<'_> {
+        match self {
+            GpuNode::ConvNaive(c) => c.dispatch(g),
+            GpuNode::ConvTuned(c) => c.dispatch(g, max_workgroups),
+            GpuNode::Pointwise(p) => p.dispatch(g),
+            GpuNode::MaxPool(m) => m.dispatch(g),
+        }
+    }
+}
+
+/// A storage buffer initialised with `data`, labelled.
+pub(crate) fn storage_init(ctx: &GpuContext, label: &str, data: &[f32]) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt as _;
+    ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::cast_slice(data),
+        usage: wgpu::BufferUsages::STORAGE,
+    })
+}
+
+/// `(x, y, z)` workgroups of 64 invocations along x covering `width × rows × channels`.
+pub(crate) fn per_value_workgroups(width: usize, rows: usize, channels: usize) -> (u32, u32, u32) {
+    ((width as u32).div_ceil(64), rows as u32, channels as u32)
+}
+
+/// Splits `n` workgroups over x and y so neither exceeds the per-dimension limit.
+pub fn split_workgroups(n: u32, max_per_dim: u32) -> (u32, u32) {
+    if n <= max_per_dim { (n.max(1), 1) } else { (max_per_dim, n.div_ceil(max_per_dim)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workgroup_split() {
+        assert_eq!(split_workgroups(10, 65535), (10, 1));
+        assert_eq!(split_workgroups(0, 65535), (1, 1));
+        assert_eq!(split_workgroups(70000, 65535), (65535, 2));
+    }
+
+    #[test]
+    fn every_shader_file_is_listed_once() {
+        let mut files: Vec<&str> = ALL.iter().map(|s| s.file).collect();
+        files.sort();
+        files.dedup();
+        assert_eq!(files.len(), ALL.len());
+    }
+}

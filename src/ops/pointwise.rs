@@ -1,0 +1,92 @@
+//! Elementwise layers: ReLU, PReLU (one slope or one per channel) and eval-mode BatchNorm
+//! as a per-channel affine map, one output per invocation. CPU twin: `reference::apply`.
+
+use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups, storage_init};
+use crate::gpu::GpuContext;
+use crate::graph::Op;
+use std::borrow::Cow;
+
+pub const SHADER: ShaderDesc = ShaderDesc {
+    file: "pointwise.wgsl",
+    source: include_str!("../../shaders/pointwise.wgsl"),
+    // params, input, a, b, output
+    bindings: &[
+        Bind::Uniform,
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: false },
+    ],
+    params: Some(Params::layout),
+};
+
+super::wgsl_struct! {
+    /// Mirrors `Params` in `pointwise.wgsl`.
+    pub struct Params as "Params" {
+        pub channels: u32,
+        pub width: u32,
+        pub out_rows: u32,
+        pub in_rows: u32,
+        pub row_off: u32,
+        pub mode: u32,
+        pub per_channel: u32,
+        pub _pad: u32,
+    }
+}
+
+/// `mode` values of `pointwise.wgsl`.
+pub const RELU: u32 = 0;
+pub const PRELU: u32 = 1;
+pub const AFFINE: u32 = 2;
+
+/// An elementwise layer's parameters on the GPU (`a`: slopes or BatchNorm scale, `b`:
+/// BatchNorm shift).
+pub struct Pointwise {
+    mode: u32,
+    per_channel: bool,
+    a: wgpu::Buffer,
+    b: wgpu::Buffer,
+}
+
+pub fn pipeline() -> PipelineSpec {
+    PipelineSpec { key: "pointwise".into(), source: Cow::Borrowed(SHADER.source), shader: &SHADER }
+}
+
+impl Pointwise {
+    /// `op` must be ReLU, PReLU or BatchNorm.
+    pub fn upload(ctx: &GpuContext, name: &str, op: &Op) -> Self {
+        let (mode, a, b) = match op {
+            Op::PRelu { slopes } => (PRELU, slopes.clone(), vec![0.0]),
+            Op::BatchNorm { .. } => {
+                let (alpha, beta) = op.batchnorm_affine().unwrap_or_default();
+                (AFFINE, alpha, beta)
+            }
+            _ => (RELU, vec![0.0], vec![0.0]),
+        };
+        Pointwise {
+            mode,
+            per_channel: a.len() > 1,
+            a: storage_init(ctx, &format!("{name} parameters a"), &a),
+            b: storage_init(ctx, &format!("{name} parameters b"), &b),
+        }
+    }
+
+    pub fn dispatch(&self, g: &StepGeom) -> Dispatch<'_> {
+        let u = |v: usize| v as u32;
+        let p = Params {
+            channels: u(g.output.c),
+            width: u(g.output.w),
+            out_rows: u(g.out_rows),
+            in_rows: u(g.in_rows),
+            row_off: u(g.out_row0 - g.in_row0),
+            mode: self.mode,
+            per_channel: u32::from(self.per_channel),
+            _pad: 0,
+        };
+        Dispatch {
+            params: bytemuck::bytes_of(&p).to_vec(),
+            bindings: vec![Res::Params, Res::Input, Res::Buffer(&self.a), Res::Buffer(&self.b), Res::Output],
+            workgroups: per_value_workgroups(g.output.w, g.out_rows, g.output.c),
+        }
+    }
+}

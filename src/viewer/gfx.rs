@@ -1,0 +1,267 @@
+//! The window's graphics, in the wgpu examples' shape: `init` (window, surface on the
+//! compute device, present pass, egui), `resize`, and `render` (the grid, then the HUD).
+//! Surface loss is retried a bounded number of times, then reported.
+
+use super::hud::{self, HudInfo};
+use crate::gpu::{GpuContext, choose_adapter};
+use crate::ops::present::{LETTERBOX, Presenter, Rect, fit};
+use crate::visual::Visualizer;
+use anyhow::{Result, anyhow};
+use std::sync::Arc;
+use winit::event_loop::ActiveEventLoop;
+use winit::window::Window;
+
+/// Height of the HUD's top and bottom panels in points.
+pub const HUD_TOP: f32 = 84.0;
+pub const HUD_BOTTOM: f32 = 26.0;
+/// Consecutive lost/outdated surfaces tolerated before the window reports the loss.
+const MAX_SURFACE_RETRIES: u32 = 5;
+
+/// The window, its surface and the GPU objects that draw into it.
+pub struct Gfx {
+    pub window: Arc<Window>,
+    surface: wgpu::Surface<'static>,
+    config: wgpu::SurfaceConfiguration,
+    pub ctx: Arc<GpuContext>,
+    presenter: Presenter,
+    /// Recolouring (the colormap pass) runs here, on the UI thread: it only encodes.
+    pub visualizer: Visualizer,
+    pub egui_ctx: egui::Context,
+    egui_state: egui_winit::State,
+    egui_renderer: egui_wgpu::Renderer,
+    surface_failures: u32,
+}
+
+/// What one frame shows: a texture and the rectangle of it to draw.
+pub struct Scene<'a> {
+    pub shown: Option<(&'a wgpu::Texture, Rect)>,
+    pub hud: HudInfo<'a>,
+}
+
+/// What a frame did.
+pub enum Drawn {
+    /// Presented; the grid was drawn at this rectangle (in points).
+    Presented { grid_rect: Rect, repaint: bool },
+    /// Nothing to draw into (minimised, or the surface is busy).
+    Skipped,
+    /// The surface keeps failing; the message says what to do.
+    Failed(String),
+}
+
+impl Gfx {
+    /// Opens the window, picks an adapter that can draw into it and builds the present
+    /// pass and egui on that adapter's device.
+    pub fn init(event_loop: &ActiveEventLoop, title: &str) -> Result<Gfx> {
+        let window = Arc::new(
+            event_loop
+                .create_window(
+                    Window::default_attributes()
+                        .with_title(title)
+                        .with_inner_size(winit::dpi::LogicalSize::new(1200.0, 800.0)),
+                )
+                .map_err(|e| anyhow!("cannot open a window: {e}"))?,
+        );
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_with_display_handle_from_env(Box::new(
+            event_loop.owned_display_handle(),
+        )));
+        let surface =
+            instance.create_surface(window.clone()).map_err(|e| anyhow!("cannot draw into the window: {e}"))?;
+        let adapter = pollster::block_on(choose_adapter(&instance, Some(&surface), false))?;
+        let ctx = Arc::new(GpuContext::from_adapter(instance, adapter)?);
+        log::info!("viewer adapter: {}", ctx.describe());
+        let size = window.inner_size();
+        let caps = surface.get_capabilities(&ctx.adapter);
+        // Grid colours are already sRGB-encoded bytes: prefer a plain (non-sRGB) target.
+        let format = caps
+            .formats
+            .iter()
+            .copied()
+            .find(|f| !f.is_srgb())
+            .or_else(|| caps.formats.first().copied())
+            .ok_or_else(|| anyhow!("the window surface supports no format on {}", ctx.info.name))?;
+        let config = wgpu::SurfaceConfiguration {
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+            format,
+            width: size.width,
+            height: size.height,
+            present_mode: wgpu::PresentMode::AutoVsync,
+            desired_maximum_frame_latency: 2,
+            alpha_mode: caps.alpha_modes.first().copied().unwrap_or(wgpu::CompositeAlphaMode::Auto),
+            view_formats: vec![],
+            color_space: wgpu::SurfaceColorSpace::Auto,
+        };
+        if size.width > 0 && size.height > 0 {
+            surface.configure(&ctx.device, &config);
+        }
+        let presenter = Presenter::new(&ctx, format);
+        let visualizer = Visualizer::new(&ctx);
+        let egui_ctx = egui::Context::default();
+        let egui_state = egui_winit::State::new(
+            egui_ctx.clone(),
+            egui::ViewportId::ROOT,
+            &window,
+            Some(window.scale_factor() as f32),
+            None,
+            Some(ctx.limits().max_texture_dimension_2d as usize),
+        );
+        let egui_renderer = egui_wgpu::Renderer::new(&ctx.device, format, egui_wgpu::RendererOptions::default());
+        Ok(Gfx {
+            window,
+            surface,
+            config,
+            ctx,
+            presenter,
+            visualizer,
+            egui_ctx,
+            egui_state,
+            egui_renderer,
+            surface_failures: 0,
+        })
+    }
+
+    /// Passes a window event to egui; true when egui wants a repaint.
+    pub fn on_event(&mut self, event: &winit::event::WindowEvent) -> bool {
+        self.egui_state.on_window_event(&self.window, event).repaint
+    }
+
+    pub fn resize(&mut self, size: winit::dpi::PhysicalSize<u32>) {
+        self.config.width = size.width;
+        self.config.height = size.height;
+        if size.width > 0 && size.height > 0 {
+            self.surface.configure(&self.ctx.device, &self.config);
+            self.surface_failures = 0;
+            self.window.request_redraw();
+        }
+    }
+
+    /// Points per pixel of the window.
+    pub fn scale(&self) -> f32 {
+        self.window.scale_factor() as f32
+    }
+
+    /// Draws one frame: `scene`'s texture fitted into the area between the HUD panels, then
+    /// the HUD.
+    pub fn render(&mut self, scene: Scene<'_>) -> Drawn {
+        if self.config.width == 0 || self.config.height == 0 {
+            return Drawn::Skipped; // minimised
+        }
+        let frame = match self.surface.get_current_texture() {
+            wgpu::CurrentSurfaceTexture::Success(f) | wgpu::CurrentSurfaceTexture::Suboptimal(f) => f,
+            wgpu::CurrentSurfaceTexture::Timeout | wgpu::CurrentSurfaceTexture::Occluded => return Drawn::Skipped,
+            wgpu::CurrentSurfaceTexture::Outdated | wgpu::CurrentSurfaceTexture::Lost => {
+                self.surface_failures += 1;
+                if self.surface_failures > MAX_SURFACE_RETRIES {
+                    return Drawn::Failed(format!(
+                        "the window's drawing surface was lost {} times in a row; restart convscope",
+                        self.surface_failures
+                    ));
+                }
+                self.surface.configure(&self.ctx.device, &self.config);
+                self.window.request_redraw();
+                return Drawn::Skipped;
+            }
+            wgpu::CurrentSurfaceTexture::Validation => {
+                log::error!("surface validation error; skipping frame");
+                return Drawn::Skipped;
+            }
+        };
+        self.surface_failures = 0;
+        let view = frame.texture.create_view(&wgpu::TextureViewDescriptor {
+            label: Some("surface view"),
+            format: Some(self.config.format),
+            ..Default::default()
+        });
+        let size = (self.config.width, self.config.height);
+        let ppp = self.scale();
+        let area = Rect {
+            x: 0.0,
+            y: HUD_TOP * ppp,
+            w: size.0 as f32,
+            h: (size.1 as f32 - (HUD_TOP + HUD_BOTTOM) * ppp).max(0.0),
+        };
+        let ctx = self.ctx.clone();
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+        let mut grid_rect = Rect { x: 0.0, y: 0.0, w: 0.0, h: 0.0 };
+        match scene.shown {
+            Some((tex, src)) => {
+                let dst = fit(src.w, src.h, area);
+                // Whole pixels keep nearest-neighbour magnification crisp.
+                let dst = Rect { x: dst.x.round(), y: dst.y.round(), w: dst.w.round(), h: dst.h.round() };
+                grid_rect = Rect { x: dst.x / ppp, y: dst.y / ppp, w: dst.w / ppp, h: dst.h / ppp };
+                self.presenter.draw(&ctx, &mut enc, &view, size, tex, src, dst);
+            }
+            None => clear(&mut enc, &view),
+        }
+        let repaint = self.draw_hud(&mut enc, &view, size, &scene.hud);
+        ctx.queue.submit([enc.finish()]);
+        self.window.pre_present_notify();
+        ctx.queue.present(frame);
+        Drawn::Presented { grid_rect, repaint }
+    }
+
+    /// Runs egui and records its pass; true when egui asks to be repainted at once.
+    fn draw_hud(
+        &mut self,
+        enc: &mut wgpu::CommandEncoder,
+        view: &wgpu::TextureView,
+        size: (u32, u32),
+        info: &HudInfo<'_>,
+    ) -> bool {
+        let raw = self.egui_state.take_egui_input(&self.window);
+        let full = self.egui_ctx.run_ui(raw, |ui| hud::draw(ui, info));
+        self.egui_state.handle_platform_output(&self.window, full.platform_output);
+        let jobs = self.egui_ctx.tessellate(full.shapes, full.pixels_per_point);
+        let sd =
+            egui_wgpu::ScreenDescriptor { size_in_pixels: [size.0, size.1], pixels_per_point: full.pixels_per_point };
+        let mut textures = full.textures_delta;
+        for (id, deltas) in textures.set.drain() {
+            for delta in deltas {
+                self.egui_renderer.update_texture(&self.ctx.device, &self.ctx.queue, id, &delta);
+            }
+        }
+        let to_free: Vec<egui::TextureId> = textures.free.drain().collect();
+        textures.clear();
+        let extra = self.egui_renderer.update_buffers(&self.ctx.device, &self.ctx.queue, enc, &jobs, &sd);
+        if !extra.is_empty() {
+            self.ctx.queue.submit(extra);
+        }
+        {
+            let pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("hud"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations { load: wgpu::LoadOp::Load, store: wgpu::StoreOp::Store },
+                })],
+                depth_stencil_attachment: None,
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            let mut pass = pass.forget_lifetime();
+            self.egui_renderer.render(&mut pass, &jobs, &sd);
+        }
+        for id in &to_free {
+            self.egui_renderer.free_texture(id);
+        }
+        full.viewport_output.get(&egui::ViewportId::ROOT).is_some_and(|v| v.repaint_delay.is_zero())
+    }
+}
+
+/// Clears the target to the letterbox colour.
+fn clear(enc: &mut wgpu::CommandEncoder, view: &wgpu::TextureView) {
+    let _ = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some("clear"),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view,
+            depth_slice: None,
+            resolve_target: None,
+            ops: wgpu::Operations { load: wgpu::LoadOp::Clear(LETTERBOX), store: wgpu::StoreOp::Store },
+        })],
+        depth_stencil_attachment: None,
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    });
+}
