@@ -189,10 +189,18 @@ fn progress_bar(len: u64, msg: &str, template: &str) -> indicatif::ProgressBar {
 /// `convscope export`.
 pub fn run_export(a: &ExportArgs) -> Result<()> {
     // Check everything the user gave before touching the GPU.
+    crate::env::EngineEnv::from_env()?;
     let src = a.common.source()?;
     let input = src.load_input()?;
     let net = src.network()?;
     net.shapes(input.tensor.shape)?;
+    if a.kernels {
+        for layer in &net.layers {
+            if let crate::network::Op::Conv(c) = &layer.op {
+                crate::kernels::check_size(c, &layer.name, crate::kernels::MAX_PIXELS)?;
+            }
+        }
+    }
     export::prepare_out_dir(&a.out)?;
     if let Some(t) = &a.tensors
         && let Some(parent) = t.parent().filter(|p| !p.as_os_str().is_empty())
@@ -222,17 +230,7 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
             bands.iter().max().unwrap_or(&1)
         );
     }
-    for i in 1..acts.shapes.len() {
-        let time = match &acts.node_ms {
-            Some((ms, timing)) => format!("{:9.2} ms {}", ms[i - 1], timing.name()),
-            None => "   (no per-layer times on this adapter)".to_string(),
-        };
-        let what = match &net.layers[i - 1].op {
-            crate::network::Op::Conv(_) => format!("{} kernel", src.kernel.name()),
-            op => op.kind().to_string(),
-        };
-        say!("{:<8} {:<16} {time}  [{what}]", acts.names[i], acts.shapes[i].to_string());
-    }
+    print_layers(&acts, &net, src.kernel);
     say!("chain: {:.2} ms wall (submit to done)", acts.wall_ms);
 
     // Tensors and verification need CPU copies; read them before the buffers are freed.
@@ -241,14 +239,50 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
     } else {
         Vec::new()
     };
+    write_grids(&ctx, &mut engine, acts, &a.out, src.order.rgb_indices())?;
+    if a.kernels {
+        write_kernels(&net, &a.out, src.order)?;
+    }
+    if a.verify {
+        verify(&net, &input.tensor, &outs)?;
+    }
+    if let Some(t) = &a.tensors {
+        export::write_tensors(t, &net, &input.tensor, &outs)?;
+        say!("wrote {}", t.display());
+    }
+    Ok(())
+}
+
+/// One line per layer: name, shape, time and kernel.
+fn print_layers(acts: &crate::exec::Activations, net: &Network, kernel: ConvKernel) {
+    for i in 1..acts.shapes.len() {
+        let time = match &acts.node_ms {
+            Some((ms, timing)) => format!("{:9.2} ms {}", ms[i - 1], timing.name()),
+            None => "   (no per-layer times on this adapter)".to_string(),
+        };
+        let what = match &net.layers[i - 1].op {
+            crate::network::Op::Conv(_) => format!("{} kernel", kernel.name()),
+            op => op.kind().to_string(),
+        };
+        say!("{:<8} {:<16} {time}  [{what}]", acts.names[i], acts.shapes[i].to_string());
+    }
+}
+
+/// Writes every tensor's grid as `NAME.png`, freeing each tensor once drawn (large images
+/// then fit in memory).
+fn write_grids(
+    ctx: &GpuContext,
+    engine: &mut Engine,
+    mut acts: crate::exec::Activations,
+    out: &std::path::Path,
+    rgb: [usize; 3],
+) -> Result<()> {
     // Each layer is freed once its grid is written, which keeps large images in memory.
     engine.exec.trim();
-    let mut acts = acts;
-    let rgb = src.order.rgb_indices();
     for i in 0..acts.shapes.len() {
-        let grid = engine.draw(&ctx, &acts, i, Look::default(), rgb)?;
-        let path = a.out.join(format!("{}.png", acts.names[i]));
-        write_texture_png(&ctx, &grid.texture, &path)?;
+        let grid = engine.draw(ctx, &acts, i, Look::default(), rgb)?;
+        let path = out.join(format!("{}.png", acts.names[i]));
+        write_texture_png(ctx, &grid.texture, &path)?;
         let scale = if grid.layout.step > 1 { format!(", scale 1/{}", grid.layout.step) } else { String::new() };
         say!(
             "wrote {} ({}x{}, {}x{} tiles{scale})",
@@ -262,16 +296,6 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
         acts.release(i);
         engine.exec.trim();
         ctx.wait()?;
-    }
-    if a.kernels {
-        write_kernels(&net, &a.out, src.order)?;
-    }
-    if a.verify {
-        verify(&net, &input.tensor, &outs)?;
-    }
-    if let Some(t) = &a.tensors {
-        export::write_tensors(t, &net, &input.tensor, &outs)?;
-        say!("wrote {}", t.display());
     }
     Ok(())
 }

@@ -94,66 +94,77 @@ pub fn parse(arch: &str) -> Result<Vec<(Option<String>, Spec)>> {
                 None => positional.push(a.clone()),
             }
         }
-        let take = |k: &str| -> Result<Option<usize>> { keyed.get(k).map(|v| number(&tok, k, v)).transpose() };
-        for k in keyed.keys() {
-            if k != "stride" && k != "pad" {
-                bail!("--arch {tok:?}: unknown option {k:?} (stride=, pad= are known)");
-            }
-        }
-        let spec = match head.as_str() {
-            "conv" => {
-                if positional.len() != 3 {
-                    bail!("--arch {tok:?}: conv takes (cin,cout,k[,stride=S][,pad=P])");
-                }
-                let (cin, cout, k) = (
-                    number(&tok, "cin", &positional[0])?,
-                    number(&tok, "cout", &positional[1])?,
-                    number(&tok, "k", &positional[2])?,
-                );
-                let stride = take("stride")?.unwrap_or(1);
-                if cin == 0 || cout == 0 || k == 0 || stride == 0 {
-                    bail!("--arch {tok:?}: channels, kernel size and stride must be at least 1");
-                }
-                if cin * cout * k * k > 1 << 26 {
-                    bail!("--arch {tok:?}: {} weights is more than convscope seeds (2^26)", cin * cout * k * k);
-                }
-                Spec::Conv { cin, cout, k, stride, pad: take("pad")?.unwrap_or(0) }
-            }
-            "relu" => {
-                if !args.is_empty() {
-                    bail!("--arch {tok:?}: relu takes no arguments");
-                }
-                Spec::Relu
-            }
-            "maxpool" => {
-                let ceil = positional.iter().any(|a| a == "ceil");
-                let nums: Vec<&String> = positional.iter().filter(|a| *a != "ceil").collect();
-                if nums.is_empty() || nums.len() > 2 || !keyed.is_empty() {
-                    bail!("--arch {tok:?}: maxpool takes (k[,s][,ceil])");
-                }
-                let k = number(&tok, "k", nums[0])?;
-                let stride = nums.get(1).map(|s| number(&tok, "s", s)).transpose()?.unwrap_or(k);
-                if k == 0 || stride == 0 {
-                    bail!("--arch {tok:?}: window and stride must be at least 1");
-                }
-                Spec::MaxPool { k, stride, ceil }
-            }
-            prefix => {
-                if !positional.is_empty() {
-                    bail!("--arch {tok:?}: a weights layer takes only (stride=S,pad=P)");
-                }
-                if prefix.is_empty() {
-                    bail!("--arch {tok:?}: empty layer");
-                }
-                Spec::Tensor { prefix: prefix.to_string(), stride: take("stride")?, pad: take("pad")? }
-            }
-        };
+        let spec = spec_of(&tok, &head, &args, &positional, &keyed)?;
         out.push((name, spec));
     }
     if out.is_empty() {
         bail!("--arch is empty; give at least one layer, e.g. \"conv(3,12,5)\"");
     }
     Ok(out)
+}
+
+/// The layer one `--arch` token describes: `head(args)` with positional and `key=value` arguments.
+fn spec_of(
+    tok: &str,
+    head: &str,
+    args: &[String],
+    positional: &[String],
+    keyed: &std::collections::BTreeMap<String, String>,
+) -> Result<Spec> {
+    let take = |k: &str| -> Result<Option<usize>> { keyed.get(k).map(|v| number(tok, k, v)).transpose() };
+    for k in keyed.keys() {
+        if k != "stride" && k != "pad" {
+            bail!("--arch {tok:?}: unknown option {k:?} (stride=, pad= are known)");
+        }
+    }
+    Ok(match head {
+        "conv" => {
+            if positional.len() != 3 {
+                bail!("--arch {tok:?}: conv takes (cin,cout,k[,stride=S][,pad=P])");
+            }
+            let (cin, cout, k) = (
+                number(tok, "cin", &positional[0])?,
+                number(tok, "cout", &positional[1])?,
+                number(tok, "k", &positional[2])?,
+            );
+            let stride = take("stride")?.unwrap_or(1);
+            if cin == 0 || cout == 0 || k == 0 || stride == 0 {
+                bail!("--arch {tok:?}: channels, kernel size and stride must be at least 1");
+            }
+            if cin * cout * k * k > 1 << 26 {
+                bail!("--arch {tok:?}: {} weights is more than convscope seeds (2^26)", cin * cout * k * k);
+            }
+            Spec::Conv { cin, cout, k, stride, pad: take("pad")?.unwrap_or(0) }
+        }
+        "relu" => {
+            if !args.is_empty() {
+                bail!("--arch {tok:?}: relu takes no arguments");
+            }
+            Spec::Relu
+        }
+        "maxpool" => {
+            let ceil = positional.iter().any(|a| a == "ceil");
+            let nums: Vec<&String> = positional.iter().filter(|a| *a != "ceil").collect();
+            if nums.is_empty() || nums.len() > 2 || !keyed.is_empty() {
+                bail!("--arch {tok:?}: maxpool takes (k[,s][,ceil])");
+            }
+            let k = number(tok, "k", nums[0])?;
+            let stride = nums.get(1).map(|s| number(tok, "s", s)).transpose()?.unwrap_or(k);
+            if k == 0 || stride == 0 {
+                bail!("--arch {tok:?}: window and stride must be at least 1");
+            }
+            Spec::MaxPool { k, stride, ceil }
+        }
+        prefix => {
+            if !positional.is_empty() {
+                bail!("--arch {tok:?}: a weights layer takes only (stride=S,pad=P)");
+            }
+            if prefix.is_empty() {
+                bail!("--arch {tok:?}: empty layer");
+            }
+            Spec::Tensor { prefix: prefix.to_string(), stride: take("stride")?, pad: take("pad")? }
+        }
+    })
 }
 
 /// The layer a state_dict prefix stands for, from the tensors it has.
@@ -187,6 +198,13 @@ fn layer_from_tensors(sd: &StateDict, prefix: &str, stride: Option<usize>, pad: 
             }
             if cout == 0 || cin == 0 || kh == 0 {
                 bail!("{src}: {prefix}.weight has an empty dimension {:?}", w.shape);
+            }
+            // The same bounds as --arch: a huge kernel would make an enormous shader.
+            if kh > MAX_WINDOW || cin > MAX_CHANNELS || cout > MAX_CHANNELS {
+                bail!(
+                    "{src}: {prefix}.weight {:?} is beyond what convscope shows (kernel at most {MAX_WINDOW}, channels at most {MAX_CHANNELS})",
+                    w.shape
+                );
             }
             let bias = match get("bias") {
                 Some(b) if b.data.len() == cout => b.data.clone(),
@@ -258,6 +276,9 @@ pub fn build(arch: Option<&str>, weights: Option<&StateDict>, seed: i64) -> Resu
             }
         };
         let name = name.unwrap_or(default_name);
+        if name == crate::graph::INPUT {
+            bail!("--arch: {name:?} names the image; give the layer another NAME= prefix");
+        }
         if layers.iter().any(|l| l.name == name) {
             bail!("--arch: two layers are named {name:?}; give one a NAME= prefix");
         }

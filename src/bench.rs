@@ -85,6 +85,43 @@ pub struct BenchSpec {
     pub seed: i64,
 }
 
+/// Times `runs` runs: per-layer GPU times and chain totals, or, when any run lacks GPU
+/// timestamps, chain wall times only (two clocks are never mixed). Returns (per layer,
+/// totals, whether the times are GPU times).
+fn time_runs(
+    ctx: &GpuContext,
+    exec: &mut Executor,
+    gnet: &crate::exec::GpuNetwork,
+    input: &crate::tensor::Tensor,
+    opts: &RunOptions<'_>,
+    runs: usize,
+    done: &dyn Fn(usize),
+) -> Result<(Vec<Vec<f64>>, Vec<f64>, bool)> {
+    let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); gnet.nodes.len()];
+    let mut totals = Vec::new();
+    let mut gpu_timed = true;
+    for r in 0..runs {
+        let acts = exec.run_with(ctx, gnet, input, opts)?;
+        done(r);
+        match &acts.node_ms {
+            Some((ms, Timing::Gpu)) if gpu_timed => {
+                for (i, t) in ms.iter().enumerate() {
+                    per_layer[i].push(*t);
+                }
+                totals.push(ms.iter().sum());
+            }
+            _ => {
+                if gpu_timed {
+                    totals.clear();
+                }
+                gpu_timed = false;
+                totals.push(acts.wall_ms);
+            }
+        }
+    }
+    Ok((per_layer, totals, gpu_timed))
+}
+
 /// Runs the benchmark; calls `emit` for every row as soon as it is measured.
 /// `progress(what, done, total)` is called before and after every run of each variant.
 pub fn run(
@@ -128,29 +165,8 @@ pub fn run(
             progress(&what, 0, total);
             exec.run_with(ctx, &gnet, &input, &opts)?;
             progress(&what, 1, total);
-            let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); net.layers.len()];
-            let mut totals = Vec::new();
-            let mut gpu_timed = true;
-            for r in 0..spec.runs.max(1) {
-                let acts = exec.run_with(ctx, &gnet, &input, &opts)?;
-                progress(&what, r + 2, total);
-                match &acts.node_ms {
-                    Some((ms, Timing::Gpu)) if gpu_timed => {
-                        for (i, t) in ms.iter().enumerate() {
-                            per_layer[i].push(*t);
-                        }
-                        totals.push(ms.iter().sum());
-                    }
-                    _ => {
-                        // Mixed runs would mix two clocks: fall back to wall time for all.
-                        if gpu_timed && !totals.is_empty() {
-                            totals.clear();
-                        }
-                        gpu_timed = false;
-                        totals.push(acts.wall_ms);
-                    }
-                }
-            }
+            let (mut per_layer, mut totals, gpu_timed) =
+                time_runs(ctx, &mut exec, &gnet, &input, &opts, spec.runs.max(1), &|r| progress(&what, r + 2, total))?;
             let timing = if gpu_timed { "gpu" } else { "wall" };
             let mut total_flops = 0.0;
             for (i, layer) in net.layers.iter().enumerate() {

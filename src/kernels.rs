@@ -120,4 +120,16 @@ mod tests {
         assert_eq!(img.get_pixel(1 + 3 * (s + 1) + 3, 1).0, [255, 128, 0, 255]);
         assert_eq!(img.dimensions(), (1 + 4 * (s + 1) + 3, 1 + (s + 1)));
     }
+
+    #[test]
+    fn size_cap_refuses_huge_layers_without_allocating() {
+        let c = |cin, cout, k| Conv2d { cin, cout, k, stride: 1, pad: 0, weight: vec![], bias: vec![] };
+        assert!(check_size(&c(3, 12, 5), "conv1", MAX_PIXELS).is_ok());
+        let e = check_size(&c(1024, 4096, 3), "big", MAX_PIXELS).unwrap_err().to_string();
+        assert!(e.starts_with("big has too many kernels to draw (4096 x 1024 of 3x3"), "{e}");
+        // The size is what render draws.
+        let small = Conv2d { weight: vec![0.5; 12 * 3 * 25], bias: vec![0.0; 12], ..c(3, 12, 5) };
+        let img = render(&small, Some([0, 1, 2]));
+        assert_eq!(image_size(&small), (img.width() as u64, img.height() as u64));
+    }
 }

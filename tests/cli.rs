@@ -283,3 +283,42 @@ fn bench_json_reports_every_kernel_layer_and_total() {
     let bad = run(bin().args(["bench", "--size", "20"]));
     assert_one_line_error(&bad, "is not HxW");
 }
+
+#[test]
+fn bad_environment_variables_are_reported_not_ignored() {
+    let d = tmp("e-env");
+    for (var, value, needle) in [
+        ("CONVSCOPE_MAX_BINDING_KB", "0", "CONVSCOPE_MAX_BINDING_KB=0: give a positive number"),
+        (
+            "CONVSCOPE_MAX_BINDING_KB",
+            "18446744073709551615",
+            "CONVSCOPE_MAX_BINDING_KB=18446744073709551615 is too large",
+        ),
+        ("CONVSCOPE_GPU_MEMORY_MB", "99999999999999999", "CONVSCOPE_GPU_MEMORY_MB=99999999999999999 is too large"),
+        ("CONVSCOPE_GPU_MEMORY_MB", "lots", "is not a whole number of MiB"),
+        ("CONVSCOPE_BLOCK", "99x1", "CONVSCOPE_BLOCK: block \"99x1\""),
+    ] {
+        let out = run(bin().args(["export", "--out"]).arg(&d).env(var, value));
+        assert_one_line_error(&out, needle);
+        let out = run(bin().args(["bench", "--size", "20x20", "--runs", "1"]).env(var, value));
+        assert_one_line_error(&out, needle);
+    }
+}
+
+#[test]
+fn absurd_bench_sizes_are_refused_before_any_gpu_work() {
+    // No adapter is even looked for: the refusal comes first (WGPU_BACKEND=metal has none).
+    let out = run(bin().args(["bench", "--size", "100000x100000"]).env("WGPU_BACKEND", "metal"));
+    assert_one_line_error(&out, "size 100000x100000: this image needs");
+}
+
+#[test]
+fn kernels_view_of_a_huge_layer_is_refused_before_any_gpu_work() {
+    let d = tmp("e-kernels");
+    let out = run(bin()
+        .args(["export", "--kernels", "--arch", "conv(3,1024,1) conv(1024,1024,1)", "--out"])
+        .arg(&d)
+        .env("WGPU_BACKEND", "metal"));
+    // A million 1x1 kernels drawn 8 pixels wide: 85 megapixels.
+    assert_one_line_error(&out, "too many kernels to draw");
+}

@@ -236,3 +236,16 @@ fn bad_normalisation_is_refused() {
     let out = run(bin().args(["export", "--std", "1,0,1", "--out"]).arg(&d));
     assert_one_line_error(&out, "--std must not contain 0");
 }
+
+#[test]
+fn weights_file_layers_obey_the_arch_bounds() {
+    // A 300x300 kernel read from a file: refused like --arch conv(1,1,300), not compiled
+    // into an enormous shader.
+    let d = tmp("huge-k");
+    let f = d.join("w.safetensors");
+    write_st(&f, &[("c.weight", safetensors::Dtype::F32, vec![1, 1, 300, 300], f32_bytes(&vec![0.0; 90_000]))]);
+    let out = run(bin().arg("export").arg("--weights").arg(&f).arg("--out").arg(&d));
+    assert_one_line_error(&out, "is beyond what convscope shows (kernel at most 255");
+    let out = run(bin().args(["export", "--arch", "input=conv(3,4,3)", "--out"]).arg(&d));
+    assert_one_line_error(&out, "names the image");
+}

@@ -1,6 +1,6 @@
 //! The viewer end to end under X (Xvfb in CI): launch on a fixture, drive it with xdotool
-//! (Right ×3, Left, S, Esc), check the log lines, that the saved PNG equals the export of
-//! that layer, and a clean exit.
+//! (Right ×3, Left, S, K, N, R, hover, Esc), check the log lines, that the saved PNG equals
+//! the export of that layer, that a re-roll recompiles no pipeline, and a clean exit.
 
 mod common;
 use common::fixture;
@@ -18,14 +18,110 @@ fn xdotool(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-#[test]
-fn viewer_flips_layers_saves_and_quits() {
-    let have_x = std::env::var("DISPLAY").is_ok() && Command::new("xdotool").arg("version").output().is_ok();
-    if !have_x {
+/// A running viewer: its stdout (and, when asked, stderr) lines arrive on channels.
+struct Viewer {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    log: Option<mpsc::Receiver<String>>,
+    seen: Vec<String>,
+    wid: String,
+}
+
+/// Whether an X display and xdotool are there (required when CONVSCOPE_REQUIRE_GPU=1).
+fn have_x() -> bool {
+    let ok = std::env::var("DISPLAY").is_ok() && Command::new("xdotool").arg("version").output().is_ok();
+    if !ok {
         assert!(!required(), "CONVSCOPE_REQUIRE_GPU=1 but no DISPLAY/xdotool for the viewer test");
         eprintln!("skipping: no X display or xdotool");
+    }
+    ok
+}
+
+fn lines_of<R: std::io::Read + Send + 'static>(r: R, tag: &'static str) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            eprintln!("{tag}: {line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The viewer tests share one X display without a window manager: keyboard focus is
+/// global, so they run one at a time.
+static DISPLAY_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Viewer {
+    /// Launches the viewer with `args` in `dir`, waits for `first` and finds its window.
+    fn launch(args: &[&std::ffi::OsStr], dir: &std::path::Path, first: &str, with_log: bool) -> Viewer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_convscope"));
+        cmd.args(args).current_dir(dir).stdout(Stdio::piped());
+        if with_log {
+            cmd.env("RUST_LOG", "convscope=info").stderr(Stdio::piped());
+        } else {
+            cmd.stderr(Stdio::inherit());
+        }
+        let mut child = cmd.spawn().expect("launch viewer");
+        let lines = lines_of(child.stdout.take().expect("stdout"), "viewer");
+        let log = child.stderr.take().map(|e| lines_of(e, "viewer log"));
+        let mut v = Viewer { child, lines, log, seen: Vec::new(), wid: String::new() };
+        v.expect(first);
+        let pid = v.child.id().to_string();
+        let wid = xdotool(&["search", "--sync", "--onlyvisible", "--pid", &pid]);
+        v.wid = wid.lines().next().expect("viewer window").to_string();
+        xdotool(&["windowfocus", "--sync", &v.wid]);
+        v
+    }
+
+    fn expect(&mut self, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l == want {
+                        return;
+                    }
+                }
+                Err(_) => panic!("viewer never printed {want:?}; saw {:?}", self.seen),
+            }
+        }
+    }
+
+    fn key(&mut self, key: &str) {
+        xdotool(&["key", "--window", &self.wid, key]);
+    }
+
+    /// Log lines (stderr) containing `needle` seen so far.
+    fn log_lines(&self, needle: &str) -> Vec<String> {
+        self.log.as_ref().map_or(Vec::new(), |rx| rx.try_iter().filter(|l| l.contains(needle)).collect())
+    }
+
+    fn quit(mut self) {
+        self.key("Escape");
+        self.expect("quit");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "viewer did not exit after Esc");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "viewer exit status {status}");
+    }
+}
+
+#[test]
+fn viewer_flips_layers_saves_and_quits() {
+    if !have_x() {
         return;
     }
+    let _display = DISPLAY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let bin = env!("CARGO_BIN_EXE_convscope");
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("viewer-e2e");
     let _ = std::fs::remove_dir_all(&dir);
@@ -36,44 +132,7 @@ fn viewer_flips_layers_saves_and_quits() {
     let st = Command::new(bin).arg("export").arg(&img).arg("--out").arg(dir.join("export")).status().unwrap();
     assert!(st.success());
 
-    let mut child = Command::new(bin)
-        .arg(&img)
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("launch viewer");
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            eprintln!("viewer: {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let mut expect = |want: &str| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(l) => {
-                    seen.push(l.clone());
-                    if l == want {
-                        return;
-                    }
-                }
-                Err(_) => panic!("viewer never printed {want:?}; saw {seen:?}"),
-            }
-        }
-    };
-    expect("layer input (3x96x96)");
-    let pid = child.id().to_string();
-    let wid = xdotool(&["search", "--sync", "--onlyvisible", "--pid", &pid]);
-    let wid = wid.lines().next().expect("viewer window").to_string();
-    xdotool(&["windowfocus", "--sync", &wid]);
+    let mut v = Viewer::launch(&[img.as_os_str()], &dir, "layer input (3x96x96)", false);
     for (key, line) in [
         ("Right", "layer conv1 (12x92x92)"),
         ("Right", "layer conv2 (24x88x88)"),
@@ -84,20 +143,11 @@ fn viewer_flips_layers_saves_and_quits() {
         ("s", "saved convscope-conv2-kernels.png"),
         ("k", "kernels off conv2"),
         ("n", "look per-layer min-max viridis"),
-        ("Escape", "quit"),
     ] {
-        xdotool(&["key", "--window", &wid, key]);
-        expect(line);
+        v.key(key);
+        v.expect(line);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "viewer did not exit after Esc");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "viewer exit status {status}");
+    v.quit();
     let saved = image::open(dir.join("convscope-conv2.png")).unwrap().to_rgba8();
     let exported = image::open(dir.join("export/conv2.png")).unwrap().to_rgba8();
     assert!(saved == exported, "saved view differs from the export of conv2");
@@ -106,4 +156,40 @@ fn viewer_flips_layers_saves_and_quits() {
         panic!("conv2 is a conv")
     };
     assert!(kernels == convscope::kernels::render(c, None), "saved kernels differ from the kernels view");
+}
+
+#[test]
+fn reroll_on_a_tensor_input_recompiles_nothing_and_hovering_works_meanwhile() {
+    if !have_x() {
+        return;
+    }
+    let _display = DISPLAY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("viewer-e2e-reroll");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = fixture("seed7_rand_37x53.safetensors");
+    let args = [std::ffi::OsStr::new("--input-tensor"), t.as_os_str()];
+    let mut v = Viewer::launch(&args, &dir, "layer input (3x37x53)", true);
+    v.key("Right");
+    v.expect("layer conv1 (12x33x49)");
+    // Hover over the grid while re-rolls run: the window keeps answering keys.
+    xdotool(&["mousemove", "--window", &v.wid, "300", "400"]);
+    v.key("r");
+    xdotool(&["mousemove", "--window", &v.wid, "320", "410"]);
+    v.expect("seed 1");
+    // Three quick presses: the newest seed is computed, none is lost in the state.
+    v.key("r");
+    v.key("r");
+    v.key("r");
+    v.expect("seed 4");
+    v.key("Left");
+    v.expect("layer input (3x37x53)");
+    std::thread::sleep(Duration::from_millis(300));
+    let runs = v.log_lines("run: pipelines built");
+    assert!(runs.len() >= 2, "every computation logs its cache use: {runs:?}");
+    assert!(runs[0].contains("pipelines built 4,"), "the first run builds 3 convs + statistics: {}", runs[0]);
+    for r in &runs[1..] {
+        assert!(r.contains("pipelines built 0,"), "a re-roll recompiles nothing: {r}");
+    }
+    v.quit();
 }

@@ -59,8 +59,18 @@ fn histogram(ui: &mut Ui, bins: &[u32; 64]) {
     }
 }
 
-/// Draws the HUD into the root `ui`.
+/// Draws the HUD into the root `ui`: the page panel on top, the status line at the
+/// bottom, and the help window.
 pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
+    top_panel(ui, info);
+    bottom_panel(ui, info);
+    if info.state.help {
+        help_window(ui);
+    }
+}
+
+/// The page: name, op, shape, grid, statistics, histogram, colorbar and time.
+fn top_panel(ui: &mut Ui, info: &HudInfo<'_>) {
     let st = info.state;
     egui::Panel::top("hud-top").exact_size(HUD_TOP).show(ui, |ui| match info.loaded {
         Some(l) => {
@@ -143,6 +153,10 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
             ui.label(info.status);
         }
     });
+}
+
+/// Errors, progress, the hovered value and the adapter.
+fn bottom_panel(ui: &mut Ui, info: &HudInfo<'_>) {
     egui::Panel::bottom("hud-bottom").exact_size(HUD_BOTTOM).show(ui, |ui| {
         ui.horizontal(|ui| {
             if let Some(e) = info.error {
@@ -167,17 +181,19 @@ pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
             });
         });
     });
-    if st.help {
-        egui::Window::new("Keys").collapsible(false).resizable(false).show(ui.ctx(), |ui| {
-            egui::Grid::new("help-grid").striped(true).show(ui, |ui| {
-                for (k, what) in HELP {
-                    ui.label(RichText::new(*k).monospace().strong());
-                    ui.label(*what);
-                    ui.end_row();
-                }
-            });
+}
+
+/// The keys.
+fn help_window(ui: &mut Ui) {
+    egui::Window::new("Keys").collapsible(false).resizable(false).show(ui.ctx(), |ui| {
+        egui::Grid::new("help-grid").striped(true).show(ui, |ui| {
+            for (k, what) in HELP {
+                ui.label(RichText::new(*k).monospace().strong());
+                ui.label(*what);
+                ui.end_row();
+            }
         });
-    }
+    });
 }
 
 fn info_order(l: &Loaded) -> String {

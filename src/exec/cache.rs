@@ -1,0 +1,109 @@
+//! What the executor keeps between runs: bind group layouts per shader, pipelines per
+//! (op, specialisation), and bind groups per bound resources.
+
+use crate::gpu::{self, GpuContext};
+use crate::ops::{self, PipelineSpec, ShaderDesc};
+use std::collections::HashMap;
+
+/// Bind groups cached before the cache is emptied (it holds buffers alive).
+const MAX_BIND_GROUPS: usize = 4096;
+
+/// Counts of cache use, for logs and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub pipelines_built: usize,
+    pub pipeline_hits: usize,
+    pub buffers_created: usize,
+    pub buffers_reused: usize,
+    pub bind_groups_built: usize,
+    pub bind_group_hits: usize,
+}
+
+type BindKey = (&'static str, Vec<(wgpu::Buffer, u64)>);
+
+/// Layouts, pipelines and bind groups, built once and looked up by key.
+#[derive(Default)]
+pub struct Caches {
+    layouts: HashMap<&'static str, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    pipelines: HashMap<String, wgpu::ComputePipeline>,
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
+    pub stats: CacheStats,
+}
+
+impl Caches {
+    /// Number of pipelines built.
+    pub fn pipelines(&self) -> usize {
+        self.pipelines.len()
+    }
+
+    /// Forgets the bind groups (they hold their buffers alive).
+    pub fn clear_bind_groups(&mut self) {
+        self.bind_groups.clear();
+    }
+
+    pub fn layout(
+        &mut self,
+        ctx: &GpuContext,
+        shader: &'static ShaderDesc,
+    ) -> &(wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+        self.layouts.entry(shader.file).or_insert_with(|| {
+            let group = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(shader.file),
+                entries: &ops::layout_entries(shader.bindings, wgpu::ShaderStages::COMPUTE),
+            });
+            let pl = gpu::pipeline_layout(ctx, shader.file, &group);
+            (group, pl)
+        })
+    }
+
+    pub fn pipeline(&mut self, ctx: &GpuContext, spec: &PipelineSpec) -> wgpu::ComputePipeline {
+        if let Some(p) = self.pipelines.get(&spec.key) {
+            self.stats.pipeline_hits += 1;
+            return p.clone();
+        }
+        let pl = self.layout(ctx, spec.shader).1.clone();
+        let p = gpu::compute_pipeline(ctx, &spec.key, &spec.source, "main", &pl);
+        log::info!("pipeline built: {}", spec.key);
+        self.stats.pipelines_built += 1;
+        self.pipelines.insert(spec.key.clone(), p.clone());
+        p
+    }
+
+    pub fn bind_group(
+        &mut self,
+        ctx: &GpuContext,
+        shader: &'static ShaderDesc,
+        label: &str,
+        resources: Vec<(wgpu::Buffer, u64, Option<u64>)>,
+    ) -> wgpu::BindGroup {
+        let key: BindKey = (shader.file, resources.iter().map(|(b, o, _)| (b.clone(), *o)).collect());
+        if let Some(bg) = self.bind_groups.get(&key) {
+            self.stats.bind_group_hits += 1;
+            return bg.clone();
+        }
+        if self.bind_groups.len() >= MAX_BIND_GROUPS {
+            self.bind_groups.clear();
+        }
+        let layout = self.layout(ctx, shader).0.clone();
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, (b, offset, size))| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b,
+                    offset: *offset,
+                    size: size.and_then(wgpu::BufferSize::new),
+                }),
+            })
+            .collect();
+        let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &layout,
+            entries: &entries,
+        });
+        self.stats.bind_groups_built += 1;
+        self.bind_groups.insert(key, bg.clone());
+        bg
+    }
+}
