@@ -213,15 +213,14 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
     say!("adapter: {}", ctx.describe());
     say!("input: {} ({})", input.name, input.tensor.shape);
     let mut engine = Engine::new(&ctx)?;
-    let gnet = engine.upload(&ctx, &net, src.kernel)?;
     let bar = progress_bar(
         net.layers.len() as u64,
         "layers (large image: running in bands)",
         "{msg} {bar:30} {pos}/{len} {elapsed}",
     );
     let progress = |done: usize, _: usize| bar.set_position(done as u64);
-    let acts =
-        engine.run(&ctx, &gnet, &input.tensor, &RunOptions { progress: Some(&progress), ..Default::default() })?;
+    let opts = RunOptions { progress: Some(&progress), ..Default::default() };
+    let acts = engine.compute(&ctx, &net, src.kernel, &input.tensor, &opts)?;
     bar.finish_and_clear();
     let bands = acts.band_counts();
     if bands.iter().any(|&n| n > 1) {
@@ -280,7 +279,7 @@ fn write_grids(
     // Each layer is freed once its grid is written, which keeps large images in memory.
     engine.exec.trim();
     for i in 0..acts.shapes.len() {
-        let grid = engine.draw(ctx, &acts, i, Look::default(), rgb)?;
+        let grid = engine.vis.render(ctx, &acts, i, Look::default(), rgb)?;
         let path = out.join(format!("{}.png", acts.names[i]));
         write_texture_png(ctx, &grid.texture, &path)?;
         let scale = if grid.layout.step > 1 { format!(", scale 1/{}", grid.layout.step) } else { String::new() };

@@ -3,7 +3,7 @@
 //! and the [`Visualizer`] (colormap pass), so a caller that keeps one `Engine` compiles
 //! each pipeline once for its lifetime.
 
-use crate::exec::{Activations, Executor, GpuNetwork, RunOptions};
+use crate::exec::{Activations, Executor, RunOptions};
 use crate::gpu::GpuContext;
 use crate::network::Network;
 use crate::ops::ConvKernel;
@@ -32,37 +32,33 @@ impl Engine {
         Ok(Engine { exec: Executor::new(ctx)?, vis: Visualizer::new(ctx) })
     }
 
-    /// Uploads a network's parameters once for `kernel`.
-    pub fn upload(&self, ctx: &GpuContext, net: &Network, kernel: ConvKernel) -> Result<GpuNetwork> {
-        self.exec.upload(ctx, &net.graph(), kernel)
-    }
-
-    /// Runs the network on `input`.
-    pub fn run(
+    /// Uploads `net`'s parameters for `kernel` and runs it on `input`: every layer, its
+    /// statistics, nothing read back in between.
+    pub fn compute(
         &mut self,
         ctx: &GpuContext,
-        net: &GpuNetwork,
+        net: &Network,
+        kernel: ConvKernel,
         input: &Tensor,
         opts: &RunOptions<'_>,
     ) -> Result<Activations> {
-        self.exec.run_with(ctx, net, input, opts)
+        let gnet = self.exec.upload(ctx, &net.graph(), kernel)?;
+        self.exec.run_with(ctx, &gnet, input, opts)
     }
 
-    /// Draws tensor `i` as a grid texture; the input (`i == 0`, three channels) gets its
-    /// colour image, from the channels `rgb` names, as the first tile.
-    pub fn draw(
+    /// What page `i` shows: tensor `i` drawn as a grid texture with `look` (the input,
+    /// three channels, gets its colour image from the channels `rgb` names as the first
+    /// tile) and its statistics.
+    pub fn page(
         &self,
         ctx: &GpuContext,
         acts: &Activations,
         i: usize,
         look: Look,
         rgb: [usize; 3],
-    ) -> Result<GridTexture> {
-        self.vis.render(ctx, acts, i, look, rgb)
-    }
-
-    /// Tensor `i`'s statistics, read back.
-    pub fn stats(&self, ctx: &GpuContext, acts: &Activations, i: usize) -> Result<PageStats> {
-        Ok(PageStats { channels: acts.read_stats(ctx, i)?, layer: acts.read_layer_stats(ctx, i)? })
+    ) -> Result<(GridTexture, PageStats)> {
+        let grid = self.vis.render(ctx, acts, i, look, rgb)?;
+        let stats = PageStats { channels: acts.read_stats(ctx, i)?, layer: acts.read_layer_stats(ctx, i)? };
+        Ok((grid, stats))
     }
 }

@@ -96,17 +96,9 @@ impl GpuContext {
 
     /// Copies `size` bytes of `buffer` from `offset` back to the CPU.
     pub fn read_buffer(&self, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read-back staging"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc =
-            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read-back copy") });
-        enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
-        self.queue.submit([enc.finish()]);
-        self.map_and_read(&staging)
+        let rb = Readback::start(self, buffer, offset, size);
+        self.wait()?;
+        rb.take()
     }
 
     /// Maps a MAP_READ buffer, waits, and copies its bytes out.
@@ -126,7 +118,7 @@ impl GpuContext {
 }
 
 /// A read-back in flight: bytes copied into a staging buffer that is mapped
-/// asynchronously. [`Readback::try_take`] never blocks; the UI thread polls it each frame.
+/// asynchronously. [`Readback::ready`] never blocks; the UI thread polls it each frame.
 pub struct Readback {
     staging: wgpu::Buffer,
     /// 0 pending, 1 mapped, 2 failed.
@@ -137,13 +129,13 @@ impl Readback {
     /// Starts copying `size` bytes of `buffer` from `offset`; returns at once.
     pub fn start(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Readback {
         let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("async read-back staging"),
+            label: Some("read-back staging"),
             size,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let mut enc =
-            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("async read-back copy") });
+            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read-back copy") });
         enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
         ctx.queue.submit([enc.finish()]);
         let state: Arc<std::sync::atomic::AtomicU8> = Arc::default();

@@ -1,7 +1,7 @@
 //! The naive convolution: one output value per invocation, shapes in a uniform. The
 //! baseline the tuned kernel is benchmarked against. CPU twin: `reference::conv2d`.
 
-use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups, storage_init};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups, storage_init};
 use crate::gpu::GpuContext;
 use crate::graph::Conv2d;
 use std::borrow::Cow;
@@ -10,13 +10,7 @@ pub const SHADER: ShaderDesc = ShaderDesc {
     file: "conv2d_naive.wgsl",
     source: include_str!("../../shaders/conv2d_naive.wgsl"),
     // params, input, weight, bias, output
-    bindings: &[
-        Bind::Uniform,
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: false },
-    ],
+    bindings: super::PARAMS_IN_TWO_OUT,
     params: Some(Params::layout),
 };
 

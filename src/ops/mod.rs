@@ -31,6 +31,15 @@ pub enum Bind {
     Texture,
 }
 
+/// params, input, two parameter buffers, output: the table of elementwise-style ops.
+pub const PARAMS_IN_TWO_OUT: &[Bind] = &[
+    Bind::Uniform,
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: false },
+];
+
 /// A shader file and what the host binds to it.
 #[derive(Debug)]
 pub struct ShaderDesc {

@@ -1,7 +1,7 @@
 //! Elementwise layers: ReLU, PReLU (one slope or one per channel) and eval-mode BatchNorm
 //! as a per-channel affine map, one output per invocation. CPU twin: `reference::apply`.
 
-use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups, storage_init};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups, storage_init};
 use crate::gpu::GpuContext;
 use crate::graph::Op;
 use std::borrow::Cow;
@@ -10,13 +10,7 @@ pub const SHADER: ShaderDesc = ShaderDesc {
     file: "pointwise.wgsl",
     source: include_str!("../../shaders/pointwise.wgsl"),
     // params, input, a, b, output
-    bindings: &[
-        Bind::Uniform,
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: false },
-    ],
+    bindings: super::PARAMS_IN_TWO_OUT,
     params: Some(Params::layout),
 };
 

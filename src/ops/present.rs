@@ -146,25 +146,35 @@ impl Presenter {
             self.bound = Some((grid.clone(), bg));
         }
         let Some((_, bg)) = &self.bound else { return };
-        let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
-            label: Some("present"),
-            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                view: target,
-                depth_slice: None,
-                resolve_target: None,
-                ops: wgpu::Operations { load: wgpu::LoadOp::Clear(LETTERBOX), store: wgpu::StoreOp::Store },
-            })],
-            depth_stencil_attachment: None,
-            timestamp_writes: None,
-            occlusion_query_set: None,
-            multiview_mask: None,
-        });
+        let mut pass = render_pass(enc, target, "present", wgpu::LoadOp::Clear(LETTERBOX));
         if dst.w >= 1.0 && dst.h >= 1.0 {
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, bg, &[]);
             pass.draw(0..6, 0..1);
         }
     }
+}
+
+/// A render pass into `target` that loads (or clears) its colour and stores the result.
+pub fn render_pass<'e>(
+    enc: &'e mut wgpu::CommandEncoder,
+    target: &wgpu::TextureView,
+    label: &str,
+    load: wgpu::LoadOp<wgpu::Color>,
+) -> wgpu::RenderPass<'e> {
+    enc.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some(label),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view: target,
+            depth_slice: None,
+            resolve_target: None,
+            ops: wgpu::Operations { load, store: wgpu::StoreOp::Store },
+        })],
+        depth_stencil_attachment: None,
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use super::hud::{self, HudInfo};
 use crate::gpu::{GpuContext, choose_adapter};
-use crate::ops::present::{LETTERBOX, Presenter, Rect, fit};
+use crate::ops::present::{LETTERBOX, Presenter, Rect, fit, render_pass};
 use crate::visual::Visualizer;
 use anyhow::{Result, anyhow};
 use std::sync::Arc;
@@ -190,7 +190,9 @@ impl Gfx {
                 grid_rect = Rect { x: dst.x / ppp, y: dst.y / ppp, w: dst.w / ppp, h: dst.h / ppp };
                 self.presenter.draw(&ctx, &mut enc, &view, size, tex, src, dst);
             }
-            None => clear(&mut enc, &view),
+            None => {
+                render_pass(&mut enc, &view, "clear", wgpu::LoadOp::Clear(LETTERBOX));
+            }
         }
         let repaint = self.draw_hud(&mut enc, &view, size, &scene.hud);
         ctx.queue.submit([enc.finish()]);
@@ -226,19 +228,7 @@ impl Gfx {
             self.ctx.queue.submit(extra);
         }
         {
-            let pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("hud"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations { load: wgpu::LoadOp::Load, store: wgpu::StoreOp::Store },
-                })],
-                depth_stencil_attachment: None,
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
+            let pass = render_pass(enc, view, "hud", wgpu::LoadOp::Load);
             let mut pass = pass.forget_lifetime();
             self.egui_renderer.render(&mut pass, &jobs, &sd);
         }
@@ -247,21 +237,4 @@ impl Gfx {
         }
         full.viewport_output.get(&egui::ViewportId::ROOT).is_some_and(|v| v.repaint_delay.is_zero())
     }
-}
-
-/// Clears the target to the letterbox colour.
-fn clear(enc: &mut wgpu::CommandEncoder, view: &wgpu::TextureView) {
-    let _ = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
-        label: Some("clear"),
-        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-            view,
-            depth_slice: None,
-            resolve_target: None,
-            ops: wgpu::Operations { load: wgpu::LoadOp::Clear(LETTERBOX), store: wgpu::StoreOp::Store },
-        })],
-        depth_stencil_attachment: None,
-        timestamp_writes: None,
-        occlusion_query_set: None,
-        multiview_mask: None,
-    });
 }

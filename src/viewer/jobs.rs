@@ -119,12 +119,11 @@ fn compute(
     net.shapes(input.tensor.shape)?;
     progress(format!("running {} layers on the GPU…", net.layers.len()));
     let before = engine.exec.cache_stats();
-    let gnet = engine.upload(ctx, &net, source.kernel)?;
     let report = |done: usize, total: usize| progress(format!("running layers… {done}/{total} done"));
     // Node by node: true per-layer wall times (timestamps are not trustworthy while the
     // window's framebuffer is bound on llvmpipe) and progress.
     let opts = RunOptions { per_node: true, progress: Some(&report), ..Default::default() };
-    let acts = engine.run(ctx, &gnet, &input.tensor, &opts)?;
+    let acts = engine.compute(ctx, &net, source.kernel, &input.tensor, &opts)?;
     let after = engine.exec.cache_stats();
     log::info!(
         "run: pipelines built {}, cache hits {}; buffers created {}, reused {}",
@@ -138,8 +137,9 @@ fn compute(
     let mut grids = Vec::with_capacity(acts.shapes.len());
     let mut stats = Vec::with_capacity(acts.shapes.len());
     for i in 0..acts.shapes.len() {
-        grids.push(engine.draw(ctx, &acts, i, Look::default(), rgb)?);
-        stats.push(engine.stats(ctx, &acts, i)?);
+        let (grid, s) = engine.page(ctx, &acts, i, Look::default(), rgb)?;
+        grids.push(grid);
+        stats.push(s);
     }
     ctx.wait()?;
     let pages = grids.len();
