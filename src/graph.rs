@@ -93,6 +93,28 @@ impl Op {
         Some((alpha, beta))
     }
 
+    /// A short description of the operation and its parameters, for the HUD and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Op::Conv(c) => {
+                let mut s = format!("Conv2d({}, {}, {})", c.cin, c.cout, c.k);
+                if c.stride != 1 {
+                    s += &format!(" stride {}", c.stride);
+                }
+                if c.pad != 0 {
+                    s += &format!(" pad {}", c.pad);
+                }
+                s
+            }
+            Op::Relu => "ReLU".to_string(),
+            Op::PRelu { slopes } => format!("PReLU({})", slopes.len()),
+            Op::MaxPool { k, stride, ceil } => {
+                format!("MaxPool2d({k}, {stride}{})", if *ceil { ", ceil_mode" } else { "" })
+            }
+            Op::BatchNorm { weight, eps, .. } => format!("BatchNorm2d({}, eps {eps:e}, eval)", weight.len()),
+        }
+    }
+
     /// Input rows `[lo, hi)` that output rows `[a, b)` depend on, for an input of `h` rows.
     pub fn input_rows(&self, a: usize, b: usize, h: usize) -> (usize, usize) {
         let (s, p, k) = match self {

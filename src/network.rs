@@ -17,24 +17,7 @@ pub struct Layer {
 impl Layer {
     /// A short description of the operation and its parameters, for the HUD and logs.
     pub fn describe(&self) -> String {
-        match &self.op {
-            Op::Conv(c) => {
-                let mut s = format!("Conv2d({}, {}, {})", c.cin, c.cout, c.k);
-                if c.stride != 1 {
-                    s += &format!(" stride {}", c.stride);
-                }
-                if c.pad != 0 {
-                    s += &format!(" pad {}", c.pad);
-                }
-                s
-            }
-            Op::Relu => "ReLU".to_string(),
-            Op::PRelu { slopes } => format!("PReLU({})", slopes.len()),
-            Op::MaxPool { k, stride, ceil } => {
-                format!("MaxPool2d({k}, {stride}{})", if *ceil { ", ceil_mode" } else { "" })
-            }
-            Op::BatchNorm { weight, eps, .. } => format!("BatchNorm2d({}, eps {eps:e}, eval)", weight.len()),
-        }
+        self.op.describe()
     }
 
     /// The layer's parameters as `(name, shape, values)`, named as in a PyTorch state_dict.
@@ -52,7 +35,7 @@ impl Layer {
                 (format!("{n}.running_mean"), vec![mean.len()], mean.as_slice()),
                 (format!("{n}.running_var"), vec![var.len()], var.as_slice()),
             ],
-            Op::Relu | Op::MaxPool { .. } => vec![],
+            _ => vec![],
         }
     }
 }

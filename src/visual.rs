@@ -89,10 +89,16 @@ impl Visualizer {
 
     /// Re-runs only the colormap pass into an existing grid texture (recolouring).
     pub fn redraw(&self, ctx: &GpuContext, acts: &Activations, i: usize, grid: &GridTexture, look: Look) -> Result<()> {
+        // This thread's own error scope: an error here is reported here, and an error of
+        // another thread (the viewer's compute worker) is never taken for this one's.
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("colormap") });
         self.encode(ctx, &mut enc, acts, i, grid, look);
         ctx.queue.submit([enc.finish()]);
-        ctx.check_errors()
+        match pollster::block_on(scope.pop()) {
+            Some(e) => bail!("GPU error while drawing {}: {}", acts.names[i], e.to_string().lines().next().unwrap_or("")),
+            None => Ok(()),
+        }
     }
 
     /// Records the colormap of layer `i` into `enc`: the background (gutters), then each
