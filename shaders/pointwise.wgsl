@@ -1,6 +1,8 @@
-// Elementwise layers on NCHW f32 buffers: ReLU, PReLU (one slope, or one per channel) and
-// eval-mode BatchNorm as a per-channel affine map `x · alpha[c] + beta[c]`. Works on a
-// horizontal band: output band row r reads input row r + row_off of the input band.
+// Elementwise layers on NCHW f32 buffers: ReLU, PReLU (one slope, or one per channel),
+// eval-mode BatchNorm as a per-channel affine map `x · alpha[c] + beta[c]`, and the ONNX
+// functions Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, Erf (parameters p0,
+// p1). Works on a horizontal band: output band row r reads input row r + row_off of the
+// input band.
 
 struct Params {
     channels: u32,
@@ -9,11 +11,24 @@ struct Params {
     in_rows: u32,
     // Output band's first row minus the input band's first row.
     row_off: u32,
-    // 0 = ReLU, 1 = PReLU, 2 = affine (BatchNorm).
+    // 0 ReLU, 1 PReLU, 2 affine (BatchNorm), 3 Clip(p0, p1), 4 LeakyRelu(p0), 5 Sigmoid,
+    // 6 HardSigmoid(p0, p1), 7 HardSwish, 8 Tanh, 9 Erf.
     mode: u32,
     // 1 when `a` (and `b`) hold one value per channel, 0 when `a[0]` applies to all.
     per_channel: u32,
-    _pad: u32,
+    p0: f32,
+    p1: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// erf, Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); the CPU twin computes the same.
+fn erf_as(x: f32) -> f32 {
+    let a = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let p = ((((1.0614054 * t - 1.4531521) * t + 1.4214138) * t - 0.28449674) * t + 0.2548296) * t;
+    return sign(x) * (1.0 - p * exp(-a * a));
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -34,12 +49,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let v = input[(c * p.in_rows + r + p.row_off) * p.width + x];
     let i = select(0u, c, p.per_channel == 1u);
     var y: f32;
-    if (p.mode == 0u) {
-        y = max(v, 0.0);
-    } else if (p.mode == 1u) {
-        y = select(a[i] * v, v, v >= 0.0);
-    } else {
-        y = v * a[i] + b[i];
+    switch p.mode {
+        case 0u: { y = max(v, 0.0); }
+        case 1u: { y = select(a[i] * v, v, v >= 0.0); }
+        case 2u: { y = v * a[i] + b[i]; }
+        case 3u: { y = min(max(v, p.p0), p.p1); }
+        case 4u: { y = select(p.p0 * v, v, v >= 0.0); }
+        case 5u: { y = 1.0 / (1.0 + exp(-v)); }
+        case 6u: { y = clamp(p.p0 * v + p.p1, 0.0, 1.0); }
+        case 7u: { y = v * clamp(v / 6.0 + 0.5, 0.0, 1.0); }
+        case 8u: { y = tanh(v); }
+        default: { y = erf_as(v); }
     }
     output[(c * p.out_rows + r) * p.width + x] = y;
 }

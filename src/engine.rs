@@ -42,7 +42,19 @@ impl Engine {
         input: &Tensor,
         opts: &RunOptions<'_>,
     ) -> Result<Activations> {
-        let gnet = self.exec.upload(ctx, &net.graph(), kernel)?;
+        self.compute_graph(ctx, &net.graph(), kernel, input, opts)
+    }
+
+    /// Uploads a graph's parameters for `kernel` and runs it on `input`.
+    pub fn compute_graph(
+        &mut self,
+        ctx: &GpuContext,
+        graph: &crate::graph::Graph,
+        kernel: ConvKernel,
+        input: &Tensor,
+        opts: &RunOptions<'_>,
+    ) -> Result<Activations> {
+        let gnet = self.exec.upload(ctx, graph, kernel)?;
         self.exec.run_with(ctx, &gnet, input, opts)
     }
 

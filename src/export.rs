@@ -47,3 +47,18 @@ pub fn write_tensors(path: &Path, net: &Network, input: &Tensor, outputs: &[Tens
     safetensors::serialize_to_file(views, Some(meta), path)
         .map_err(|e| anyhow!("cannot write {}: {e}; choose a writable path", path.display()))
 }
+
+/// Named F32 tensors `(name, shape, values)` as one safetensors file.
+pub fn write_named_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| bytemuck::cast_slice::<f32, u8>(v).to_vec()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((n, s, _), b)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b)?)))
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(|e| anyhow!("cannot build tensor file: {e}"))?;
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("producer".to_string(), format!("convscope {}", env!("CARGO_PKG_VERSION")));
+    safetensors::serialize_to_file(views, Some(meta), path)
+        .map_err(|e| anyhow!("cannot write {}: {e}; choose a writable path", path.display()))
+}

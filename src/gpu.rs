@@ -98,6 +98,8 @@ impl GpuContext {
     pub fn read_buffer(&self, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
         let rb = Readback::start(self, buffer, offset, size);
         self.wait()?;
+        // Another thread's poll may be the one that runs the callback: wait for it.
+        rb.done.recv().map_err(|_| anyhow!("GPU read-back was cancelled"))?;
         rb.take()
     }
 
@@ -123,6 +125,8 @@ pub struct Readback {
     staging: wgpu::Buffer,
     /// 0 pending, 1 mapped, 2 failed.
     state: Arc<std::sync::atomic::AtomicU8>,
+    /// Signalled by the map callback, which may run on whichever thread polls the device.
+    done: std::sync::mpsc::Receiver<()>,
 }
 
 impl Readback {
@@ -140,10 +144,12 @@ impl Readback {
         ctx.queue.submit([enc.finish()]);
         let state: Arc<std::sync::atomic::AtomicU8> = Arc::default();
         let s = state.clone();
+        let (tx, done) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             s.store(if r.is_ok() { 1 } else { 2 }, std::sync::atomic::Ordering::Release);
+            let _ = tx.send(());
         });
-        Readback { staging, state }
+        Readback { staging, state, done }
     }
 
     /// Whether the bytes have arrived (or the read-back failed); lets the device make

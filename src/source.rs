@@ -23,6 +23,51 @@ pub struct Source {
     pub arch: Option<String>,
     pub seed: i64,
     pub kernel: ConvKernel,
+    /// An ONNX model instead of a chain.
+    pub model: Option<PathBuf>,
+    /// How an image meets a model's declared input size.
+    pub fit: Fit,
+    /// The input size for a model whose H and W are dynamic.
+    pub size: Option<(usize, usize)>,
+    /// Class labels, one per line, when the model has none.
+    pub labels: Option<PathBuf>,
+}
+
+/// How an image is brought to a model's input size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fit {
+    /// Scale so the image covers the input, then cut the centre (ImageNet, PaddleClas).
+    #[default]
+    Crop,
+    /// Scale each axis to the input size.
+    Stretch,
+    /// Scale so the image fits inside the input, centred on black.
+    Pad,
+}
+
+/// Brings an RGB image to `h × w` as `fit` says (Lanczos resampling).
+pub fn fit_image(img: &image::RgbImage, h: usize, w: usize, fit: Fit) -> image::RgbImage {
+    use image::imageops::{FilterType, crop_imm, overlay, resize};
+    let (iw, ih) = (img.width() as f64, img.height() as f64);
+    let (tw, th) = (w as u32, h as u32);
+    match fit {
+        Fit::Stretch => resize(img, tw, th, FilterType::Lanczos3),
+        Fit::Crop | Fit::Pad => {
+            let s =
+                if fit == Fit::Crop { (w as f64 / iw).max(h as f64 / ih) } else { (w as f64 / iw).min(h as f64 / ih) };
+            let (rw, rh) = (((iw * s).round() as u32).max(1), ((ih * s).round() as u32).max(1));
+            let r = resize(img, rw, rh, FilterType::Lanczos3);
+            if fit == Fit::Crop {
+                let (x, y) = (rw.saturating_sub(tw) / 2, rh.saturating_sub(th) / 2);
+                let c = crop_imm(&r, x, y, tw.min(rw), th.min(rh)).to_image();
+                if c.dimensions() == (tw, th) { c } else { resize(&c, tw, th, FilterType::Lanczos3) }
+            } else {
+                let mut canvas = image::RgbImage::new(tw, th);
+                overlay(&mut canvas, &r, (tw.saturating_sub(rw) / 2) as i64, (th.saturating_sub(rh) / 2) as i64);
+                canvas
+            }
+        }
+    }
 }
 
 /// A loaded input: the tensor, a name for it, and whether it came from an image file
@@ -67,6 +112,9 @@ impl Source {
         if self.input_tensor.is_some() && self.image.is_none() && (self.mean.is_some() || self.std.is_some()) {
             bail!("--mean/--std apply to images; an --input-tensor is used as it is");
         }
+        if self.model.is_some() && (self.weights.is_some() || self.arch.is_some()) {
+            bail!("--model runs an ONNX model; --weights and --arch describe a chain instead: give one or the other");
+        }
         Ok(())
     }
 
@@ -90,6 +138,54 @@ impl Source {
             input::normalise(&mut t, self.mean.unwrap_or([0.0; 3]), self.std.unwrap_or([1.0; 3]));
         }
         Ok(Input { tensor: t, name, image: image.map(Path::to_path_buf) })
+    }
+
+    /// The input of an ONNX model: a tensor file fed as it is (key `input` or the model's
+    /// input name), or an image (or the built-in scene) brought to the model's declared
+    /// size (`--size` where it is dynamic, else the image's own) by `fit`, normalised.
+    pub fn load_model_input(&self, model: &crate::onnx::Model) -> Result<Input> {
+        self.check()?;
+        let [c, h, w] = model.declared_chw();
+        if let (None, Some(p)) = (&self.image, &self.input_tensor) {
+            let sd = crate::weights::StateDict::open(p)?;
+            let t = sd
+                .get("input")
+                .or_else(|| sd.get(&model.input))
+                .ok_or_else(|| anyhow!("{} has no tensor named `input` or {:?}", p.display(), model.input))?;
+            let Some([1, tc, th, tw]) =
+                t.shape.get(..4).map(|s| [s[0], s[1], s[2], s[3]]).filter(|_| t.shape.len() == 4)
+            else {
+                bail!("{}: the input tensor has shape {:?}; expected [1, C, H, W]", p.display(), t.shape);
+            };
+            for (want, got, what) in [(c, tc, "channels"), (h, th, "height"), (w, tw, "width")] {
+                if want.is_some_and(|v| v != got) {
+                    bail!("{}: the tensor has {what} {got} but the model declares {}", p.display(), want.unwrap_or(0));
+                }
+            }
+            let tensor = Tensor::new(Shape::new(tc, th, tw), t.data.clone());
+            return Ok(Input { tensor, name: p.display().to_string(), image: None });
+        }
+        if c.is_some_and(|c| c != 3) {
+            bail!(
+                "the model takes {} channels; convscope feeds it RGB images (3 channels) or an --input-tensor",
+                c.unwrap_or(0)
+            );
+        }
+        let (img, name) = match &self.image {
+            Some(p) => (input::load_rgb8(p)?, p.display().to_string()),
+            None => (input::builtin_scene(), "built-in scene".to_string()),
+        };
+        let (th, tw) = match (h, w, self.size) {
+            (Some(h), Some(w), _) => (h, w),
+            (_, _, Some(s)) => s,
+            _ => (img.height() as usize, img.width() as usize),
+        };
+        let fitted = fit_image(&img, th, tw, self.fit);
+        let mut t = input::tensor_from_rgb8(&fitted, self.order);
+        if self.mean.is_some() || self.std.is_some() {
+            input::normalise(&mut t, self.mean.unwrap_or([0.0; 3]), self.std.unwrap_or([1.0; 3]));
+        }
+        Ok(Input { tensor: t, name, image: self.image.clone() })
     }
 
     /// The network, with seeded layers drawn from `seed`.

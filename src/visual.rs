@@ -96,7 +96,9 @@ impl Visualizer {
         self.encode(ctx, &mut enc, acts, i, grid, look);
         ctx.queue.submit([enc.finish()]);
         match pollster::block_on(scope.pop()) {
-            Some(e) => bail!("GPU error while drawing {}: {}", acts.names[i], e.to_string().lines().next().unwrap_or("")),
+            Some(e) => {
+                bail!("GPU error while drawing {}: {}", acts.names[i], e.to_string().lines().next().unwrap_or(""))
+            }
             None => Ok(()),
         }
     }

@@ -259,7 +259,9 @@ impl Executor {
         let moments = per_tensor("moments", 16);
         let align = (ctx.limits().min_uniform_buffer_offset_alignment as u64).max(PARAMS_SLOT);
         let stat_passes: usize = plan.tensors.iter().map(|t| t.bands.len()).sum();
-        let slots = (plan.steps.len() + stat_passes).max(1) as u64;
+        // A step dispatches once, or once per input (Concat).
+        let dispatches: usize = plan.steps.iter().map(|s| s.inputs.len().max(1)).sum();
+        let slots = (dispatches + stat_passes).max(1) as u64;
         let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
         let uniforms = self.pool.get(ctx, "step params", slots * align, usage);
         RunBuffers { bands, stats, moments, uniforms, align }
@@ -299,20 +301,26 @@ impl Executor {
             };
             let spec = node.pipeline(&g);
             let pipeline = self.caches.pipeline(ctx, &spec);
-            let d = node.dispatch(&g, max_wg);
-            let off = params.push(&d.params);
-            let resources = d
-                .bindings
-                .iter()
-                .map(|r| match r {
-                    Res::Params => ((*rb.uniforms).clone(), off, Some(d.params.len() as u64)),
-                    Res::Input => ((*rb.bands[ib.buffer]).clone(), 0, None),
-                    Res::Output => ((*rb.bands[ob.buffer]).clone(), 0, None),
-                    Res::Buffer(b) => ((*b).clone(), 0, None),
-                })
-                .collect();
-            let bg =
-                self.caches.bind_group(ctx, spec.shader, &format!("{name} band {} bind group", step.band), resources);
+            let ins: Vec<Shape> = step.inputs.iter().map(|&t| plan.tensors[t].shape).collect();
+            let mut groups = Vec::new();
+            for (k, d) in node.dispatch(&g, &ins, max_wg).into_iter().enumerate() {
+                let off = params.push(&d.params);
+                let resources = d
+                    .bindings
+                    .iter()
+                    .map(|r| match r {
+                        Res::Params => ((*rb.uniforms).clone(), off, Some(d.params.len() as u64)),
+                        Res::Input(n) => {
+                            let t = step.inputs.get(*n).copied().unwrap_or(in_t);
+                            ((*rb.bands[plan.tensors[t].bands[step.band].buffer]).clone(), 0, None)
+                        }
+                        Res::Output => ((*rb.bands[ob.buffer]).clone(), 0, None),
+                        Res::Buffer(b) => ((*b).clone(), 0, None),
+                    })
+                    .collect();
+                let label = format!("{name} band {} dispatch {k} bind group", step.band);
+                groups.push((self.caches.bind_group(ctx, spec.shader, &label, resources), d.workgroups));
+            }
             let ts = timer.map(|t| t.writes(pass_node.len()));
             pass_node.push(i);
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -320,8 +328,10 @@ impl Executor {
                 timestamp_writes: ts,
             });
             pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, d.workgroups.2);
+            for (bg, (x, y, z)) in &groups {
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(*x, *y, *z);
+            }
         }
     }
 

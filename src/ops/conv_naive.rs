@@ -94,7 +94,7 @@ impl NaiveConv {
         };
         Dispatch {
             params: bytemuck::bytes_of(&p).to_vec(),
-            bindings: vec![Res::Params, Res::Input, Res::Buffer(&self.weight), Res::Buffer(&self.bias), Res::Output],
+            bindings: vec![Res::Params, Res::Input(0), Res::Buffer(&self.weight), Res::Buffer(&self.bias), Res::Output],
             workgroups: per_value_workgroups(g.output.w, g.out_rows, g.output.c),
         }
     }

@@ -181,7 +181,7 @@ impl TunedConv {
         Dispatch {
             params: bytemuck::bytes_of(&band).to_vec(),
             bindings: vec![
-                Res::Input,
+                Res::Input(0),
                 Res::Buffer(&self.packed_weight),
                 Res::Buffer(&self.packed_bias),
                 Res::Output,

@@ -58,7 +58,7 @@ impl MaxPool {
         };
         Dispatch {
             params: bytemuck::bytes_of(&p).to_vec(),
-            bindings: vec![Res::Params, Res::Input, Res::Output],
+            bindings: vec![Res::Params, Res::Input(0), Res::Output],
             workgroups: per_value_workgroups(g.output.w, g.out_rows, g.output.c),
         }
     }

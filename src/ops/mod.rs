@@ -5,12 +5,18 @@
 //! Adding an op: its WGSL file, its module here, a variant of `graph::Op`, an arm in
 //! [`GpuNode::upload`], its CPU twin in `reference`, tests.
 
+pub mod binary;
 pub mod colormap;
+pub mod conv_general;
 pub mod conv_naive;
 pub mod conv_tuned;
+pub mod gemm;
+pub mod layout;
 pub mod maxpool;
 pub mod pointwise;
+pub mod pool;
 pub mod present;
+pub mod resize;
 pub mod stats;
 
 use crate::gpu::GpuContext;
@@ -95,6 +101,13 @@ pub const ALL: &[&ShaderDesc] = &[
     &stats::SHADER,
     &colormap::SHADER,
     &present::SHADER,
+    &binary::SHADER,
+    &conv_general::SHADER,
+    &pool::SHADER,
+    &resize::SHADER,
+    &gemm::SHADER,
+    &gemm::SOFTMAX,
+    &layout::SHADER,
 ];
 
 /// The bind group layout entries of a binding table, visible to `stages`.
@@ -149,8 +162,8 @@ pub struct StepGeom {
 pub enum Res<'a> {
     /// The step's params (a uniform the executor writes from [`Dispatch::params`]).
     Params,
-    /// The step's input band.
-    Input,
+    /// The step's input band (of the node's `k`-th input).
+    Input(usize),
     /// The step's output band.
     Output,
     /// A buffer of the node's own (weights).
@@ -176,8 +189,15 @@ pub struct Dispatch<'a> {
 pub enum GpuNode {
     ConvNaive(conv_naive::NaiveConv),
     ConvTuned(conv_tuned::TunedConv),
+    ConvGeneral(conv_general::GeneralConv),
     Pointwise(pointwise::Pointwise),
     MaxPool(maxpool::MaxPool),
+    Pool(pool::GpuPool),
+    Binary(binary::Binary),
+    Layout(layout::Layout),
+    Resize(crate::graph::Resize),
+    Gemm(gemm::Gemm),
+    Softmax,
 }
 
 /// Which convolution shader runs.
@@ -203,25 +223,52 @@ impl GpuNode {
     /// Uploads `op`'s parameters (labelled with the node's `name`) in the layout its shader
     /// reads; convolutions for `kernel` with register block `block`.
     pub fn upload(ctx: &GpuContext, name: &str, op: &Op, kernel: ConvKernel, block: conv_tuned::Block) -> Self {
+        use layout::Layout;
         match op {
             Op::Conv(c) => match kernel {
                 ConvKernel::Naive => GpuNode::ConvNaive(conv_naive::NaiveConv::upload(ctx, name, c)),
                 ConvKernel::Tuned => GpuNode::ConvTuned(conv_tuned::TunedConv::upload(ctx, name, c, block)),
             },
+            Op::ConvG(c) => match (kernel, c.as_plain()) {
+                (ConvKernel::Tuned, Some(plain)) => {
+                    GpuNode::ConvTuned(conv_tuned::TunedConv::upload(ctx, name, &plain, block))
+                }
+                _ => GpuNode::ConvGeneral(conv_general::GeneralConv::upload(ctx, name, c)),
+            },
             Op::MaxPool { k, stride, .. } => GpuNode::MaxPool(maxpool::MaxPool { k: *k, stride: *stride }),
-            Op::Relu | Op::PRelu { .. } | Op::BatchNorm { .. } => {
+            Op::Relu | Op::PRelu { .. } | Op::BatchNorm { .. } | Op::Unary(_) => {
                 GpuNode::Pointwise(pointwise::Pointwise::upload(ctx, name, op))
             }
+            Op::Pool(p) => GpuNode::Pool(pool::GpuPool { pool: Some(p.clone()), max: p.max }),
+            Op::GlobalPool { max } => GpuNode::Pool(pool::GpuPool { pool: None, max: *max }),
+            Op::Binary { kind, constant } => {
+                GpuNode::Binary(binary::Binary::upload(ctx, name, *kind, constant.as_ref()))
+            }
+            Op::Concat => GpuNode::Layout(Layout::Concat),
+            Op::SliceChannels { start, end } => GpuNode::Layout(Layout::Slice { start: *start, end: *end }),
+            Op::Pad { pads, value } => GpuNode::Layout(Layout::Pad { pads: *pads, value: *value }),
+            Op::Copy => GpuNode::Layout(Layout::Copy),
+            Op::ChannelShuffle { groups } => GpuNode::Layout(Layout::Shuffle { groups: *groups }),
+            Op::Resize(r) => GpuNode::Resize(r.clone()),
+            Op::Gemm { k, n, weight, bias } => GpuNode::Gemm(gemm::Gemm::upload(ctx, name, *k, *n, weight, bias)),
+            Op::Softmax => GpuNode::Softmax,
         }
     }
 
-    /// The kind of kernel, for logs and timings (`tuned`, `naive`, `pointwise`, `maxpool`).
+    /// The kind of kernel, for logs and timings.
     pub fn kind(&self) -> &'static str {
         match self {
             GpuNode::ConvNaive(_) => "naive",
             GpuNode::ConvTuned(_) => "tuned",
+            GpuNode::ConvGeneral(_) => "conv general",
             GpuNode::Pointwise(_) => "pointwise",
             GpuNode::MaxPool(_) => "maxpool",
+            GpuNode::Pool(_) => "pool",
+            GpuNode::Binary(_) => "binary",
+            GpuNode::Layout(_) => "layout",
+            GpuNode::Resize(_) => "resize",
+            GpuNode::Gemm(_) => "gemm",
+            GpuNode::Softmax => "softmax",
         }
     }
 
@@ -230,18 +277,34 @@ impl GpuNode {
         match self {
             GpuNode::ConvNaive(_) => conv_naive::pipeline(),
             GpuNode::ConvTuned(c) => c.pipeline(g),
+            GpuNode::ConvGeneral(_) => conv_general::pipeline(),
             GpuNode::Pointwise(_) => pointwise::pipeline(),
             GpuNode::MaxPool(_) => maxpool::pipeline(),
+            GpuNode::Pool(_) => pool::pipeline(),
+            GpuNode::Binary(_) => binary::pipeline(),
+            GpuNode::Layout(_) => layout::pipeline(),
+            GpuNode::Resize(_) => resize::pipeline(),
+            GpuNode::Gemm(_) => gemm::pipeline(),
+            GpuNode::Softmax => gemm::softmax_pipeline(),
         }
     }
 
-    /// Params, bindings and workgroups of a step of geometry `g`.
-    pub fn dispatch(&self, g: &StepGeom, max_workgroups: u32) -> Dispatch<'_> {
+    /// Params, bindings and workgroups of the dispatches of a step of geometry `g` whose
+    /// inputs have shapes `ins` (one dispatch, except a Concat: one per input).
+    pub fn dispatch(&self, g: &StepGeom, ins: &[Shape], max_workgroups: u32) -> Vec<Dispatch<'_>> {
+        let one = |d| vec![d];
         match self {
-            GpuNode::ConvNaive(c) => c.dispatch(g),
-            GpuNode::ConvTuned(c) => c.dispatch(g, max_workgroups),
-            GpuNode::Pointwise(p) => p.dispatch(g),
-            GpuNode::MaxPool(m) => m.dispatch(g),
+            GpuNode::ConvNaive(c) => one(c.dispatch(g)),
+            GpuNode::ConvTuned(c) => one(c.dispatch(g, max_workgroups)),
+            GpuNode::ConvGeneral(c) => one(c.dispatch(g)),
+            GpuNode::Pointwise(p) => one(p.dispatch(g)),
+            GpuNode::MaxPool(m) => one(m.dispatch(g)),
+            GpuNode::Pool(p) => one(p.dispatch(g)),
+            GpuNode::Binary(b) => one(b.dispatch(g.output, ins, max_workgroups)),
+            GpuNode::Layout(l) => layout::dispatches(*l, ins, g.output, max_workgroups),
+            GpuNode::Resize(r) => one(resize::dispatch(r, g)),
+            GpuNode::Gemm(m) => one(m.dispatch()),
+            GpuNode::Softmax => one(gemm::softmax_dispatch(g.output.len())),
         }
     }
 }
@@ -259,6 +322,12 @@ pub(crate) fn storage_init(ctx: &GpuContext, label: &str, data: &[f32]) -> wgpu:
 /// `(x, y, z)` workgroups of 64 invocations along x covering `width × rows × channels`.
 pub(crate) fn per_value_workgroups(width: usize, rows: usize, channels: usize) -> (u32, u32, u32) {
     ((width as u32).div_ceil(64), rows as u32, channels as u32)
+}
+
+/// Workgroups of 64 invocations covering `n` values as a flat index (x, then y).
+pub(crate) fn flat_workgroups(n: usize, max_wg: u32) -> (u32, u32, u32) {
+    let (x, y) = split_workgroups((n as u32).div_ceil(64), max_wg);
+    (x, y, 1)
 }
 
 /// Splits `n` workgroups over x and y so neither exceeds the per-dimension limit.

@@ -1,9 +1,11 @@
-//! Elementwise layers: ReLU, PReLU (one slope or one per channel) and eval-mode BatchNorm
-//! as a per-channel affine map, one output per invocation. CPU twin: `reference::apply`.
+//! Elementwise layers: ReLU, PReLU (one slope or one per channel), eval-mode BatchNorm as
+//! a per-channel affine map, and the ONNX functions (Clip, LeakyRelu, Sigmoid, HardSigmoid,
+//! HardSwish, Tanh, Erf); one output per invocation. CPU twins: `reference::apply`,
+//! `reference::graph_ops::unary`.
 
 use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups, storage_init};
 use crate::gpu::GpuContext;
-use crate::graph::Op;
+use crate::graph::{Op, Unary};
 use std::borrow::Cow;
 
 pub const SHADER: ShaderDesc = ShaderDesc {
@@ -24,7 +26,11 @@ super::wgsl_struct! {
         pub row_off: u32,
         pub mode: u32,
         pub per_channel: u32,
-        pub _pad: u32,
+        pub p0: f32,
+        pub p1: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
     }
 }
 
@@ -37,9 +43,23 @@ pub const AFFINE: u32 = 2;
 /// BatchNorm shift).
 pub struct Pointwise {
     mode: u32,
+    p: [f32; 2],
     per_channel: bool,
     a: wgpu::Buffer,
     b: wgpu::Buffer,
+}
+
+/// The shader's mode and parameters for an ONNX function.
+pub fn unary_mode(u: Unary) -> (u32, [f32; 2]) {
+    match u {
+        Unary::Clip { min, max } => (3, [min, max]),
+        Unary::LeakyRelu { alpha } => (4, [alpha, 0.0]),
+        Unary::Sigmoid => (5, [0.0; 2]),
+        Unary::HardSigmoid { alpha, beta } => (6, [alpha, beta]),
+        Unary::HardSwish => (7, [0.0; 2]),
+        Unary::Tanh => (8, [0.0; 2]),
+        Unary::Erf => (9, [0.0; 2]),
+    }
 }
 
 pub fn pipeline() -> PipelineSpec {
@@ -47,18 +67,21 @@ pub fn pipeline() -> PipelineSpec {
 }
 
 impl Pointwise {
-    /// `op` must be ReLU, PReLU or BatchNorm.
+    /// `op` must be ReLU, PReLU, BatchNorm or a [`Unary`] function.
     pub fn upload(ctx: &GpuContext, name: &str, op: &Op) -> Self {
-        let (mode, a, b) = match op {
-            Op::PRelu { slopes } => (PRELU, slopes.clone(), vec![0.0]),
-            Op::BatchNorm { .. } => {
-                let (alpha, beta) = op.batchnorm_affine().unwrap_or_default();
-                (AFFINE, alpha, beta)
+        let none = || (vec![0.0], vec![0.0]);
+        let (mode, p, (a, b)) = match op {
+            Op::PRelu { slopes } => (PRELU, [0.0; 2], (slopes.clone(), vec![0.0])),
+            Op::BatchNorm { .. } => (AFFINE, [0.0; 2], op.batchnorm_affine().unwrap_or_default()),
+            Op::Unary(u) => {
+                let (mode, p) = unary_mode(*u);
+                (mode, p, none())
             }
-            _ => (RELU, vec![0.0], vec![0.0]),
+            _ => (RELU, [0.0; 2], none()),
         };
         Pointwise {
             mode,
+            p,
             per_channel: a.len() > 1,
             a: storage_init(ctx, &format!("{name} parameters a"), &a),
             b: storage_init(ctx, &format!("{name} parameters b"), &b),
@@ -75,11 +98,13 @@ impl Pointwise {
             row_off: u(g.out_row0 - g.in_row0),
             mode: self.mode,
             per_channel: u32::from(self.per_channel),
-            _pad: 0,
+            p0: self.p[0],
+            p1: self.p[1],
+            ..Default::default()
         };
         Dispatch {
             params: bytemuck::bytes_of(&p).to_vec(),
-            bindings: vec![Res::Params, Res::Input, Res::Buffer(&self.a), Res::Buffer(&self.b), Res::Output],
+            bindings: vec![Res::Params, Res::Input(0), Res::Buffer(&self.a), Res::Buffer(&self.b), Res::Output],
             workgroups: per_value_workgroups(g.output.w, g.out_rows, g.output.c),
         }
     }

@@ -107,7 +107,7 @@ impl Plan {
             bail!("the GPU buffer limit is 0 bytes; raise CONVSCOPE_MAX_BINDING_KB");
         }
         let inputs = graph.input_indices()?;
-        let ranges = if graph.is_chain() && !graph.nodes.is_empty() {
+        let ranges = if graph.is_bandable_chain() && !graph.nodes.is_empty() {
             chain_ranges(graph, &names, shapes, limits.max_binding)?
         } else {
             for (name, s) in names.iter().zip(shapes) {

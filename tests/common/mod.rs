@@ -20,8 +20,10 @@ pub struct Golden {
 }
 
 impl Golden {
+    /// A fixture by name, or a file by absolute path.
     pub fn open(name: &str) -> Self {
-        let bytes = std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+        let p = if Path::new(name).is_absolute() { PathBuf::from(name) } else { fixture(name) };
+        let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
         Self { bytes }
     }
     fn st(&self) -> safetensors::SafeTensors<'_> {
@@ -32,6 +34,12 @@ impl Golden {
         let t = st.tensor(name).unwrap_or_else(|_| panic!("tensor {name} missing"));
         assert_eq!(t.dtype(), safetensors::Dtype::F32);
         bytemuck::pod_collect_to_vec(t.data())
+    }
+    /// Every tensor's name.
+    pub fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self.st().names().into_iter().map(|s| s.to_string()).collect();
+        n.sort();
+        n
     }
     pub fn shape(&self, name: &str) -> Vec<usize> {
         self.st().tensor(name).expect("tensor").shape().to_vec()

@@ -42,8 +42,17 @@ pub fn conv2d(input: &Tensor, conv: &Conv2d) -> Tensor {
     out
 }
 
-/// Applies one layer.
+pub mod graph_ops;
+
+/// Applies one single-input layer.
 pub fn apply(input: &Tensor, op: &Op) -> Tensor {
+    apply_n(&[input], op, None)
+}
+
+/// Applies one node to its inputs; `out` is its inferred output shape (needed by ops whose
+/// output shape is not a function of the first input alone).
+pub fn apply_n(inputs: &[&Tensor], op: &Op, out: Option<Shape>) -> Tensor {
+    let input = inputs[0];
     let s = input.shape;
     let map = |f: &dyn Fn(usize, f32) -> f32| {
         let mut out = input.clone();
@@ -66,6 +75,49 @@ pub fn apply(input: &Tensor, op: &Op) -> Tensor {
             map(&|c, v| v * alpha[c] + beta[c])
         }
         Op::MaxPool { k, stride, ceil } => maxpool(input, *k, *stride, *ceil),
+        _ => {
+            let shapes: Vec<Shape> = inputs.iter().map(|t| t.shape).collect();
+            let out =
+                out.unwrap_or_else(|| crate::graph::shape_of(op, &shapes).expect("shapes were checked before the run"));
+            apply_graph_op(inputs, op, out)
+        }
+    }
+}
+
+/// The ONNX-level ops.
+fn apply_graph_op(inputs: &[&Tensor], op: &Op, out: Shape) -> Tensor {
+    use graph_ops as g;
+    let x = inputs[0];
+    match op {
+        Op::ConvG(c) => g::conv_general(x, c, out),
+        Op::Unary(u) => Tensor::new(x.shape, x.data.iter().map(|&v| g::unary(*u, v)).collect()),
+        Op::Binary { kind, constant } => {
+            let owned;
+            let b = match constant {
+                Some((v, s)) => {
+                    owned = Tensor::new(*s, v.clone());
+                    &owned
+                }
+                None => inputs[1],
+            };
+            g::binary(*kind, x, b, out)
+        }
+        Op::Pool(p) => g::pool(x, p, out),
+        Op::GlobalPool { max } => g::global_pool(x, *max),
+        Op::Concat => g::concat(inputs, out),
+        Op::SliceChannels { start, end } => {
+            let p = x.shape.plane();
+            Tensor::new(out, x.data[start * p..end * p].to_vec())
+        }
+        Op::Pad { pads, value } => g::pad(x, *pads, *value, out),
+        Op::Resize(r) => g::resize(x, r),
+        Op::Copy => Tensor::new(out, x.data.clone()),
+        Op::ChannelShuffle { groups } => g::channel_shuffle(x, *groups),
+        Op::Gemm { k, n, weight, bias } => g::gemm(x, *k, *n, weight, bias),
+        Op::Softmax => g::softmax(x),
+        Op::Conv(_) | Op::Relu | Op::PRelu { .. } | Op::BatchNorm { .. } | Op::MaxPool { .. } => {
+            unreachable!("handled by apply_n")
+        }
     }
 }
 
@@ -98,12 +150,12 @@ pub fn forward(net: &Network, input: &Tensor) -> Result<Vec<Tensor>> {
 
 /// Every node's output of `graph` on `input`, in node order (the CPU twin of a run).
 pub fn forward_graph(graph: &Graph, input: &Tensor) -> Result<Vec<Tensor>> {
-    graph.infer_shapes(input.shape)?;
     let inputs = graph.input_indices()?;
     let mut outs: Vec<Tensor> = Vec::with_capacity(graph.nodes.len());
-    for (node, ins) in graph.nodes.iter().zip(&inputs) {
-        let x = if ins[0] == 0 { input } else { &outs[ins[0] - 1] };
-        let y = apply(x, &node.op);
+    let shapes = graph.infer_shapes(input.shape)?;
+    for (i, (node, ins)) in graph.nodes.iter().zip(&inputs).enumerate() {
+        let xs: Vec<&Tensor> = ins.iter().map(|&t| if t == 0 { input } else { &outs[t - 1] }).collect();
+        let y = apply_n(&xs, &node.op, Some(shapes[i + 1]));
         outs.push(y);
     }
     Ok(outs)

@@ -14,10 +14,14 @@ use crate::visual::{Look, write_texture_png};
 use crate::{export, input, reference};
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod model;
 use std::path::PathBuf;
 
 /// Prints a line to stdout; a closed pipe (`convscope ... | head`) ends the program
 /// quietly instead of panicking.
+#[macro_export]
+#[doc(hidden)]
 macro_rules! say {
     ($($t:tt)*) => {{
         use std::io::Write as _;
@@ -115,6 +119,26 @@ pub struct CommonArgs {
     /// Feed this tensor instead of an image: a safetensors file holding `input` [1,C,H,W].
     #[arg(long, conflicts_with = "image")]
     pub input_tensor: Option<PathBuf>,
+    /// Run an ONNX model (a CNN exported with torch.onnx.export, PaddlePaddle, tf2onnx…)
+    /// instead of a chain: every node a page, and its predictions.
+    #[arg(long, conflicts_with_all = ["weights", "arch"])]
+    pub model: Option<PathBuf>,
+    /// How an image meets the model's input size: crop (cover, cut the centre), stretch, pad.
+    #[arg(long, value_enum, default_value_t = FitArg::Crop)]
+    pub fit: FitArg,
+    /// Input size HxW for a model whose height and width are dynamic.
+    #[arg(long = "size", value_name = "HxW")]
+    pub model_size: Option<String>,
+    /// Class labels, one per line, for a model whose metadata has none.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FitArg {
+    Crop,
+    Stretch,
+    Pad,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +191,18 @@ impl CommonArgs {
             arch: self.arch.clone(),
             seed: self.seed,
             kernel: self.kernel.into(),
+            model: self.model.clone(),
+            fit: match self.fit {
+                FitArg::Crop => crate::source::Fit::Crop,
+                FitArg::Stretch => crate::source::Fit::Stretch,
+                FitArg::Pad => crate::source::Fit::Pad,
+            },
+            size: self
+                .model_size
+                .as_deref()
+                .map(|s| crate::bench::parse_size(s).map(|(h, w)| (h as usize, w as usize)))
+                .transpose()?,
+            labels: self.labels.clone(),
         };
         s.check()?;
         Ok(s)
@@ -191,6 +227,9 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
     // Check everything the user gave before touching the GPU.
     crate::env::EngineEnv::from_env()?;
     let src = a.common.source()?;
+    if src.model.is_some() {
+        return model::run_export_model(a, &src);
+    }
     let input = src.load_input()?;
     let net = src.network()?;
     net.shapes(input.tensor.shape)?;

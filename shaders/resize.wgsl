@@ -1,0 +1,78 @@
+// Resize of H and W on NCHW f32 buffers, nearest or bilinear, with ONNX's coordinate
+// transformations (half_pixel, pytorch_half_pixel, asymmetric, align_corners) and nearest
+// rounding modes. CPU twin: reference::graph_ops::resize.
+
+struct Params {
+    channels: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    // 1: bilinear, 0: nearest.
+    linear: u32,
+    // 0 half_pixel, 1 pytorch_half_pixel, 2 asymmetric, 3 align_corners.
+    coord: u32,
+    // 0 round_prefer_floor, 1 round_prefer_ceil, 2 floor, 3 ceil.
+    nearest: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read_write> output: array<f32>;
+
+// The input coordinate of output coordinate o on an axis of n_in -> n_out values.
+fn source(o: u32, n_in: u32, n_out: u32) -> f32 {
+    let scale = f32(n_out) / f32(n_in);
+    switch p.coord {
+        case 0u: { return (f32(o) + 0.5) / scale - 0.5; }
+        case 1u: { return select(0.0, (f32(o) + 0.5) / scale - 0.5, n_out > 1u); }
+        case 2u: { return f32(o) / scale; }
+        default: { return select(0.0, f32(o) * f32(n_in - 1u) / f32(n_out - 1u), n_out > 1u); }
+    }
+}
+
+fn nearest_index(v: f32, n: u32) -> u32 {
+    var i: f32;
+    let half_tie = abs(fract(abs(v)) - 0.5) == 0.0;
+    switch p.nearest {
+        case 0u: { i = select(round(v), floor(v), half_tie); }
+        case 1u: { i = select(round(v), ceil(v), half_tie); }
+        case 2u: { i = floor(v); }
+        default: { i = ceil(v); }
+    }
+    return u32(clamp(i, 0.0, f32(n - 1u)));
+}
+
+fn at(c: u32, y: u32, x: u32) -> f32 {
+    return input[(c * p.in_h + y) * p.in_w + x];
+}
+
+// One invocation computes one output value: column gid.x, row gid.y, channel gid.z.
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let ox = gid.x;
+    let oy = gid.y;
+    let c = gid.z;
+    if (ox >= p.out_w || oy >= p.out_h || c >= p.channels) {
+        return;
+    }
+    let fy = source(oy, p.in_h, p.out_h);
+    let fx = source(ox, p.in_w, p.out_w);
+    var v: f32;
+    if (p.linear == 1u) {
+        let cy = clamp(fy, 0.0, f32(p.in_h - 1u));
+        let cx = clamp(fx, 0.0, f32(p.in_w - 1u));
+        let y0 = u32(floor(cy));
+        let x0 = u32(floor(cx));
+        let y1 = min(y0 + 1u, p.in_h - 1u);
+        let x1 = min(x0 + 1u, p.in_w - 1u);
+        let dy = cy - f32(y0);
+        let dx = cx - f32(x0);
+        let top = at(c, y0, x0) * (1.0 - dx) + at(c, y0, x1) * dx;
+        let bottom = at(c, y1, x0) * (1.0 - dx) + at(c, y1, x1) * dx;
+        v = top * (1.0 - dy) + bottom * dy;
+    } else {
+        v = at(c, nearest_index(fy, p.in_h), nearest_index(fx, p.in_w));
+    }
+    output[(c * p.out_h + oy) * p.out_w + ox] = v;
+}

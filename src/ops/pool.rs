@@ -1,0 +1,92 @@
+//! ONNX pooling: MaxPool and AveragePool with every attribute, and global pooling (the
+//! whole plane as the window). CPU twins: `reference::graph_ops::{pool, global_pool}`.
+
+use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups};
+use crate::graph::Pool;
+use std::borrow::Cow;
+
+pub const SHADER: ShaderDesc = ShaderDesc {
+    file: "pool.wgsl",
+    source: include_str!("../../shaders/pool.wgsl"),
+    // params, input, output
+    bindings: &[Bind::Uniform, Bind::Storage { read_only: true }, Bind::Storage { read_only: false }],
+    params: Some(Params::layout),
+};
+
+super::wgsl_struct! {
+    /// Mirrors `Params` in `pool.wgsl`.
+    pub struct Params as "Params" {
+        pub channels: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub kh: u32,
+        pub kw: u32,
+        pub stride_h: u32,
+        pub stride_w: u32,
+        pub dil_h: u32,
+        pub dil_w: u32,
+        pub pad_top: u32,
+        pub pad_left: u32,
+        pub pad_bottom: u32,
+        pub pad_right: u32,
+        pub is_max: u32,
+        pub include_pad: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
+}
+
+/// A pooling node: its attributes, or None for global pooling.
+pub struct GpuPool {
+    pub pool: Option<Pool>,
+    pub max: bool,
+}
+
+pub fn pipeline() -> PipelineSpec {
+    PipelineSpec { key: "pool".into(), source: Cow::Borrowed(SHADER.source), shader: &SHADER }
+}
+
+impl GpuPool {
+    pub fn dispatch(&self, g: &StepGeom) -> Dispatch<'_> {
+        let u = |v: usize| v as u32;
+        let (i, o) = (g.input, g.output);
+        let global = Pool {
+            max: self.max,
+            kernel: [i.h, i.w],
+            stride: [1, 1],
+            dilation: [1, 1],
+            pads: [0; 4],
+            ceil: false,
+            count_include_pad: false,
+        };
+        let q = self.pool.as_ref().unwrap_or(&global);
+        let p = Params {
+            channels: u(i.c),
+            in_h: u(i.h),
+            in_w: u(i.w),
+            out_h: u(o.h),
+            out_w: u(o.w),
+            kh: u(q.kernel[0]),
+            kw: u(q.kernel[1]),
+            stride_h: u(q.stride[0]),
+            stride_w: u(q.stride[1]),
+            dil_h: u(q.dilation[0]),
+            dil_w: u(q.dilation[1]),
+            pad_top: u(q.pads[0]),
+            pad_left: u(q.pads[1]),
+            pad_bottom: u(q.pads[2]),
+            pad_right: u(q.pads[3]),
+            is_max: u32::from(q.max),
+            include_pad: u32::from(q.count_include_pad),
+            ..Default::default()
+        };
+        Dispatch {
+            params: bytemuck::bytes_of(&p).to_vec(),
+            bindings: vec![Res::Params, Res::Input(0), Res::Output],
+            workgroups: per_value_workgroups(o.w, o.h, o.c),
+        }
+    }
+}
