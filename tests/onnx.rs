@@ -120,3 +120,170 @@ fn orientation_classifier_ranks_the_document_and_its_rotations() {
         assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to 1: {sum}");
     }
 }
+
+mod bad_models {
+    //! Malformed and unsupported models, built here with the same prost messages the
+    //! loader decodes: each is refused with one `error:` line before any GPU work (the
+    //! runs ask for an adapter that does not exist, so reaching the GPU would fail
+    //! differently).
+    use super::*;
+    use convscope::onnx::proto::*;
+    use prost::Message;
+
+    fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
+        let dim = dims.iter().map(|&d| Dimension { dim_value: Some(d), dim_param: None }).collect();
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                tensor_type: Some(TypeTensor { elem_type: dtype::FLOAT, shape: Some(TensorShapeProto { dim }) }),
+            }),
+        }
+    }
+
+    fn weight(name: &str, dims: &[i64]) -> TensorProto {
+        let n: i64 = dims.iter().product();
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: dtype::FLOAT,
+            float_data: vec![0.1; n.max(0) as usize],
+            ..Default::default()
+        }
+    }
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: 7, ints: v.to_vec(), ..Default::default() }
+    }
+
+    /// x [1,3,8,8] → Conv(w [4,3,3,3]) → y.
+    fn conv_model() -> ModelProto {
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17 }],
+            producer_name: "test".into(),
+            graph: Some(GraphProto {
+                name: "g".into(),
+                node: vec![NodeProto {
+                    name: "conv".into(),
+                    op_type: "Conv".into(),
+                    input: vec!["x".into(), "w".into()],
+                    output: vec!["y".into()],
+                    ..Default::default()
+                }],
+                initializer: vec![weight("w", &[4, 3, 3, 3])],
+                input: vec![value("x", &[1, 3, 8, 8])],
+                output: vec![value("y", &[1, 4, 6, 6])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn refused(name: &str, bytes: &[u8], needle: &str) {
+        let d = tmp(&format!("onnx-bad-{name}"));
+        let f = d.join("m.onnx");
+        std::fs::write(&f, bytes).unwrap();
+        let out = run(bin()
+            .arg("export")
+            .arg("--model")
+            .arg(&f)
+            .arg("--out")
+            .arg(d.join("out"))
+            .env("WGPU_BACKEND", "metal"));
+        assert_one_line_error(&out, needle);
+    }
+
+    fn edit(f: impl FnOnce(&mut GraphProto)) -> Vec<u8> {
+        let mut m = conv_model();
+        f(m.graph.as_mut().unwrap());
+        m.encode_to_vec()
+    }
+
+    #[test]
+    fn the_well_formed_model_runs() {
+        if !gpu_available() {
+            return;
+        }
+        let d = tmp("onnx-good");
+        let f = d.join("m.onnx");
+        std::fs::write(&f, conv_model().encode_to_vec()).unwrap();
+        let out = run(bin().arg("export").arg("--model").arg(&f).arg("--out").arg(&d).arg("--verify"));
+        assert!(out.status.success());
+        assert!(d.join("001-conv.png").exists());
+    }
+
+    #[test]
+    fn files_that_are_not_models() {
+        refused("empty", b"", "the file is empty");
+        refused("text", b"this is not a model at all, just some text", "not an ONNX model");
+        let good = conv_model().encode_to_vec();
+        refused("truncated", &good[..good.len() / 2], "not an ONNX model");
+        refused("nodes", &edit(|g| g.node.clear()), "has no nodes");
+        let e = run(bin().args(["export", "--model", "/nonexistent/m.onnx", "--out"]).arg(tmp("onnx-missing")));
+        assert_one_line_error(&e, "cannot read /nonexistent/m.onnx");
+    }
+
+    #[test]
+    fn graphs_convscope_cannot_run() {
+        refused(
+            "op",
+            &edit(|g| g.node[0].op_type = "NonMaxSuppression".into()),
+            "NonMaxSuppression is not supported; convscope runs Conv",
+        );
+        refused(
+            "cycle",
+            &edit(|g| {
+                g.node[0].input[0] = "z".into();
+                g.node.push(NodeProto {
+                    name: "r".into(),
+                    op_type: "Relu".into(),
+                    input: vec!["y".into()],
+                    output: vec!["z".into()],
+                    ..Default::default()
+                });
+            }),
+            "cycle",
+        );
+        refused("channels", &edit(|g| g.initializer[0] = weight("w", &[4, 5, 3, 3])), "does not fit 3 input channels");
+        refused("inputs", &edit(|g| g.input.push(value("x2", &[1, 3, 8, 8]))), "the model has 2 inputs (x, x2)");
+        refused("stride", &edit(|g| g.node[0].attribute.push(ints("strides", &[0, 1]))), "strides [0, 1]");
+        refused("pads", &edit(|g| g.node[0].attribute.push(ints("pads", &[-1, 0, 0, 0]))), "negative value");
+        refused("batch", &edit(|g| g.input[0] = value("x", &[2, 3, 8, 8])), "batch 2");
+    }
+
+    #[test]
+    fn absurd_and_damaged_tensors() {
+        refused(
+            "absurd",
+            &edit(|g| {
+                g.initializer[0] = TensorProto {
+                    name: "w".into(),
+                    dims: vec![1 << 40, 1 << 40, 3, 3],
+                    data_type: dtype::FLOAT,
+                    ..Default::default()
+                }
+            }),
+            "more than convscope can hold",
+        );
+        refused(
+            "short",
+            &edit(|g| g.initializer[0].float_data.truncate(10)),
+            "declares [4, 3, 3, 3] (108 values) but holds 10",
+        );
+    }
+
+    #[test]
+    fn external_data_stays_in_the_model_folder() {
+        let external = |loc: &str| {
+            edit(|g| {
+                let w = &mut g.initializer[0];
+                w.float_data.clear();
+                w.data_location = 1;
+                w.external_data = vec![StringStringEntryProto { key: "location".into(), value: loc.into() }];
+            })
+        };
+        refused("escape", &external("../secret.bin"), "leaves the model's folder");
+        refused("absolute", &external("/etc/hostname"), "leaves the model's folder");
+        refused("missing", &external("weights.bin"), "cannot read its external data");
+    }
+}
