@@ -57,6 +57,13 @@ impl Prepared {
         Ok(Prepared { model, input, graph, dims, folded: lowered.folded, pages, scores, labels })
     }
 
+    /// Tensors a viewer or export keeps readable: the pages and the scores.
+    pub fn kept(&self) -> Vec<usize> {
+        let mut k = self.pages.clone();
+        k.extend(self.scores.map(|s| s.0));
+        k
+    }
+
     /// The ONNX dims of tensor `t` (0 = input).
     pub fn dims_of(&self, t: usize) -> Vec<usize> {
         let name = if t == 0 { &self.graph.input } else { &self.graph.nodes[t - 1].output };

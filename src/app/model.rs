@@ -6,6 +6,7 @@ use crate::engine::Engine;
 use crate::exec::{Activations, RunOptions};
 use crate::gpu::GpuContext;
 use crate::model::{Prepared, page_file};
+use crate::plan::Keep;
 use crate::source::Source;
 use crate::tensor::{Tensor, max_abs_diff};
 use crate::visual::{Look, write_texture_png};
@@ -31,7 +32,10 @@ pub fn run_export_model(a: &ExportArgs, src: &Source) -> Result<()> {
     let mut engine = Engine::new(&ctx)?;
     let bar = progress_bar(prep.graph.nodes.len() as u64, "nodes", "{msg} {bar:30} {pos}/{len} {elapsed}");
     let progress = |done: usize, _: usize| bar.set_position(done as u64);
-    let opts = RunOptions { progress: Some(&progress), ..Default::default() };
+    // Pages and the scores stay readable; other tensors' buffers are reused, unless every
+    // tensor is wanted (--tensors, --verify).
+    let keep = if a.tensors.is_some() || a.verify { Keep::All } else { Keep::Only(prep.kept()) };
+    let opts = RunOptions { keep, progress: Some(&progress), ..Default::default() };
     let acts = engine.compute_graph(&ctx, &prep.graph, src.kernel, &prep.input.tensor, &opts)?;
     bar.finish_and_clear();
     say!("graph: {:.2} ms wall (submit to done)", acts.wall_ms);

@@ -114,7 +114,7 @@ impl Plan {
                 let b = band_bytes(*s, s.h);
                 if b > limits.max_binding {
                     bail!(
-                        "{name} ({s}) needs {} KiB, more than the {} KiB this GPU allows per buffer; use a smaller image",
+                        "{name} ({s}) needs {} KiB, more than the {} KiB this GPU allows per buffer; use a smaller image (or a smaller --size for a model)",
                         b >> 10,
                         limits.max_binding >> 10
                     );

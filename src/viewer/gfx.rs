@@ -36,12 +36,14 @@ pub struct Gfx {
 pub struct Scene<'a> {
     pub shown: Option<(&'a wgpu::Texture, Rect)>,
     pub hud: HudInfo<'a>,
+    /// Points taken by the node panel on the left.
+    pub left: f32,
 }
 
 /// What a frame did.
 pub enum Drawn {
     /// Presented; the grid was drawn at this rectangle (in points).
-    Presented { grid_rect: Rect, repaint: bool },
+    Presented { grid_rect: Rect, repaint: bool, jump: Option<usize> },
     /// Nothing to draw into (minimised, or the surface is busy).
     Skipped,
     /// The surface keeps failing; the message says what to do.
@@ -174,9 +176,9 @@ impl Gfx {
         let size = (self.config.width, self.config.height);
         let ppp = self.scale();
         let area = Rect {
-            x: 0.0,
+            x: scene.left * ppp,
             y: HUD_TOP * ppp,
-            w: size.0 as f32,
+            w: (size.0 as f32 - scene.left * ppp).max(0.0),
             h: (size.1 as f32 - (HUD_TOP + HUD_BOTTOM) * ppp).max(0.0),
         };
         let ctx = self.ctx.clone();
@@ -194,23 +196,25 @@ impl Gfx {
                 render_pass(&mut enc, &view, "clear", wgpu::LoadOp::Clear(LETTERBOX));
             }
         }
-        let repaint = self.draw_hud(&mut enc, &view, size, &scene.hud);
+        let (repaint, jump) = self.draw_hud(&mut enc, &view, size, &scene.hud);
         ctx.queue.submit([enc.finish()]);
         self.window.pre_present_notify();
         ctx.queue.present(frame);
-        Drawn::Presented { grid_rect, repaint }
+        Drawn::Presented { grid_rect, repaint, jump }
     }
 
-    /// Runs egui and records its pass; true when egui asks to be repainted at once.
+    /// Runs egui and records its pass; whether egui asks to be repainted at once, and the
+    /// page clicked in the node panel.
     fn draw_hud(
         &mut self,
         enc: &mut wgpu::CommandEncoder,
         view: &wgpu::TextureView,
         size: (u32, u32),
         info: &HudInfo<'_>,
-    ) -> bool {
+    ) -> (bool, Option<usize>) {
         let raw = self.egui_state.take_egui_input(&self.window);
-        let full = self.egui_ctx.run_ui(raw, |ui| hud::draw(ui, info));
+        let mut jump = None;
+        let full = self.egui_ctx.run_ui(raw, |ui| jump = hud::draw(ui, info));
         self.egui_state.handle_platform_output(&self.window, full.platform_output);
         let jobs = self.egui_ctx.tessellate(full.shapes, full.pixels_per_point);
         let sd =
@@ -235,6 +239,6 @@ impl Gfx {
         for id in &to_free {
             self.egui_renderer.free_texture(id);
         }
-        full.viewport_output.get(&egui::ViewportId::ROOT).is_some_and(|v| v.repaint_delay.is_zero())
+        (full.viewport_output.get(&egui::ViewportId::ROOT).is_some_and(|v| v.repaint_delay.is_zero()), jump)
     }
 }

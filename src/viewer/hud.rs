@@ -13,6 +13,8 @@ use egui::{Color32, RichText, Ui};
 pub struct HudInfo<'a> {
     pub loaded: Option<&'a Loaded>,
     pub state: &'a ViewState,
+    /// The page shown (index in `pages.all`); None on the predictions page.
+    pub page: Option<usize>,
     pub hover: Option<&'a Hover>,
     /// Histogram of the hovered or zoomed channel: (channel, bins, lo, hi).
     pub hist: Option<(usize, &'a [u32; 64], f32, f32)>,
@@ -59,51 +61,71 @@ fn histogram(ui: &mut Ui, bins: &[u32; 64]) {
     }
 }
 
+/// Width of the node panel in points.
+pub const PANEL_WIDTH: f32 = 260.0;
+
 /// Draws the HUD into the root `ui`: the page panel on top, the status line at the
-/// bottom, and the help window.
-pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) {
+/// bottom, the node panel on the left (when there is a graph to list), the predictions
+/// chart on that page, and the help window. Returns a page (index in `pages.all`) the user
+/// clicked in the node panel.
+pub fn draw(ui: &mut Ui, info: &HudInfo<'_>) -> Option<usize> {
     top_panel(ui, info);
     bottom_panel(ui, info);
+    let mut jump = None;
+    if let Some(l) = info.loaded.filter(|l| info.state.panel && l.pages.rows.len() > 1) {
+        jump = node_panel(ui, l, info.page);
+    }
+    if let (Some(l), None) = (info.loaded, info.page)
+        && let Some(p) = &l.predictions
+    {
+        predictions_chart(ui, p);
+    }
     if info.state.help {
         help_window(ui);
+    }
+    jump
+}
+
+/// The page's title line: name, position, op and parameters, inputs.
+fn title(ui: &mut Ui, info: &HudInfo<'_>, l: &Loaded, p: usize) {
+    let st = info.state;
+    let page = &l.pages.all[p];
+    let op = if p == 0 {
+        format!(
+            "{} · {} channels {}",
+            l.input.name,
+            info_order(l),
+            if l.grids[0].colour.is_some() { "· colour image first" } else { "" }
+        )
+    } else {
+        page.detail.clone()
+    };
+    ui.label(RichText::new(format!("{} · {}/{}", page.name, st.layer, st.pages - 1)).strong().size(16.0));
+    ui.label(RichText::new(op).monospace());
+    if !page.inputs.is_empty() && l.pages.rows.len() > 1 {
+        ui.label(RichText::new(format!("← {}", page.inputs.join(", "))).small());
     }
 }
 
 /// The page: name, op, shape, grid, statistics, histogram, colorbar and time.
 fn top_panel(ui: &mut Ui, info: &HudInfo<'_>) {
     let st = info.state;
-    egui::Panel::top("hud-top").exact_size(HUD_TOP).show(ui, |ui| match info.loaded {
-        Some(l) => {
-            let i = st.layer;
-            let (name, shape) = (&l.acts.names[i], l.acts.shapes[i]);
+    egui::Panel::top("hud-top").exact_size(HUD_TOP).show(ui, |ui| match (info.loaded, info.page) {
+        (Some(l), Some(i)) => {
+            let t = l.tensor(i);
+            let shape = l.acts.shapes[t];
             let g = &l.grids[i].layout;
-            let op = if i == 0 {
-                format!(
-                    "{} · {} channels {}",
-                    l.input.name,
-                    info_order(l),
-                    if l.grids[0].colour.is_some() { "· colour image first" } else { "" }
-                )
-            } else {
-                l.net.layers[i - 1].describe()
-            };
             let (lo, hi) = grid::layer_range(&l.stats[i].channels);
+            ui.horizontal(|ui| title(ui, info, l, i));
+            let ls = &l.stats[i].layer;
             ui.horizontal(|ui| {
-                ui.label(RichText::new(format!("{name} · {i}/{}", st.pages - 1)).strong().size(16.0));
-                ui.label(RichText::new(op).monospace());
                 ui.label(RichText::new(format!("{} × {} × {}", shape.c, shape.h, shape.w)).monospace());
                 let scale = if g.step > 1 { format!(" (scale 1/{})", g.step) } else { String::new() };
                 ui.label(format!("grid {}×{}{scale}", g.rows, g.cols));
-                ui.label(RichText::new(format!("range [{lo:.4}, {hi:.4}]")).monospace());
-            });
-            let ls = &l.stats[i].layer;
-            ui.horizontal(|ui| {
-                let view = if info.kernels { "kernels (Cout × Cin, blue < 0 < red) · " } else { "" };
+                let view = if info.kernels { "kernels (blue < 0 < red) · " } else { "" };
                 ui.label(
                     RichText::new(format!(
-                        "{view}min {:.4}  max {:.4}  mean {:.4}  std {:.4}  zeros {:.1}%",
-                        ls.min,
-                        ls.max,
+                        "{view}range [{lo:.4}, {hi:.4}]  mean {:.4}  std {:.4}  zeros {:.1}%",
                         ls.mean,
                         ls.std,
                         ls.zeros * 100.0
@@ -117,7 +139,7 @@ fn top_panel(ui: &mut Ui, info: &HudInfo<'_>) {
             });
             ui.horizontal(|ui| {
                 ui.label(format!("{} · {}", st.norm.name(), st.cmap.name()));
-                let zoom_ch = st.zoom.and_then(|t| channel_of(l, i, t));
+                let zoom_ch = st.zoom.and_then(|z| channel_of(l, i, z));
                 let hover_ch = info.hover.and_then(|h| h.channel);
                 if let (true, Some(a)) = (info.kernels, info.kernel_abs_max) {
                     colorbar_with(ui, crate::grid::Colormap::Bwr, -a, a, "(weights)");
@@ -139,18 +161,82 @@ fn top_panel(ui: &mut Ui, info: &HudInfo<'_>) {
                     }
                 }
                 // Only this page's time: the whole list ran past the window edge.
-                let time = match (&l.acts.node_ms, i.checked_sub(1)) {
-                    (Some((ms, timing)), Some(n)) => {
-                        format!("{} {:.1} ms ({}) · ", l.acts.names[i], ms[n], timing.name())
-                    }
+                let time = match (&l.acts.node_ms, t.checked_sub(1)) {
+                    (Some((ms, timing)), Some(n)) => format!("this node {:.1} ms ({}) · ", ms[n], timing.name()),
                     _ => String::new(),
                 };
-                ui.label(RichText::new(format!("{time}all layers {:.0} ms wall", l.acts.wall_ms)).small());
+                ui.label(RichText::new(format!("{time}all nodes {:.0} ms wall", l.acts.wall_ms)).small());
             });
         }
-        None => {
+        (Some(l), None) => {
+            ui.label(RichText::new(format!("predictions · {}/{}", st.layer, st.pages - 1)).strong().size(16.0));
+            ui.label(format!("{} · the network's output ranked, best first", l.input.name));
+        }
+        (None, _) => {
             ui.label(RichText::new("convscope").strong().size(16.0));
             ui.label(info.status);
+        }
+    });
+}
+
+/// Every node, grouped by its name's `/` path; pages are clickable, the current one is
+/// highlighted and kept in view. Returns the page clicked.
+fn node_panel(ui: &mut Ui, l: &Loaded, current: Option<usize>) -> Option<usize> {
+    let mut jump = None;
+    egui::Panel::left("nodes").exact_size(PANEL_WIDTH).show(ui, |ui| {
+        ui.label(RichText::new(format!("{} nodes · P hides", l.pages.rows.len())).small());
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            let mut group: Option<String> = None;
+            for row in &l.pages.rows {
+                let g = super::pages::group_of(&row.name);
+                if group.as_deref() != Some(g.as_str()) {
+                    ui.label(RichText::new(if g.is_empty() { "/".to_string() } else { g.clone() }).weak().small());
+                    group = Some(g);
+                }
+                let leaf = row.name.rsplit('/').find(|s| !s.is_empty()).unwrap_or(&row.name);
+                let dims = row.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×");
+                let text = RichText::new(format!("  {leaf} · {} · {dims}", row.op)).monospace().small();
+                match row.page {
+                    Some(p) => {
+                        let selected = current == Some(p);
+                        let r = ui.selectable_label(selected, text);
+                        if selected {
+                            r.scroll_to_me(None);
+                        }
+                        if r.clicked() {
+                            jump = Some(p);
+                        }
+                    }
+                    None => {
+                        ui.label(text.weak());
+                    }
+                }
+            }
+        });
+    });
+    jump
+}
+
+/// The top 10 classes as bars with labels and probabilities.
+fn predictions_chart(ui: &mut Ui, p: &[crate::predict::Prediction]) {
+    egui::CentralPanel::default().show(ui, |ui| {
+        ui.add_space(12.0);
+        for q in p.iter().take(10) {
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(format!("{:>16}", q.label)).monospace());
+                let (rect, _) = ui.allocate_exact_size(egui::vec2(400.0, 18.0), egui::Sense::hover());
+                let painter = ui.painter_at(rect);
+                painter.rect_filled(rect, 0.0, Color32::from_gray(40));
+                let w = rect.width() * q.prob.clamp(0.0, 1.0);
+                painter.rect_filled(
+                    egui::Rect::from_min_size(rect.min, egui::vec2(w, rect.height())),
+                    0.0,
+                    Color32::from_rgb(120, 190, 250),
+                );
+                ui.label(
+                    RichText::new(format!("{:6.2}%  score {:.4}  #{}", q.prob * 100.0, q.score, q.index)).monospace(),
+                );
+            });
         }
     });
 }
@@ -200,8 +286,8 @@ fn info_order(l: &Loaded) -> String {
     l.order.names().join(",")
 }
 
-fn channel_of(l: &Loaded, layer: usize, tile: usize) -> Option<usize> {
-    match l.grids[layer].colour {
+fn channel_of(l: &Loaded, page: usize, tile: usize) -> Option<usize> {
+    match l.grids[page].colour {
         Some(_) if tile == 0 => None,
         Some(_) => Some(tile - 1),
         None => Some(tile),

@@ -56,6 +56,7 @@ impl Inspector {
         page: usize,
         at: Option<(usize, Option<usize>, usize, usize)>,
     ) -> bool {
+        let tensor = l.tensor(page);
         let Some((tile, channel, y, x)) = at else {
             let changed = self.hover.is_some();
             self.hover = None;
@@ -68,7 +69,7 @@ impl Inspector {
         if let (Some(c), None) = (channel, value) {
             let key = (page, c, y, x);
             // One value in flight: the latest hover replaces an older request.
-            if let Ok(rb) = l.acts.request_value(ctx, page, c, y, x) {
+            if let Ok(rb) = l.acts.request_value(ctx, tensor, c, y, x) {
                 self.pending_value = Some((key, rb));
             }
         }
@@ -83,7 +84,7 @@ impl Inspector {
         if self.hist.as_ref().is_some_and(|h| h.0 == key) || self.pending_hist.as_ref().is_some_and(|p| p.0 == key) {
             return;
         }
-        if let Ok(rbs) = l.acts.request_channel(ctx, page, c) {
+        if let Ok(rbs) = l.acts.request_channel(ctx, l.tensor(page), c) {
             self.pending_hist = Some((key, rbs));
         }
     }

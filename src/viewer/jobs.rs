@@ -4,11 +4,15 @@
 //! result to the event loop. Saves run on short-lived threads. Nothing here waits on the
 //! UI thread, and the UI thread never waits on this.
 
+use super::pages::Pages;
 use crate::engine::{Engine, PageStats};
 use crate::exec::{Activations, RunOptions};
 use crate::gpu::GpuContext;
+use crate::graph::Graph;
 use crate::input::ChannelOrder;
-use crate::network::Network;
+use crate::model::Prepared;
+use crate::plan::Keep;
+use crate::predict::Prediction;
 use crate::source::{Input, Source};
 use crate::visual::{GridTexture, Look, read_texture};
 use anyhow::{Context as _, Result, anyhow};
@@ -17,10 +21,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use winit::event_loop::EventLoopProxy;
 
-/// Everything computed for one input and seed.
+/// Everything computed for one input and seed (or model). Grids, statistics, looks and
+/// kernel textures are per page, in the order of `pages.all`.
 pub struct Loaded {
     pub input: Input,
-    pub net: Network,
+    pub graph: Graph,
+    pub pages: Pages,
     pub acts: Activations,
     pub grids: Vec<GridTexture>,
     /// The look each grid texture was last drawn with.
@@ -29,6 +35,27 @@ pub struct Loaded {
     /// Kernel images of conv pages, made on first use of K.
     pub kernel_tex: Vec<Option<wgpu::Texture>>,
     pub order: ChannelOrder,
+    /// A classifier's ranked output (the predictions page).
+    pub predictions: Option<Vec<Prediction>>,
+    /// ONNX dims of each page's tensor (chains: `[1,C,H,W]`).
+    pub dims: Vec<Vec<usize>>,
+}
+
+impl Loaded {
+    /// The page (index in `pages.all`) at view position `v`; None for the predictions page.
+    pub fn page(&self, v: usize, conv_only: bool) -> Option<usize> {
+        self.pages.shown(v, conv_only)
+    }
+
+    /// The tensor index of page `p`.
+    pub fn tensor(&self, p: usize) -> usize {
+        self.pages.all[p].tensor
+    }
+
+    /// The graph op that computed page `p` (None for the input).
+    pub fn op(&self, p: usize) -> Option<&crate::graph::Op> {
+        self.tensor(p).checked_sub(1).map(|i| &self.graph.nodes[i].op)
+    }
 }
 
 /// What to compute.
@@ -102,7 +129,8 @@ fn worker_loop(
     }
 }
 
-/// Loads the input, runs the network node by node, reads the statistics and draws every grid.
+/// Loads the input (and the model), runs the graph node by node, reads the statistics
+/// and draws every page.
 fn compute(
     ctx: &GpuContext,
     source: &Source,
@@ -110,20 +138,35 @@ fn compute(
     req: &Request,
     progress: &dyn Fn(String),
 ) -> Result<Loaded> {
-    let input = match (&req.job, &req.current) {
-        (Job::Load(p), _) => source.load_input_from(Some(p))?,
-        (Job::Reroll(_), Some(cur)) => cur.clone(),
-        _ => source.load_input()?,
+    let (input, graph, dims, kept, scores, labels) = if source.model.is_some() {
+        let mut src = source.clone();
+        if let Job::Load(p) = &req.job {
+            src.image = Some(p.clone());
+            src.input_tensor = None;
+        }
+        let prep = Prepared::new(&src)?;
+        let dims: Vec<Vec<usize>> = (0..=prep.graph.nodes.len()).map(|t| prep.dims_of(t)).collect();
+        let kept = prep.kept();
+        (prep.input, prep.graph, dims, Some(kept), prep.scores, prep.labels)
+    } else {
+        let input = match (&req.job, &req.current) {
+            (Job::Load(p), _) => source.load_input_from(Some(p))?,
+            (Job::Reroll(_), Some(cur)) => cur.clone(),
+            _ => source.load_input()?,
+        };
+        let net = source.network_with_seed(req.seed)?;
+        let shapes = net.graph().infer_shapes(input.tensor.shape)?;
+        let dims = shapes.iter().map(|s| vec![1, s.c, s.h, s.w]).collect();
+        (input, net.graph(), dims, None, None, None)
     };
-    let net = source.network_with_seed(req.seed)?;
-    net.shapes(input.tensor.shape)?;
-    progress(format!("running {} layers on the GPU…", net.layers.len()));
+    progress(format!("running {} nodes on the GPU…", graph.nodes.len()));
     let before = engine.exec.cache_stats();
-    let report = |done: usize, total: usize| progress(format!("running layers… {done}/{total} done"));
-    // Node by node: true per-layer wall times (timestamps are not trustworthy while the
-    // window's framebuffer is bound on llvmpipe) and progress.
-    let opts = RunOptions { per_node: true, progress: Some(&report), ..Default::default() };
-    let acts = engine.compute(ctx, &net, source.kernel, &input.tensor, &opts)?;
+    let report = |done: usize, total: usize| progress(format!("running nodes… {done}/{total} done"));
+    // Node by node: true per-node wall times (timestamps are not trustworthy while the
+    // window's framebuffer is bound on llvmpipe) and progress. A model keeps only its pages.
+    let keep = kept.clone().map_or(Keep::All, Keep::Only);
+    let opts = RunOptions { per_node: true, progress: Some(&report), keep };
+    let acts = engine.compute_graph(ctx, &graph, source.kernel, &input.tensor, &opts)?;
     let after = engine.exec.cache_stats();
     log::info!(
         "run: pipelines built {}, cache hits {}; buffers created {}, reused {}",
@@ -132,26 +175,36 @@ fn compute(
         after.buffers_created - before.buffers_created,
         after.buffers_reused - before.buffers_reused
     );
+    let is_page = |t: usize| kept.as_ref().is_none_or(|k| k.contains(&t) && dims[t].len() == 4);
+    let pages = Pages::new(&graph, &|t| dims[t].clone(), &is_page, scores.is_some());
+    let predictions = match scores {
+        Some((t, is_prob)) => Some(crate::predict::rank(&acts.read(ctx, t)?.data, labels.as_deref(), is_prob)),
+        None => None,
+    };
     progress("drawing grids…".to_string());
     let rgb = source.order.rgb_indices();
-    let mut grids = Vec::with_capacity(acts.shapes.len());
-    let mut stats = Vec::with_capacity(acts.shapes.len());
-    for i in 0..acts.shapes.len() {
-        let (grid, s) = engine.page(ctx, &acts, i, Look::default(), rgb)?;
+    let mut grids = Vec::with_capacity(pages.all.len());
+    let mut stats = Vec::with_capacity(pages.all.len());
+    for p in &pages.all {
+        let (grid, s) = engine.page(ctx, &acts, p.tensor, Look::default(), rgb)?;
         grids.push(grid);
         stats.push(s);
     }
     ctx.wait()?;
-    let pages = grids.len();
+    let n = pages.all.len();
+    let page_dims = pages.all.iter().map(|p| dims[p.tensor].clone()).collect();
     Ok(Loaded {
         input,
-        net,
+        graph,
+        pages,
         acts,
         grids,
-        drawn: vec![Look::default(); pages],
+        drawn: vec![Look::default(); n],
         stats,
-        kernel_tex: vec![None; pages],
+        kernel_tex: vec![None; n],
         order: source.order,
+        predictions,
+        dims: page_dims,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod gfx;
 pub mod hud;
 pub mod inspect;
 pub mod jobs;
+pub mod pages;
 pub mod state;
 
 use crate::ops::present::Rect;
@@ -62,7 +63,17 @@ struct App {
     cursor: Option<(f32, f32)>,
     grid_rect: Rect,
     latency: Latency,
+    /// Actions from a click in the node panel, handled after the frame.
+    pending_actions: Vec<Action>,
     result: Result<()>,
+}
+
+/// A name usable in a file name (`/` and other separators become `_`).
+fn file_safe(name: &str) -> String {
+    name.trim_start_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect()
 }
 
 impl App {
@@ -80,14 +91,31 @@ impl App {
         }
     }
 
+    /// The page shown (index in `pages.all`); None on the predictions page.
+    fn page(&self) -> Option<usize> {
+        self.loaded.as_ref()?.page(self.state.layer, self.state.conv_only)
+    }
+
     fn page_name(&self) -> String {
-        self.loaded.as_ref().map_or("input".into(), |l| l.acts.names[self.state.layer].clone())
+        match (&self.loaded, self.page()) {
+            (Some(l), Some(p)) => l.pages.all[p].name.clone(),
+            (Some(_), None) => "predictions".into(),
+            (None, _) => "input".into(),
+        }
     }
 
     fn log_layer(&self) {
-        if let Some(l) = &self.loaded {
-            let i = self.state.layer;
-            log_line(&format!("layer {} ({})", l.acts.names[i], l.acts.shapes[i]));
+        match (&self.loaded, self.page()) {
+            (Some(l), Some(p)) => log_line(&format!("layer {} ({})", l.pages.all[p].name, l.acts.shapes[l.tensor(p)])),
+            (Some(l), None) => {
+                let top = l
+                    .predictions
+                    .as_ref()
+                    .and_then(|p| p.first())
+                    .map_or(String::new(), |p| format!(" (top {} {:.4})", p.label, p.prob));
+                log_line(&format!("page predictions{top}"));
+            }
+            (None, _) => {}
         }
     }
 
@@ -98,7 +126,7 @@ impl App {
 
     /// The channel a tile shows on the current page (None for the colour tile).
     fn channel_of(&self, tile: usize) -> Option<usize> {
-        let g = &self.loaded.as_ref()?.grids[self.state.layer];
+        let g = &self.loaded.as_ref()?.grids[self.page()?];
         match g.colour {
             Some(_) if tile == 0 => None,
             Some(_) => Some(tile - 1),
@@ -108,7 +136,7 @@ impl App {
 
     /// The current page's source rectangle in grid texels (one tile when zoomed).
     fn src_rect(&self) -> Option<Rect> {
-        let g = &self.loaded.as_ref()?.grids[self.state.layer].layout;
+        let g = &self.loaded.as_ref()?.grids[self.page()?].layout;
         Some(match self.state.zoom {
             Some(t) => {
                 let (x, y) = g.tile_origin(t);
@@ -151,10 +179,38 @@ impl App {
                     log_line(&format!("zoom {} {which}", self.page_name()));
                 }
                 Action::Zoom(None) => log_line(&format!("zoom off {}", self.page_name())),
+                Action::GroupJump(forward) => {
+                    if let Some(l) = &self.loaded {
+                        let v = l.pages.group_jump(self.state.layer, forward, self.state.conv_only);
+                        let more = self.state.goto(v);
+                        self.handle(more, event_loop);
+                    }
+                }
+                Action::ConvOnly => {
+                    if let Some(l) = &self.loaded {
+                        // The page shown before, found in the new view.
+                        let before = l.page(self.state.layer, !self.state.conv_only);
+                        self.state.pages = l.pages.count(self.state.conv_only);
+                        self.state.layer = match before {
+                            Some(p) => l.pages.position_of(p, self.state.conv_only),
+                            None => self.state.pages - 1,
+                        };
+                        log_line(if self.state.conv_only { "view convolutions only" } else { "view all nodes" });
+                        self.log_layer();
+                    }
+                }
+                Action::TogglePanel => log_line(&format!("panel {}", if self.state.panel { "on" } else { "off" })),
                 Action::Save => self.save(),
                 // A re-roll while one runs replaces the waiting request: no seed is skipped
                 // in the state, and the newest seed is what gets computed.
-                Action::Reroll(seed) => self.request(Job::Reroll(seed), seed),
+                Action::Reroll(seed) => {
+                    if self.source.model.is_some() {
+                        self.state.seed = seed.wrapping_sub(1);
+                        self.show_error("R re-rolls seeded weights; a model's weights are its own".into());
+                    } else {
+                        self.request(Job::Reroll(seed), seed);
+                    }
+                }
                 Action::Quit => {
                     log_line("quit");
                     event_loop.exit();
@@ -165,32 +221,45 @@ impl App {
         self.redraw();
     }
 
-    /// The conv layer shown on the current page, if it is one.
-    fn page_conv(&self) -> Option<&crate::network::Conv2d> {
+    /// The convolution shown on the current page as the kernels view draws it: a plain
+    /// conv as it is; a depthwise one as one row of C kernels.
+    fn page_conv(&self) -> Option<crate::network::Conv2d> {
         let l = self.loaded.as_ref()?;
-        match &l.net.layers.get(self.state.layer.checked_sub(1)?)?.op {
-            crate::network::Op::Conv(c) => Some(c),
+        match l.op(self.page()?)? {
+            crate::graph::Op::Conv(c) => Some(c.clone()),
+            crate::graph::Op::ConvG(g) if !g.transpose && g.kh == g.kw => g.as_plain().or_else(|| {
+                (g.groups == g.cin && g.cout == g.cin).then(|| crate::network::Conv2d {
+                    cin: g.cin,
+                    cout: 1,
+                    k: g.kh,
+                    stride: 1,
+                    pad: 0,
+                    weight: g.weight.clone(),
+                    bias: vec![0.0],
+                })
+            }),
             _ => None,
         }
     }
 
     /// Makes the current conv page's kernel texture; false when the page is not a conv.
     fn ensure_kernels(&mut self) -> Result<bool> {
-        let Some(c) = self.page_conv().cloned() else { return Ok(false) };
+        let Some(c) = self.page_conv() else { return Ok(false) };
+        let Some(p) = self.page() else { return Ok(false) };
         let (Some(gfx), Some(l)) = (&self.gfx, &mut self.loaded) else { return Ok(false) };
-        let i = self.state.layer;
-        if l.kernel_tex[i].is_none() {
+        if l.kernel_tex[p].is_none() {
+            let name = l.pages.all[p].name.clone();
             let max = gfx.ctx.limits().max_texture_dimension_2d as u64;
-            crate::kernels::check_size(&c, &l.acts.names[i], crate::kernels::MAX_PIXELS.min(max * max))?;
+            crate::kernels::check_size(&c, &name, crate::kernels::MAX_PIXELS.min(max * max))?;
             let (w, h) = crate::kernels::image_size(&c);
             if w > max || h > max {
-                anyhow::bail!("{} has too many kernels to draw ({w}x{h} pixels)", l.acts.names[i]);
+                anyhow::bail!("{name} has too many kernels to draw ({w}x{h} pixels)");
             }
-            // The first layer reads the image: its filters also show as colour patches.
-            let rgb = (i == 1 && c.cin == 3).then(|| l.order.rgb_indices());
+            // A layer reading the image: its filters also show as colour patches.
+            let reads_image = l.pages.all[p].inputs.first() == Some(&l.graph.input);
+            let rgb = (reads_image && c.cin == 3).then(|| l.order.rgb_indices());
             let img = crate::kernels::render(&c, rgb);
-            l.kernel_tex[i] =
-                Some(crate::visual::upload_image(&gfx.ctx, &img, &format!("{} kernels", l.acts.names[i])));
+            l.kernel_tex[p] = Some(crate::visual::upload_image(&gfx.ctx, &img, &format!("{name} kernels")));
         }
         Ok(true)
     }
@@ -200,16 +269,16 @@ impl App {
         if !self.state.kernels {
             return None;
         }
-        self.loaded.as_ref()?.kernel_tex.get(self.state.layer)?.as_ref()
+        self.loaded.as_ref()?.kernel_tex.get(self.page()?)?.as_ref()
     }
 
     /// Redraws the current grid if it was drawn with another look (colormap pass only).
     fn ensure_look(&mut self) {
         let look = Look { cmap: self.state.cmap, norm: self.state.norm };
+        let Some(i) = self.page() else { return };
         let (Some(gfx), Some(l)) = (&self.gfx, &mut self.loaded) else { return };
-        let i = self.state.layer;
         if l.drawn[i] != look {
-            match gfx.visualizer.redraw(&gfx.ctx, &l.acts, i, &l.grids[i], look) {
+            match gfx.visualizer.redraw(&gfx.ctx, &l.acts, l.pages.all[i].tensor, &l.grids[i], look) {
                 Ok(()) => l.drawn[i] = look,
                 Err(e) => self.status.error = Some(format!("{e:#}")),
             }
@@ -218,9 +287,9 @@ impl App {
 
     /// Saves the current view on a thread of its own; `saved …` is logged when written.
     fn save(&mut self) {
+        let Some(i) = self.page() else { return };
         let (Some(gfx), Some(l)) = (&self.gfx, &self.loaded) else { return };
-        let i = self.state.layer;
-        let name = &l.acts.names[i];
+        let name = &file_safe(&l.pages.all[i].name);
         let (texture, crop, file) = match (self.kernels_shown(), self.state.zoom) {
             (Some(tex), _) => (tex.clone(), None, format!("convscope-{name}-kernels.png")),
             (None, Some(t)) => {
@@ -237,9 +306,9 @@ impl App {
 
     /// Updates the hover from the cursor position (the value arrives asynchronously).
     fn update_hover(&mut self) -> bool {
-        let (Some(gfx), Some(l)) = (&self.gfx, &self.loaded) else { return false };
+        let (Some(gfx), Some(l), Some(page)) = (&self.gfx, &self.loaded, self.page()) else { return false };
         let at = (|| {
-            if self.state.kernels && l.kernel_tex.get(self.state.layer).is_some_and(Option::is_some) {
+            if self.state.kernels && l.kernel_tex.get(page).is_some_and(Option::is_some) {
                 return None;
             }
             let (cx, cy) = self.cursor?;
@@ -250,10 +319,10 @@ impl App {
             }
             let gx = (src.x + (cx - r.x) / r.w * src.w).floor().max(0.0) as usize;
             let gy = (src.y + (cy - r.y) / r.h * src.h).floor().max(0.0) as usize;
-            let (tile, y, x) = l.grids[self.state.layer].layout.hit(gx, gy)?;
+            let (tile, y, x) = l.grids[page].layout.hit(gx, gy)?;
             Some((tile, self.channel_of(tile), y, x))
         })();
-        self.inspect.hover_at(&gfx.ctx, l, self.state.layer, at)
+        self.inspect.hover_at(&gfx.ctx, l, page, at)
     }
 
     fn render(&mut self) {
@@ -263,22 +332,27 @@ impl App {
                 .hover
                 .as_ref()
                 .and_then(|h| h.channel));
-            self.inspect.want_histogram(&gfx.ctx, l, self.state.layer, channel);
+            if let Some(page) = self.page() {
+                self.inspect.want_histogram(&gfx.ctx, l, page, channel);
+            }
             self.inspect.poll(&gfx.ctx, l);
         }
+        let page = self.page();
         let kern = self.kernels_shown().cloned();
         let kern_max = self.page_conv().map(|c| c.weight.iter().fold(0.0f32, |m, w| m.max(w.abs())));
-        let shown = match (&kern, &self.loaded, self.src_rect()) {
-            (Some(k), _, _) => Some((k.clone(), Rect { x: 0.0, y: 0.0, w: k.width() as f32, h: k.height() as f32 })),
-            (None, Some(l), Some(src)) => Some((l.grids[self.state.layer].texture.clone(), src)),
+        let shown = match (&kern, &self.loaded, self.src_rect(), page) {
+            (Some(k), _, _, _) => Some((k.clone(), Rect { x: 0.0, y: 0.0, w: k.width() as f32, h: k.height() as f32 })),
+            (None, Some(l), Some(src), Some(p)) => Some((l.grids[p].texture.clone(), src)),
             _ => None,
         };
+        let panel = self.loaded.as_ref().is_some_and(|l| self.state.panel && l.pages.rows.len() > 1);
         let Some(gfx) = &mut self.gfx else { return };
         let hud = hud::HudInfo {
             loaded: self.loaded.as_ref(),
             state: &self.state,
+            page,
             hover: self.inspect.hover.as_ref(),
-            hist: self.inspect.hist.as_ref().filter(|h| h.0.0 == self.state.layer).map(|h| (h.0.1, &h.1, h.2, h.3)),
+            hist: self.inspect.hist.as_ref().filter(|h| Some(h.0.0) == page).map(|h| (h.0.1, &h.1, h.2, h.3)),
             kernels: kern.is_some(),
             kernel_abs_max: kern_max,
             status: &self.status.text,
@@ -287,9 +361,12 @@ impl App {
             adapter: gfx.ctx.describe(),
             software: gfx.ctx.info.device_type == wgpu::DeviceType::Cpu,
         };
-        match gfx.render(Scene { shown: shown.as_ref().map(|(t, r)| (t, *r)), hud }) {
-            Drawn::Presented { grid_rect, repaint } => {
+        let left = if panel { hud::PANEL_WIDTH } else { 0.0 };
+        let mut clicked = None;
+        match gfx.render(Scene { shown: shown.as_ref().map(|(t, r)| (t, *r)), hud, left }) {
+            Drawn::Presented { grid_rect, repaint, jump } => {
                 self.grid_rect = grid_rect;
+                clicked = jump;
                 if repaint {
                     gfx.window.request_redraw();
                 }
@@ -311,6 +388,16 @@ impl App {
                 }
             }
         }
+        // A click in the node panel jumps to that node's page.
+        if let (Some(p), Some(l)) = (clicked, &self.loaded) {
+            let v = l.pages.position_of(p, self.state.conv_only);
+            let actions = self.state.goto(v);
+            if !actions.is_empty() {
+                log_line(&format!("panel {}", l.pages.all[p].name));
+            }
+            self.pending_actions = actions;
+            self.redraw();
+        }
     }
 
     fn computed(&mut self, r: Result<Loaded>, job: Job) {
@@ -328,12 +415,12 @@ impl App {
                     }
                 }
                 self.status.text = format!("{} · {}", l.input.name, l.input.tensor.shape);
-                let pages = l.acts.shapes.len();
+                let pages = l.pages.count(self.state.conv_only);
                 self.loaded = Some(l);
                 self.status.error = None;
                 if self.state.pages != pages || matches!(job, Job::Initial) {
-                    let seed = self.state.seed;
-                    self.state = ViewState::new(pages, seed);
+                    let (seed, conv_only, panel) = (self.state.seed, self.state.conv_only, self.state.panel);
+                    self.state = ViewState { conv_only, panel, ..ViewState::new(pages, seed) };
                 }
                 self.state.zoom = None;
                 self.inspect.reset();
@@ -361,6 +448,8 @@ fn map_key(key: &WKey) -> Option<Key> {
         WKey::Named(NamedKey::Home) => Key::First,
         WKey::Named(NamedKey::End) => Key::Last,
         WKey::Named(NamedKey::Escape) => Key::Escape,
+        WKey::Named(NamedKey::PageDown) => Key::GroupNext,
+        WKey::Named(NamedKey::PageUp) => Key::GroupPrev,
         WKey::Character(c) => match c.to_lowercase().as_str() {
             "q" => Key::Quit,
             "h" => Key::Help,
@@ -369,6 +458,8 @@ fn map_key(key: &WKey) -> Option<Key> {
             "s" => Key::Save,
             "k" => Key::Kernels,
             "r" => Key::Reroll,
+            "f" => Key::ConvOnly,
+            "p" => Key::Panel,
             d if d.len() == 1 && d.as_bytes()[0].is_ascii_digit() => Key::Digit(d.as_bytes()[0] - b'0'),
             _ => return None,
         },
@@ -487,7 +578,13 @@ impl ApplicationHandler<UserEvent> for App {
             // Decoded on the worker thread: a bad file comes back as an error, the old
             // pages stay.
             WindowEvent::DroppedFile(path) => self.request(Job::Load(path), self.state.seed),
-            WindowEvent::RedrawRequested => self.render(),
+            WindowEvent::RedrawRequested => {
+                self.render();
+                let actions = std::mem::take(&mut self.pending_actions);
+                if !actions.is_empty() {
+                    self.handle(actions, event_loop);
+                }
+            }
             _ => {}
         }
     }
@@ -497,8 +594,12 @@ impl ApplicationHandler<UserEvent> for App {
 pub fn run(source: Source) -> Result<()> {
     let launched = Instant::now();
     // Refuse bad input before opening a window.
-    let input = source.load_input()?;
-    source.network()?.shapes(input.tensor.shape)?;
+    if source.model.is_some() {
+        crate::model::Prepared::new(&source)?;
+    } else {
+        let input = source.load_input()?;
+        source.network()?.shapes(input.tensor.shape)?;
+    }
     crate::env::EngineEnv::from_env()?;
     let event_loop = EventLoop::<UserEvent>::with_user_event().build().map_err(|e| {
         anyhow!("cannot open a window ({e}); is a display available? use `convscope export` without one")
@@ -515,6 +616,7 @@ pub fn run(source: Source) -> Result<()> {
         cursor: None,
         grid_rect: Rect { x: 0.0, y: 0.0, w: 0.0, h: 0.0 },
         latency: Latency { launched, first_frame_logged: false, key_at: None },
+        pending_actions: Vec::new(),
         result: Ok(()),
     };
     event_loop.run_app(&mut app).map_err(|e| anyhow!("window event loop failed: {e}"))?;

@@ -19,6 +19,13 @@ pub enum Key {
     Save,
     Reroll,
     Kernels,
+    /// PageDown / PageUp: the next or previous group of nodes.
+    GroupNext,
+    GroupPrev,
+    /// F: convolutions only.
+    ConvOnly,
+    /// P: the node panel.
+    Panel,
 }
 
 /// What the application must do after a state change.
@@ -37,6 +44,11 @@ pub enum Action {
     ToggleKernels,
     /// Zoom in or out (the tile shown alone, or None for the grid).
     Zoom(Option<usize>),
+    /// Jump to the next (true) or previous group; the app knows the groups.
+    GroupJump(bool),
+    /// The "convolutions only" view was switched; the app maps the page across.
+    ConvOnly,
+    TogglePanel,
     Quit,
 }
 
@@ -53,6 +65,10 @@ pub struct ViewState {
     pub norm: Norm,
     pub cmap: Colormap,
     pub seed: i64,
+    /// Only convolution pages (each showing its output after the activation that follows).
+    pub conv_only: bool,
+    /// The node panel is shown.
+    pub panel: bool,
 }
 
 impl ViewState {
@@ -66,10 +82,13 @@ impl ViewState {
             norm: Norm::default(),
             cmap: Colormap::default(),
             seed,
+            conv_only: false,
+            panel: true,
         }
     }
 
-    fn goto(&mut self, layer: usize) -> Vec<Action> {
+    /// Shows view position `layer` (clamped to the pages).
+    pub fn goto(&mut self, layer: usize) -> Vec<Action> {
         let layer = layer.min(self.pages.saturating_sub(1));
         if layer == self.layer && self.zoom.is_none() {
             return vec![];
@@ -121,6 +140,17 @@ impl ViewState {
                 self.seed = self.seed.wrapping_add(1);
                 vec![Action::Reroll(self.seed)]
             }
+            Key::GroupNext => vec![Action::GroupJump(true)],
+            Key::GroupPrev => vec![Action::GroupJump(false)],
+            Key::ConvOnly => {
+                self.conv_only = !self.conv_only;
+                self.zoom = None;
+                vec![Action::ConvOnly]
+            }
+            Key::Panel => {
+                self.panel = !self.panel;
+                vec![Action::TogglePanel]
+            }
         }
     }
 
@@ -154,6 +184,9 @@ pub const HELP: &[(&str, &str)] = &[
     ("S", "save this view's grid as PNG in the current directory"),
     ("R", "re-roll weights with the next seed"),
     ("drop a file", "load that image"),
+    ("PageDown / PageUp", "next / previous group of nodes (ONNX models)"),
+    ("F", "convolutions only: each conv shows its output after BN/activation"),
+    ("P", "node panel: every node by its / path; click to jump"),
     ("H", "toggle this help"),
     ("Esc / Q", "quit"),
 ];
