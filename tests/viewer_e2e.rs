@@ -92,6 +92,23 @@ impl Viewer {
         }
     }
 
+    /// Waits for a line starting with `prefix`; returns it.
+    fn expect_prefix(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.starts_with(prefix) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("viewer never printed a line starting {prefix:?}; saw {:?}", self.seen),
+            }
+        }
+    }
+
     fn key(&mut self, key: &str) {
         xdotool(&["key", "--window", &self.wid, key]);
     }
@@ -113,6 +130,14 @@ impl Viewer {
             std::thread::sleep(Duration::from_millis(50));
         };
         assert!(status.success(), "viewer exit status {status}");
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        // A failed test must not leave its window on the shared display.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -192,4 +217,46 @@ fn reroll_on_a_tensor_input_recompiles_nothing_and_hovering_works_meanwhile() {
         assert!(r.contains("pipelines built 0,"), "a re-roll recompiles nothing: {r}");
     }
     v.quit();
+}
+
+#[test]
+fn onnx_model_pages_walk_with_keys_and_jump_from_the_panel() {
+    if !have_x() {
+        return;
+    }
+    let _display = DISPLAY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("viewer-e2e-onnx");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = fixture("chelsea_face_96x96.png");
+    let model = fixture("onnx/resnetish.onnx");
+    let args = [img.as_os_str(), std::ffi::OsStr::new("--model"), model.as_os_str()];
+    // The model declares 64x80: the photo is scaled to cover it and its centre cut.
+    let mut v = Viewer::launch(&args, &dir, "layer input (3x64x80)", false);
+    for (key, line) in [
+        ("Right", "layer /conv1/Conv (16x32x40)"),
+        ("Right", "layer /Relu (16x32x40)"),
+        // PageDown: the next group (/pool).
+        ("Next", "layer /pool/MaxPool (16x16x20)"),
+        ("Prior", "layer /Relu (16x32x40)"),
+        // Convolutions only: the first conv's page shows it after its ReLU.
+        ("f", "view convolutions only"),
+        ("f", "view all nodes"),
+        ("s", "saved convscope-Relu.png"),
+    ] {
+        v.key(key);
+        v.expect(line);
+    }
+    v.key("End");
+    let pred = v.expect_prefix("page predictions (top ");
+    assert!(pred.ends_with(')'), "{pred}");
+    // A click on a node in the panel (its fourth entry, /layer1/conv1/Conv) jumps there.
+    xdotool(&["mousemove", "--window", &v.wid, "80", "240", "click", "1"]);
+    let clicked = v.expect_prefix("panel ");
+    let name = clicked.trim_start_matches("panel ").to_string();
+    v.expect_prefix(&format!("layer {name} ("));
+    v.key("p");
+    v.expect("panel off");
+    v.quit();
+    assert!(dir.join("convscope-Relu.png").exists());
 }

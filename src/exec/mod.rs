@@ -223,10 +223,14 @@ impl Executor {
             Some(t) => t.read(ctx, &pass_node, net.nodes.len())?,
             None => None,
         };
-        let node_ms = match (gpu_ms, per_node) {
-            (Some(ms), _) => Some((ms, Timing::Gpu)),
-            (None, true) => Some((wall_node, Timing::Wall)),
-            (None, false) => None,
+        // A caller that asked for node-by-node submission gets wall times (true even where
+        // the adapter defers timestamps, as llvmpipe does while a window is bound); others
+        // get GPU timestamps, or wall times where a banded run had to go node by node.
+        let node_ms = match (opts.per_node, gpu_ms, per_node) {
+            (true, _, _) => Some((wall_node, Timing::Wall)),
+            (false, Some(ms), _) => Some((ms, Timing::Gpu)),
+            (false, None, true) => Some((wall_node, Timing::Wall)),
+            (false, None, false) => None,
         };
         if self.pool.retain_sizes(&rb.sizes()) > 0 {
             // Cached bind groups would keep the freed buffers alive.

@@ -103,7 +103,7 @@ fn title(ui: &mut Ui, info: &HudInfo<'_>, l: &Loaded, p: usize) {
     ui.label(RichText::new(format!("{} · {}/{}", page.name, st.layer, st.pages - 1)).strong().size(16.0));
     ui.label(RichText::new(op).monospace());
     if !page.inputs.is_empty() && l.pages.rows.len() > 1 {
-        ui.label(RichText::new(format!("← {}", page.inputs.join(", "))).small());
+        ui.label(RichText::new(format!("in: {}", page.inputs.join(", "))).small());
     }
 }
 
