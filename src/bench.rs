@@ -54,7 +54,8 @@ pub fn parse_size(s: &str) -> Result<(u32, u32)> {
     Ok((h, w))
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The median (NaN for no values).
+pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
         return f64::NAN;

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod arch;
 pub mod bench;
+pub mod bench_model;
 pub mod engine;
 pub mod env;
 pub mod exec;

@@ -235,3 +235,110 @@ fn layer_statistics_match_cpu_whole_and_banded() {
     let h = convscope::ops::stats::histogram(&[0.0, 0.5, 1.0, 1.0], 0.0, 1.0);
     assert_eq!((h[0], h[32], h[63], h.iter().sum::<u32>()), (1, 1, 2, 4));
 }
+
+/// A graph of ONNX-level ops on `input` and their node order: GPU against the CPU twins,
+/// covering modes the ONNX goldens do not (asymmetric pads with dilation, depthwise with
+/// stride 2, every resize mode, every elementwise function, broadcasting both ways).
+#[test]
+fn graph_ops_match_their_cpu_twins() {
+    use convscope::graph::*;
+    let Some(ctx) = test_context() else { return };
+    let mut r = Mt19937::new(11);
+    let mut w = |n: usize| r.uniform(n, -0.5, 0.5);
+    let conv = |cin, cout, k: [usize; 2], stride, dilation, pads, groups, transpose, w: Vec<f32>, b: Vec<f32>| {
+        Op::ConvG(ConvG {
+            cin,
+            cout,
+            kh: k[0],
+            kw: k[1],
+            stride,
+            dilation,
+            pads,
+            groups,
+            transpose,
+            output_padding: [1, 0],
+            weight: w,
+            bias: b,
+        })
+    };
+    let resize = |linear, coord, nearest, out_h, out_w| Op::Resize(Resize { linear, coord, nearest, out_h, out_w });
+    let ops: Vec<(&str, Op, Vec<&str>)> = vec![
+        ("dw", conv(6, 6, [3, 3], [2, 2], [1, 1], [1, 0, 2, 1], 6, false, w(54), w(6)), vec!["input"]),
+        ("grouped", conv(6, 4, [3, 2], [1, 2], [2, 1], [2, 1, 0, 3], 2, false, w(4 * 3 * 6), w(4)), vec!["dw"]),
+        ("deconv", conv(4, 6, [3, 3], [2, 2], [1, 1], [1, 1, 0, 1], 2, true, w(4 * 3 * 9), w(6)), vec!["grouped"]),
+        ("clip", Op::Unary(Unary::Clip { min: -0.1, max: 0.2 }), vec!["deconv"]),
+        ("leaky", Op::Unary(Unary::LeakyRelu { alpha: 0.1 }), vec!["deconv"]),
+        ("sig", Op::Unary(Unary::Sigmoid), vec!["leaky"]),
+        ("hsig", Op::Unary(Unary::HardSigmoid { alpha: 0.3, beta: 0.4 }), vec!["deconv"]),
+        ("hswish", Op::Unary(Unary::HardSwish), vec!["deconv"]),
+        ("tanh", Op::Unary(Unary::Tanh), vec!["deconv"]),
+        ("erf", Op::Unary(Unary::Erf), vec!["deconv"]),
+        ("mul", Op::Binary { kind: BinKind::Mul, constant: None }, vec!["sig", "hsig"]),
+        ("gap", Op::GlobalPool { max: false }, vec!["mul"]),
+        ("scale", Op::Binary { kind: BinKind::Div, constant: None }, vec!["erf", "gap"]),
+        ("sub", Op::Binary { kind: BinKind::Sub, constant: Some((vec![0.25], Shape::new(1, 1, 1))) }, vec!["scale"]),
+        ("cat", Op::Concat, vec!["sub", "tanh", "clip"]),
+        ("slice", Op::SliceChannels { start: 3, end: 13 }, vec!["cat"]),
+        ("pad", Op::Pad { pads: [1, 0, 2, 3], value: -0.5 }, vec!["slice"]),
+        (
+            "avg",
+            Op::Pool(Pool {
+                max: false,
+                kernel: [3, 2],
+                stride: [2, 1],
+                dilation: [1, 2],
+                pads: [1, 1, 1, 0],
+                ceil: true,
+                count_include_pad: true,
+            }),
+            vec!["pad"],
+        ),
+        (
+            "max",
+            Op::Pool(Pool {
+                max: true,
+                kernel: [2, 3],
+                stride: [1, 2],
+                dilation: [1, 1],
+                pads: [0, 1, 1, 1],
+                ceil: false,
+                count_include_pad: false,
+            }),
+            vec!["pad"],
+        ),
+        ("up_ac", resize(true, CoordMode::AlignCorners, NearestMode::RoundPreferFloor, 13, 9), vec!["avg"]),
+        ("up_as", resize(false, CoordMode::Asymmetric, NearestMode::Floor, 11, 17), vec!["avg"]),
+        ("up_hp", resize(false, CoordMode::HalfPixel, NearestMode::RoundPreferCeil, 7, 5), vec!["max"]),
+        ("up_pt", resize(true, CoordMode::PytorchHalfPixel, NearestMode::Ceil, 1, 6), vec!["max"]),
+        ("shuffle", Op::ChannelShuffle { groups: 2 }, vec!["slice"]),
+        ("gmax", Op::GlobalPool { max: true }, vec!["shuffle"]),
+        ("flat", Op::Copy, vec!["gmax"]),
+        ("fc", Op::Gemm { k: 10, n: 7, weight: w(70), bias: w(7) }, vec!["flat"]),
+        ("prob", Op::Softmax, vec!["fc"]),
+    ];
+    let graph = Graph {
+        input: INPUT.into(),
+        nodes: ops
+            .into_iter()
+            .map(|(n, op, ins)| Node {
+                name: n.into(),
+                op,
+                inputs: ins.into_iter().map(String::from).collect(),
+                output: n.into(),
+            })
+            .collect(),
+    };
+    let input = random_input(3, 6, 15, 12);
+    let cpu = reference::forward_graph(&graph, &input).unwrap();
+    let mut exec = common::executor(ctx);
+    let g = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
+    let acts = exec.run(ctx, &g, &input).unwrap();
+    assert_eq!(acts.shapes.len(), cpu.len() + 1);
+    for (i, want) in cpu.iter().enumerate() {
+        let got = acts.read(ctx, i + 1).unwrap();
+        assert_eq!(got.shape, want.shape, "{}", graph.nodes[i].name);
+        assert_close(&graph.nodes[i].name, &got.data, &want.data, 2e-6);
+    }
+    let total: f32 = acts.read(ctx, cpu.len()).unwrap().data.iter().sum();
+    assert!((total - 1.0).abs() < 1e-5, "softmax sums to 1");
+}

@@ -61,9 +61,13 @@ pub enum Command {
 pub struct BenchArgs {
     /// Image to resize to each size (default: the built-in scene).
     pub image: Option<PathBuf>,
-    /// Input sizes as HxW (repeatable; e.g. --size 2160x3840 for 4K).
-    #[arg(long = "size", default_values_t = ["225x400".to_string(), "1080x1920".to_string()])]
+    /// Input sizes as HxW (repeatable; default 225x400 and 1080x1920; e.g. --size 2160x3840
+    /// for 4K). With --model: the input size of a model whose size is dynamic.
+    #[arg(long = "size")]
     pub sizes: Vec<String>,
+    /// Time an ONNX model instead of the tutorial chain: per kind of node and in total.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Which kernel(s) to time (the naive kernel takes minutes per megapixel on a CPU adapter).
     #[arg(long, value_enum, default_value_t = BenchKernel::Tuned)]
     pub kernel: BenchKernel,
@@ -357,7 +361,13 @@ fn write_kernels(net: &Network, out: &std::path::Path, order: ChannelOrder) -> R
 
 /// `convscope bench`.
 pub fn run_bench(b: &BenchArgs) -> Result<()> {
-    let sizes = b.sizes.iter().map(|s| crate::bench::parse_size(s)).collect::<Result<Vec<_>>>()?;
+    if let Some(m) = &b.model {
+        return run_bench_model(b, m);
+    }
+    let mut sizes = b.sizes.iter().map(|s| crate::bench::parse_size(s)).collect::<Result<Vec<_>>>()?;
+    if sizes.is_empty() {
+        sizes = vec![(225, 400), (1080, 1920)];
+    }
     let kernels = match b.kernel {
         BenchKernel::Naive => vec![ConvKernel::Naive],
         BenchKernel::Tuned => vec![ConvKernel::Tuned],
@@ -413,6 +423,47 @@ pub fn run_bench(b: &BenchArgs) -> Result<()> {
                         r.gflops,
                         r.timing
                     );
+                }
+            })
+        },
+        &|what, done, total| {
+            bar.set_message(what.to_string());
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    );
+    bar.finish_and_clear();
+    result
+}
+
+/// `convscope bench --model`.
+fn run_bench_model(b: &BenchArgs, model: &std::path::Path) -> Result<()> {
+    let size = match b.sizes.as_slice() {
+        [] => None,
+        [one] => Some(crate::bench::parse_size(one).map(|(h, w)| (h as usize, w as usize))?),
+        _ => bail!("bench --model takes one --size (the model's input size when it is dynamic)"),
+    };
+    let env = crate::env::EngineEnv::from_env()?;
+    let source = Source { image: b.image.clone(), model: Some(model.to_path_buf()), size, ..Default::default() };
+    crate::model::Prepared::new(&source)?;
+    let ctx = GpuContext::headless()?;
+    if !b.json {
+        say!("adapter: {}", ctx.describe());
+        say!("model {}: median of {} runs after 1 warm-up", model.display(), b.runs.max(1));
+        say!("{:<11} {:<11} {:>11} {:>9} {:<5}", "size", "nodes", "ms", "GFLOP/s", "timing");
+    }
+    let bar = progress_bar(1, "", "{msg} {bar:20} run {pos}/{len} {elapsed}");
+    let result = crate::bench_model::run(
+        &ctx,
+        &env,
+        &source,
+        b.runs,
+        &mut |r| {
+            bar.suspend(|| {
+                if b.json {
+                    say!("{}", r.json());
+                } else {
+                    say!("{:<11} {:<11} {:>11.2} {:>9.2} {:<5}", r.size, r.layer, r.ms, r.gflops, r.timing);
                 }
             })
         },

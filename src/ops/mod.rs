@@ -10,6 +10,7 @@ pub mod colormap;
 pub mod conv_general;
 pub mod conv_naive;
 pub mod conv_tuned;
+pub mod depthwise;
 pub mod gemm;
 pub mod layout;
 pub mod maxpool;
@@ -108,6 +109,7 @@ pub const ALL: &[&ShaderDesc] = &[
     &gemm::SHADER,
     &gemm::SOFTMAX,
     &layout::SHADER,
+    &depthwise::SHADER,
 ];
 
 /// The bind group layout entries of a binding table, visible to `stages`.
@@ -190,6 +192,7 @@ pub enum GpuNode {
     ConvNaive(conv_naive::NaiveConv),
     ConvTuned(conv_tuned::TunedConv),
     ConvGeneral(conv_general::GeneralConv),
+    Depthwise(depthwise::Depthwise),
     Pointwise(pointwise::Pointwise),
     MaxPool(maxpool::MaxPool),
     Pool(pool::GpuPool),
@@ -233,6 +236,9 @@ impl GpuNode {
                 (ConvKernel::Tuned, Some(plain)) => {
                     GpuNode::ConvTuned(conv_tuned::TunedConv::upload(ctx, name, &plain, block))
                 }
+                (ConvKernel::Tuned, None) if depthwise::fits(c) => {
+                    GpuNode::Depthwise(depthwise::Depthwise::upload(ctx, name, c))
+                }
                 _ => GpuNode::ConvGeneral(conv_general::GeneralConv::upload(ctx, name, c)),
             },
             Op::MaxPool { k, stride, .. } => GpuNode::MaxPool(maxpool::MaxPool { k: *k, stride: *stride }),
@@ -261,6 +267,7 @@ impl GpuNode {
             GpuNode::ConvNaive(_) => "naive",
             GpuNode::ConvTuned(_) => "tuned",
             GpuNode::ConvGeneral(_) => "conv general",
+            GpuNode::Depthwise(_) => "depthwise",
             GpuNode::Pointwise(_) => "pointwise",
             GpuNode::MaxPool(_) => "maxpool",
             GpuNode::Pool(_) => "pool",
@@ -278,6 +285,7 @@ impl GpuNode {
             GpuNode::ConvNaive(_) => conv_naive::pipeline(),
             GpuNode::ConvTuned(c) => c.pipeline(g),
             GpuNode::ConvGeneral(_) => conv_general::pipeline(),
+            GpuNode::Depthwise(d) => d.pipeline(g),
             GpuNode::Pointwise(_) => pointwise::pipeline(),
             GpuNode::MaxPool(_) => maxpool::pipeline(),
             GpuNode::Pool(_) => pool::pipeline(),
@@ -297,6 +305,7 @@ impl GpuNode {
             GpuNode::ConvNaive(c) => one(c.dispatch(g)),
             GpuNode::ConvTuned(c) => one(c.dispatch(g, max_workgroups)),
             GpuNode::ConvGeneral(c) => one(c.dispatch(g)),
+            GpuNode::Depthwise(d) => one(d.dispatch(g)),
             GpuNode::Pointwise(p) => one(p.dispatch(g)),
             GpuNode::MaxPool(m) => one(m.dispatch(g)),
             GpuNode::Pool(p) => one(p.dispatch(g)),

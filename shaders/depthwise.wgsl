@@ -1,0 +1,66 @@
+// Depthwise 2-D convolution (groups = channels, one filter per channel), specialised to one
+// layer shape: the host replaces the `const` block below (see `conv_tuned::specialise`).
+// Neighbouring invocations take neighbouring x, so their input loads are contiguous (vector
+// loads on llvmpipe), and the channel comes from workgroup_id.z, so every weight load is
+// uniform. Weights as ONNX stores them: [C, 1, KH, KW]. CPU twin:
+// reference::graph_ops::conv_general.
+
+// @constants-begin
+const C: u32 = 32u;
+const KH: u32 = 3u;
+const KW: u32 = 3u;
+const STRIDE_H: u32 = 1u;
+const STRIDE_W: u32 = 1u;
+const DIL_H: u32 = 1u;
+const DIL_W: u32 = 1u;
+const PAD_TOP: u32 = 1u;
+const PAD_LEFT: u32 = 1u;
+const IN_H: u32 = 56u;
+const IN_W: u32 = 56u;
+const OUT_H: u32 = 56u;
+const OUT_W: u32 = 56u;
+// @constants-end
+
+struct Params {
+    // Unused by the shader (the shape is in the constants); keeps the binding table the
+    // same as the other convolutions'.
+    channels: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+
+// One invocation computes one output value: column gid.x, row gid.y, channel wid.z;
+// the taps in ky, kx order.
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let ox = gid.x;
+    let oy = gid.y;
+    let c = wid.z;
+    if (ox >= OUT_W || oy >= OUT_H || c >= C) {
+        return;
+    }
+    var acc = bias[c];
+    let iy0 = i32(oy * STRIDE_H) - i32(PAD_TOP);
+    let ix0 = i32(ox * STRIDE_W) - i32(PAD_LEFT);
+    for (var ky = 0u; ky < KH; ky++) {
+        let iy = iy0 + i32(ky * DIL_H);
+        if (iy < 0 || iy >= i32(IN_H)) {
+            continue;
+        }
+        let row = (c * IN_H + u32(iy)) * IN_W;
+        for (var kx = 0u; kx < KW; kx++) {
+            let ix = ix0 + i32(kx * DIL_W);
+            let w = weight[(c * KH + ky) * KW + kx];
+            let v = select(0.0, input[row + u32(clamp(ix, 0, i32(IN_W) - 1))], ix >= 0 && ix < i32(IN_W));
+            acc = acc + w * v;
+        }
+    }
+    output[(c * OUT_H + oy) * OUT_W + ox] = acc;
+}
