@@ -94,17 +94,23 @@ impl Viewer {
 
     /// Waits for a line starting with `prefix`; returns it.
     fn expect_prefix(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.wait_prefix(prefix, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("viewer never printed a line starting {prefix:?}; saw {:?}", self.seen))
+    }
+
+    /// A line starting with `prefix` within `within`, if one comes.
+    fn wait_prefix(&mut self, prefix: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(l) => {
                     self.seen.push(l.clone());
                     if l.starts_with(prefix) {
-                        return l;
+                        return Some(l);
                     }
                 }
-                Err(_) => panic!("viewer never printed a line starting {prefix:?}; saw {:?}", self.seen),
+                Err(_) => return None,
             }
         }
     }
@@ -251,8 +257,19 @@ fn onnx_model_pages_walk_with_keys_and_jump_from_the_panel() {
     let pred = v.expect_prefix("page predictions (top ");
     assert!(pred.ends_with(')'), "{pred}");
     // A click on a node in the panel (its fourth entry, /layer1/conv1/Conv) jumps there.
-    xdotool(&["mousemove", "--window", &v.wid, "80", "240", "click", "1"]);
-    let clicked = v.expect_prefix("panel ");
+    // The pointer first rests there so the panel has drawn it hovered (a loaded machine
+    // may need a second try).
+    let mut clicked = None;
+    for _ in 0..3 {
+        xdotool(&["mousemove", "--window", &v.wid, "80", "240"]);
+        std::thread::sleep(Duration::from_millis(300));
+        xdotool(&["click", "--window", &v.wid, "1"]);
+        clicked = v.wait_prefix("panel ", Duration::from_secs(10));
+        if clicked.is_some() {
+            break;
+        }
+    }
+    let clicked = clicked.unwrap_or_else(|| panic!("a click in the node panel jumped nowhere; saw {:?}", v.seen));
     let name = clicked.trim_start_matches("panel ").to_string();
     v.expect_prefix(&format!("layer {name} ("));
     v.key("p");

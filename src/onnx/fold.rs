@@ -337,6 +337,17 @@ pub fn eval(op: &str, ins: &[Option<&HostTensor>], a: &Attrs, what: &str) -> Res
             };
             HostTensor { dims, data: t.data.clone() }
         }
+        _ => eval_values(op, ins, a, what)?,
+    }])
+}
+
+/// The value-level ops: ConstantOfShape, Range, arithmetic, Where, ReduceProd.
+fn eval_values(op: &str, ins: &[Option<&HostTensor>], a: &Attrs, what: &str) -> Result<HostTensor> {
+    let x = |i: usize| -> Result<&HostTensor> {
+        ins.get(i).copied().flatten().ok_or_else(|| anyhow!("{what}: input {i} is missing"))
+    };
+    let ints = |i: usize| -> Result<Vec<i64>> { Ok(x(i)?.as_i64()) };
+    Ok(match op {
         "ConstantOfShape" => {
             let dims: Vec<usize> = ints(0)?.iter().map(|&d| d.max(0) as usize).collect();
             let n = numel(&dims, what)?;
@@ -422,7 +433,7 @@ pub fn eval(op: &str, ins: &[Option<&HostTensor>], a: &Attrs, what: &str) -> Res
             HostTensor::i64(vec![1], vec![t.as_i64().iter().product()])
         }
         other => bail!("{what}: {other} cannot be folded on the host"),
-    }])
+    })
 }
 
 #[cfg(test)]

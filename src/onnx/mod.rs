@@ -6,6 +6,7 @@
 pub mod attrs;
 pub mod fold;
 pub mod lower;
+pub mod op_attrs;
 pub mod proto;
 pub mod tensor;
 
