@@ -28,8 +28,13 @@ struct Viewer {
 }
 
 /// Whether an X display and xdotool are there (required when CONVSCOPE_REQUIRE_GPU=1).
+/// Key auto-repeat is switched off (where `xset` exists): on a loaded machine a synthetic
+/// key can stay down long enough to repeat.
 fn have_x() -> bool {
     let ok = std::env::var("DISPLAY").is_ok() && Command::new("xdotool").arg("version").output().is_ok();
+    if ok {
+        let _ = Command::new("xset").args(["r", "off"]).output();
+    }
     if !ok {
         assert!(!required(), "CONVSCOPE_REQUIRE_GPU=1 but no DISPLAY/xdotool for the viewer test");
         eprintln!("skipping: no X display or xdotool");
@@ -213,7 +218,7 @@ fn reroll_on_a_tensor_input_recompiles_nothing_and_hovering_works_meanwhile() {
     v.key("r");
     v.key("r");
     v.expect("seed 4");
-    v.key("Left");
+    v.key("Home");
     v.expect("layer input (3x37x53)");
     std::thread::sleep(Duration::from_millis(300));
     let runs = v.log_lines("run: pipelines built");
@@ -261,9 +266,7 @@ fn onnx_model_pages_walk_with_keys_and_jump_from_the_panel() {
     // may need a second try).
     let mut clicked = None;
     for _ in 0..3 {
-        xdotool(&["mousemove", "--window", &v.wid, "80", "240"]);
-        std::thread::sleep(Duration::from_millis(300));
-        xdotool(&["click", "--window", &v.wid, "1"]);
+        xdotool(&["mousemove", "--window", &v.wid, "80", "240", "sleep", "0.3", "click", "1"]);
         clicked = v.wait_prefix("panel ", Duration::from_secs(10));
         if clicked.is_some() {
             break;
