@@ -20,6 +20,16 @@ const OUT_W: u32 = 392u;
 // Outputs along x per invocation, and vec4 output-channel groups per invocation.
 const PX: u32 = 8u;
 const OCV: u32 = 2u;
+// Fused epilogue (a batch norm and/or an activation that directly follow the conv): 1 to
+// write the conv's own output, 1 to apply the batch norm `y = v · alpha[c] + beta[c]`, 1
+// to write its result; the activation (0 none, else `pointwise.wgsl`'s modes 3..9 and 10
+// for ReLU) with its parameters as f32 bits.
+const WRITE_RAW: u32 = 1u;
+const FUSE_BN: u32 = 0u;
+const WRITE_BN: u32 = 0u;
+const ACT: u32 = 0u;
+const ACT_P0: u32 = 0u;
+const ACT_P1: u32 = 0u;
 // @constants-end
 
 // Input values one row of the block reads.
@@ -41,13 +51,59 @@ struct Band {
 @group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> output: array<f32>;
 @group(0) @binding(4) var<uniform> band: Band;
+@group(0) @binding(5) var<storage, read> alpha: array<f32>;
+@group(0) @binding(6) var<storage, read> beta: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out_bn: array<f32>;
+@group(0) @binding(8) var<storage, read_write> out_act: array<f32>;
 
-// Writes output channel `co`, band row `oyl`, column `ox`, if they exist.
-fn store(co: u32, oyl: u32, ox: u32, v: f32) {
-    if (co < COUT && ox < OUT_W) {
-        output[(co * band.out_rows + oyl) * OUT_W + ox] = v;
+// erf, Abramowitz & Stegun 7.1.26, as pointwise.wgsl computes it.
+fn erf_as(x: f32) -> f32 {
+    let a = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let p = ((((1.0614054 * t - 1.4531521) * t + 1.4214138) * t - 0.28449674) * t + 0.2548296) * t;
+    return sign(x) * (1.0 - p * exp(-a * a));
+}
+
+// The fused activation, as pointwise.wgsl applies it.
+fn activate(v: f32) -> f32 {
+    let p0 = bitcast<f32>(ACT_P0);
+    let p1 = bitcast<f32>(ACT_P1);
+    switch ACT {
+        case 3u: { return min(max(v, p0), p1); }
+        case 4u: { return select(p0 * v, v, v >= 0.0); }
+        case 5u: { return 1.0 / (1.0 + exp(-v)); }
+        case 6u: { return clamp(p0 * v + p1, 0.0, 1.0); }
+        case 7u: { return v * clamp(v / 6.0 + 0.5, 0.0, 1.0); }
+        case 8u: { return tanh(v); }
+        case 9u: { return erf_as(v); }
+        default: { return max(v, 0.0); }
     }
 }
+
+// Writes output channel `co`, band row `oyl`, column `ox`, if they exist: the conv's value
+// and, fused, the batch norm's and the activation's. The host rewrites this function with
+// only the writes a layer needs (`conv_tuned::store_fn`): the unrolled block calls it
+// hundreds of times, and dead branches there cost compile time.
+// @store-begin
+fn store(co: u32, oyl: u32, ox: u32, v: f32) {
+    if (co < COUT && ox < OUT_W) {
+        let i = (co * band.out_rows + oyl) * OUT_W + ox;
+        if (WRITE_RAW == 1u) {
+            output[i] = v;
+        }
+        var y = v;
+        if (FUSE_BN == 1u) {
+            y = v * alpha[co] + beta[co];
+            if (WRITE_BN == 1u) {
+                out_bn[i] = y;
+            }
+        }
+        if (ACT != 0u) {
+            out_act[i] = activate(y);
+        }
+    }
+}
+// @store-end
 
 // One invocation computes PX consecutive x outputs of one row for 4·OCV output channels;
 // the channel block comes from workgroup_id.z so every weight load is uniform.

@@ -342,3 +342,38 @@ fn graph_ops_match_their_cpu_twins() {
     let total: f32 = acts.read(ctx, cpu.len()).unwrap().data.iter().sum();
     assert!((total - 1.0).abs() < 1e-5, "softmax sums to 1");
 }
+
+/// Conv → BatchNorm → ReLU runs as one pass on the tuned kernel; whether the conv's and the
+/// batch norm's outputs are written (kept) or not, every written tensor equals the CPU
+/// reference, and the fused plan has fewer steps.
+#[test]
+fn fused_conv_batchnorm_activation_equals_separate_passes() {
+    use convscope::plan::Keep;
+    let Some(ctx) = test_context() else { return };
+    let sd = convscope::weights::StateDict::open(&common::fixture("stack_bn_relu_pool.safetensors")).unwrap();
+    let arch = "layers.0(pad=1) layers.1 layers.2=relu layers.3=maxpool(2) layers.4(stride=2,pad=1) layers.5 \
+        layers.6=relu layers.7=maxpool(3,2,ceil) layers.8 layers.9=relu layers.10(pad=2) layers.11=relu";
+    let net = convscope::arch::build(Some(arch), Some(&sd), 0).unwrap();
+    let graph = net.graph();
+    let input = random_input(4, 3, 40, 36);
+    let cpu = reference::forward(&net, &input).unwrap();
+    let mut exec = common::executor(ctx);
+    let g = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
+    let last = graph.nodes.len();
+    for keep in [Keep::All, Keep::Only(vec![last]), Keep::Only(vec![2, last])] {
+        let plan = exec.plan(ctx, &g, input.shape, &keep).unwrap();
+        assert_eq!(plan.fusions.len(), 4, "{keep:?}: conv+bn+relu twice, conv+relu twice");
+        assert_eq!(plan.steps.len(), graph.nodes.len() - 6, "six passes absorbed");
+        let acts = exec
+            .run_with(ctx, &g, &input, &convscope::exec::RunOptions { keep: keep.clone(), ..Default::default() })
+            .unwrap();
+        for (i, want) in cpu.iter().enumerate() {
+            if acts.bands[i + 1].is_empty() {
+                continue;
+            }
+            let got = acts.read(ctx, i + 1).unwrap();
+            assert_close(&format!("{keep:?} {}", graph.nodes[i].name), &got.data, &want.data, 1e-5);
+        }
+        assert!(!acts.bands[last].is_empty());
+    }
+}

@@ -75,6 +75,8 @@ pub struct Executor {
     pub memory_budget: u64,
     /// The tuned kernel's register block for this adapter.
     pub block: Block,
+    /// Stand-in outputs for the tuned conv's unused epilogue bindings.
+    spare: Option<[wgpu::Buffer; 2]>,
 }
 
 impl Executor {
@@ -91,6 +93,7 @@ impl Executor {
             max_binding: env.max_binding,
             memory_budget: env.memory_budget,
             block: Block::for_adapter(&ctx.info, env.block),
+            spare: None,
         }
     }
 
@@ -146,7 +149,7 @@ impl Executor {
     /// The plan of running `net` on an input of `input` shape.
     pub fn plan(&self, ctx: &GpuContext, net: &GpuNetwork, input: Shape, keep: &Keep) -> Result<Plan> {
         let shapes = net.graph.infer_shapes(input)?;
-        Plan::build(&net.graph, &shapes, &self.limits(ctx), keep)
+        Plan::build_fused(&net.graph, &shapes, &self.limits(ctx), keep, net.kernel == ConvKernel::Tuned)
     }
 
     /// Runs `net` on `input` with default options: every tensor kept, one submission.
@@ -201,11 +204,14 @@ impl Executor {
             ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("input statistics") });
         self.encode_stats(ctx, &mut enc, plan, 0, &rb, &mut params);
         encoders.push(enc);
-        for (i, node) in net.nodes.iter().enumerate() {
+        for i in 0..net.nodes.len() {
             let label = plan.tensors[i + 1].name.clone();
             let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&label) });
-            self.encode_node(ctx, &mut enc, plan, i, node, &rb, &mut params, timer.as_ref(), &mut pass_node);
-            self.encode_stats(ctx, &mut enc, plan, i + 1, &rb, &mut params);
+            self.encode_node(ctx, &mut enc, plan, i, net, &rb, &mut params, timer.as_ref(), &mut pass_node);
+            // Statistics only of tensors that stay readable (the others are never drawn).
+            if plan.tensors[i + 1].kept {
+                self.encode_stats(ctx, &mut enc, plan, i + 1, &rb, &mut params);
+            }
             encoders.push(enc);
         }
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timestamps") });
@@ -279,12 +285,13 @@ impl Executor {
         enc: &mut wgpu::CommandEncoder,
         plan: &Plan,
         i: usize,
-        node: &GpuNode,
+        net: &GpuNetwork,
         rb: &RunBuffers,
         params: &mut ParamsWriter,
         timer: Option<&Timestamps>,
         pass_node: &mut Vec<usize>,
     ) {
+        let node = &net.nodes[i];
         let out_t = i + 1;
         let name = &plan.tensors[out_t].name;
         let max_wg = ctx.limits().max_compute_workgroups_per_dimension;
@@ -303,7 +310,13 @@ impl Executor {
                 out_row0: ob.row0,
                 out_rows: ob.rows,
             };
-            let spec = node.pipeline(&g);
+            let fused = step.fusion.map(|f| &plan.fusions[f]);
+            let spec = match (node, fused) {
+                (GpuNode::ConvTuned(c), Some(f)) => {
+                    ops::conv_tuned::pipeline_fused(&c.spec, &c.block, &g, &epilogue(net, f))
+                }
+                _ => node.pipeline(&g),
+            };
             let pipeline = self.caches.pipeline(ctx, &spec);
             let ins: Vec<Shape> = step.inputs.iter().map(|&t| plan.tensors[t].shape).collect();
             let mut groups = Vec::new();
@@ -321,7 +334,12 @@ impl Executor {
                         Res::Output => ((*rb.bands[ob.buffer]).clone(), 0, None),
                         Res::Buffer(b) => ((*b).clone(), 0, None),
                     })
-                    .collect();
+                    .collect::<Vec<_>>();
+                let mut resources = resources;
+                if let GpuNode::ConvTuned(_) = node {
+                    let extra = self.epilogue_bindings(ctx, plan, net, rb, fused, step.band, &resources);
+                    resources.extend(extra);
+                }
                 let label = format!("{name} band {} dispatch {k} bind group", step.band);
                 groups.push((self.caches.bind_group(ctx, spec.shader, &label, resources), d.workgroups));
             }
@@ -337,6 +355,58 @@ impl Executor {
                 pass.dispatch_workgroups(*x, *y, *z);
             }
         }
+    }
+
+    /// The tuned conv's epilogue bindings (batch norm scale and shift, its two extra
+    /// outputs): the fused nodes' buffers, else stand-ins the shader never touches.
+    #[allow(clippy::too_many_arguments)]
+    fn epilogue_bindings(
+        &mut self,
+        ctx: &GpuContext,
+        plan: &Plan,
+        net: &GpuNetwork,
+        rb: &RunBuffers,
+        fused: Option<&crate::plan::fusion::Fusion>,
+        band: usize,
+        base: &[(wgpu::Buffer, u64, Option<u64>)],
+    ) -> Vec<(wgpu::Buffer, u64, Option<u64>)> {
+        let spare = self
+            .spare
+            .get_or_insert_with(|| {
+                let make = |label| {
+                    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some(label),
+                        size: 16,
+                        usage: wgpu::BufferUsages::STORAGE,
+                        mapped_at_creation: false,
+                    })
+                };
+                [make("unused fused output a"), make("unused fused output b")]
+            })
+            .clone();
+        // Read-only stand-in: the packed weights, already bound read-only.
+        let ro = base.get(1).cloned().unwrap_or_else(|| (spare[0].clone(), 0, None));
+        let band_of = |t: usize| -> (wgpu::Buffer, u64, Option<u64>) {
+            ((*rb.bands[plan.tensors[t].bands[band].buffer]).clone(), 0, None)
+        };
+        let mut out = vec![ro.clone(), ro, (spare[0].clone(), 0, None), (spare[1].clone(), 0, None)];
+        if let Some(f) = fused {
+            if let Some(bn) = f.bn {
+                if let GpuNode::Pointwise(p) = &net.nodes[bn]
+                    && let Some((a, b)) = p.affine()
+                {
+                    out[0] = (a.clone(), 0, None);
+                    out[1] = (b.clone(), 0, None);
+                }
+                if f.write_bn {
+                    out[2] = band_of(bn + 1);
+                }
+            }
+            if let Some(act) = f.act {
+                out[3] = band_of(act + 1);
+            }
+        }
+        out
     }
 
     /// Records tensor `t`'s per-channel statistics, band by band over the rows each owns.
@@ -498,4 +568,19 @@ fn submit(
         }
     }
     Ok(wall)
+}
+
+/// The epilogue of fusion `f`: what the shader writes and which activation it applies.
+fn epilogue(net: &GpuNetwork, f: &crate::plan::fusion::Fusion) -> ops::conv_tuned::Epilogue {
+    let act = f.act.and_then(|a| match &net.nodes[a] {
+        GpuNode::Pointwise(p) => p.fused_activation(),
+        _ => None,
+    });
+    ops::conv_tuned::Epilogue {
+        write_raw: f.write_raw,
+        bn: f.bn.is_some(),
+        write_bn: f.write_bn,
+        act: act.map_or(0, |a| a.0),
+        p: act.map_or([0.0; 2], |a| a.1),
+    }
 }

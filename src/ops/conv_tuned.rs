@@ -13,13 +13,18 @@ use std::borrow::Cow;
 pub const SHADER: ShaderDesc = ShaderDesc {
     file: "conv2d_tuned.wgsl",
     source: include_str!("../../shaders/conv2d_tuned.wgsl"),
-    // input, packed weight, packed bias, output, band rows
+    // input, packed weight, packed bias, output, band rows; the fused epilogue's batch
+    // norm scale and shift, and its two extra outputs
     bindings: &[
         Bind::Storage { read_only: true },
         Bind::Storage { read_only: true },
         Bind::Storage { read_only: true },
         Bind::Storage { read_only: false },
         Bind::Uniform,
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: false },
+        Bind::Storage { read_only: false },
     ],
     params: Some(Band::layout),
 };
@@ -134,9 +139,76 @@ impl TunedConv {
     }
 }
 
+/// What the fused epilogue does (see `conv2d_tuned.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Epilogue {
+    pub write_raw: bool,
+    pub bn: bool,
+    pub write_bn: bool,
+    /// The activation as the shader numbers it (0 none, 3..9 as `pointwise.wgsl`, 10 ReLU)
+    /// and its two parameters.
+    pub act: u32,
+    pub p: [f32; 2],
+}
+
+impl Default for Epilogue {
+    fn default() -> Self {
+        Epilogue { write_raw: true, bn: false, write_bn: false, act: 0, p: [0.0; 2] }
+    }
+}
+
+/// The `store` function with only the writes epilogue `e` needs (the constants select the
+/// same, but a function inlined hundreds of times should not carry dead branches).
+pub fn store_fn(e: &Epilogue) -> String {
+    let mut body = String::from(
+        "fn store(co: u32, oyl: u32, ox: u32, v: f32) {\n    if (co < COUT && ox < OUT_W) {\n        let i = (co * band.out_rows + oyl) * OUT_W + ox;\n",
+    );
+    if e.write_raw {
+        body += "        output[i] = v;\n";
+    }
+    body += if e.bn { "        let y = v * alpha[co] + beta[co];\n" } else { "        let y = v;\n" };
+    if e.bn && e.write_bn {
+        body += "        out_bn[i] = y;\n";
+    }
+    if e.act != 0 {
+        body += &format!("        out_act[i] = {};\n", activation_expr(e.act, e.p));
+    }
+    body += "    }\n}\n";
+    body
+}
+
+/// The WGSL expression of activation `act` (as `activate` in the shader numbers it) of `y`,
+/// parameters written as exact f32 bit casts.
+fn activation_expr(act: u32, p: [f32; 2]) -> String {
+    let (p0, p1) = (format!("bitcast<f32>({}u)", p[0].to_bits()), format!("bitcast<f32>({}u)", p[1].to_bits()));
+    match act {
+        3 => format!("min(max(y, {p0}), {p1})"),
+        4 => format!("select({p0} * y, y, y >= 0.0)"),
+        5 => "1.0 / (1.0 + exp(-y))".to_string(),
+        6 => format!("clamp({p0} * y + {p1}, 0.0, 1.0)"),
+        7 => "y * clamp(y / 6.0 + 0.5, 0.0, 1.0)".to_string(),
+        8 => "tanh(y)".to_string(),
+        9 => "erf_as(y)".to_string(),
+        _ => "max(y, 0.0)".to_string(),
+    }
+}
+
+/// `src` with its `@store-begin`..`@store-end` region replaced by [`store_fn`].
+fn with_store(src: &str, e: &Epilogue) -> String {
+    match (src.find("// @store-begin"), src.find("// @store-end")) {
+        (Some(b), Some(end)) => format!("{}{}{}", &src[..b], store_fn(e), &src[end..]),
+        _ => src.to_string(),
+    }
+}
+
 /// The tuned shader specialised to a conv of shape `c` with block `b` at geometry `g`
 /// (loop form above [`MAX_UNROLLED_K`]).
 pub fn pipeline_for(c: &ConvShape, b: &Block, g: &StepGeom) -> PipelineSpec {
+    pipeline_fused(c, b, g, &Epilogue::default())
+}
+
+/// As [`pipeline_for`] with a fused epilogue.
+pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> PipelineSpec {
     let unroll = b.unroll && c.k <= MAX_UNROLLED_K;
     let u = |v: usize| v as u32;
     let src = tuned_source(
@@ -152,6 +224,12 @@ pub fn pipeline_for(c: &ConvShape, b: &Block, g: &StepGeom) -> PipelineSpec {
             ("OUT_W", u(g.output.w)),
             ("PX", b.px),
             ("OCV", b.ocv),
+            ("WRITE_RAW", u32::from(e.write_raw)),
+            ("FUSE_BN", u32::from(e.bn)),
+            ("WRITE_BN", u32::from(e.write_bn)),
+            ("ACT", e.act),
+            ("ACT_P0", e.p[0].to_bits()),
+            ("ACT_P1", e.p[1].to_bits()),
         ],
         unroll,
     );
@@ -167,6 +245,8 @@ pub fn pipeline_for(c: &ConvShape, b: &Block, g: &StepGeom) -> PipelineSpec {
         b.name(),
         if unroll { "" } else { " loops" }
     );
+    let key = if *e == Epilogue::default() { key } else { format!("{key} fused {e:?}") };
+    let src = with_store(&src, e);
     PipelineSpec { key, source: Cow::Owned(src), shader: &SHADER }
 }
 

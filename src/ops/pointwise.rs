@@ -62,6 +62,22 @@ pub fn unary_mode(u: Unary) -> (u32, [f32; 2]) {
     }
 }
 
+impl Pointwise {
+    /// The batch norm's scale and shift buffers, for a fused epilogue.
+    pub fn affine(&self) -> Option<(&wgpu::Buffer, &wgpu::Buffer)> {
+        (self.mode == AFFINE).then_some((&self.a, &self.b))
+    }
+
+    /// The activation as the tuned conv's epilogue numbers it, with its parameters.
+    pub fn fused_activation(&self) -> Option<(u32, [f32; 2])> {
+        match self.mode {
+            RELU => Some((10, [0.0; 2])),
+            m if (3..=9).contains(&m) => Some((m, self.p)),
+            _ => None,
+        }
+    }
+}
+
 pub fn pipeline() -> PipelineSpec {
     PipelineSpec { key: "pointwise".into(), source: Cow::Borrowed(SHADER.source), shader: &SHADER }
 }

@@ -4,6 +4,7 @@
 //! Built from a graph, its tensor shapes and the adapter's limits; unit-tested on the CPU.
 
 pub mod bands;
+pub mod fusion;
 
 use crate::graph::Graph;
 use crate::tensor::Shape;
@@ -78,6 +79,16 @@ pub struct Step {
     pub inputs: Vec<usize>,
     /// The output tensor's index (`node + 1`).
     pub output: usize,
+    /// The fusion this step runs (an index into [`Plan::fusions`]): it also writes the
+    /// outputs of the nodes fused into it.
+    pub fusion: Option<usize>,
+}
+
+impl Step {
+    /// Whether this step writes tensor `t`.
+    pub fn writes(&self, t: usize, plan_fusions: &[fusion::Fusion]) -> bool {
+        self.output == t || self.fusion.is_some_and(|f| plan_fusions[f].extra_outputs().contains(&t))
+    }
 }
 
 /// Everything a run does, before it runs.
@@ -86,6 +97,8 @@ pub struct Plan {
     pub tensors: Vec<TensorPlan>,
     pub buffers: Vec<BufferPlan>,
     pub steps: Vec<Step>,
+    /// Convolutions run with the batch norm and activation after them in one pass.
+    pub fusions: Vec<fusion::Fusion>,
 }
 
 impl Plan {
@@ -93,6 +106,12 @@ impl Plan {
     /// Chains too large for one buffer are cut into the fewest row bands that fit; other
     /// graphs must fit whole.
     pub fn build(graph: &Graph, shapes: &[Shape], limits: &Limits, keep: &Keep) -> Result<Plan> {
+        Self::build_fused(graph, shapes, limits, keep, false)
+    }
+
+    /// As [`Plan::build`]; with `fuse`, convolutions on the tuned kernel absorb the batch
+    /// norm and activation right after them (unbanded runs only).
+    pub fn build_fused(graph: &Graph, shapes: &[Shape], limits: &Limits, keep: &Keep, fuse: bool) -> Result<Plan> {
         let names: Vec<String> =
             std::iter::once(graph.input.clone()).chain(graph.nodes.iter().map(|n| n.output.clone())).collect();
         if shapes.len() != names.len() {
@@ -122,17 +141,36 @@ impl Plan {
             }
             shapes.iter().map(|s| vec![(0, s.h)]).collect()
         };
+        let banded = ranges.iter().any(|r| r.len() > 1);
+        let fusions = if fuse && !banded {
+            // A tensor is needed when kept or read by a node outside the fusion.
+            let needed = |t: usize, members: &[usize]| {
+                keep.keeps(t) || inputs.iter().enumerate().any(|(n, ins)| ins.contains(&t) && !members.contains(&n))
+            };
+            fusion::find(graph, &needed)
+        } else {
+            Vec::new()
+        };
+        let absorbed: Vec<usize> = fusions.iter().flat_map(|f| f.absorbed()).collect();
         let steps: Vec<Step> = graph
             .nodes
             .iter()
             .enumerate()
+            .filter(|(i, _)| !absorbed.contains(i))
             .flat_map(|(i, _)| {
                 let inputs = inputs[i].clone();
-                (0..ranges[i + 1].len()).map(move |j| Step { node: i, band: j, inputs: inputs.clone(), output: i + 1 })
+                let fusion = fusions.iter().position(|f| f.conv == i);
+                (0..ranges[i + 1].len()).map(move |j| Step {
+                    node: i,
+                    band: j,
+                    inputs: inputs.clone(),
+                    output: i + 1,
+                    fusion,
+                })
             })
             .collect();
-        let (tensors, buffers) = assign_buffers(&names, shapes, &ranges, &steps, keep);
-        let plan = Plan { tensors, buffers, steps };
+        let (tensors, buffers) = assign_buffers(&names, shapes, &ranges, &steps, &fusions, keep);
+        let plan = Plan { tensors, buffers, steps, fusions };
         let total = plan.total_bytes();
         if total > limits.memory_budget {
             bail!(
@@ -207,12 +245,13 @@ fn assign_buffers(
     shapes: &[Shape],
     ranges: &[Vec<(usize, usize)>],
     steps: &[Step],
+    fusions: &[fusion::Fusion],
     keep: &Keep,
 ) -> (Vec<TensorPlan>, Vec<BufferPlan>) {
     let n_tensors = shapes.len();
     // When each band is written (input: before step 0) and last needed.
     let produced_at = |t: usize, j: usize| -> usize {
-        if t == 0 { 0 } else { steps.iter().position(|s| s.output == t && s.band == j).map_or(0, |p| p + 1) }
+        if t == 0 { 0 } else { steps.iter().position(|s| s.writes(t, fusions) && s.band == j).map_or(0, |p| p + 1) }
     };
     let stats_at =
         |t: usize| -> usize { if t == 0 { 0 } else { steps.iter().rposition(|s| s.output == t).map_or(0, |p| p + 1) } };

@@ -1,0 +1,109 @@
+//! Fusing a convolution with the batch norm and activation that directly follow it: one
+//! pass computes all three and writes each output some later step, the caller or a page
+//! needs (a fused node's page still shows the value that node produces). Pure data.
+
+use crate::graph::{Graph, Op};
+
+/// A convolution node and the nodes folded into its pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fusion {
+    pub conv: usize,
+    pub bn: Option<usize>,
+    pub act: Option<usize>,
+    /// Whether the conv's own output and the batch norm's are written (the last output of
+    /// the fusion always is).
+    pub write_raw: bool,
+    pub write_bn: bool,
+}
+
+impl Fusion {
+    /// The nodes whose passes the conv's pass replaces.
+    pub fn absorbed(&self) -> impl Iterator<Item = usize> {
+        self.bn.into_iter().chain(self.act)
+    }
+
+    /// The tensors the fused pass writes besides the conv's own (tensor = node + 1).
+    pub fn extra_outputs(&self) -> Vec<usize> {
+        self.absorbed().map(|n| n + 1).collect()
+    }
+}
+
+/// Whether `op` runs on the tuned kernel (the one with the fused epilogue).
+fn tuned_conv(op: &Op) -> bool {
+    match op {
+        Op::Conv(_) => true,
+        Op::ConvG(c) => c.as_plain().is_some(),
+        _ => false,
+    }
+}
+
+fn activation(op: &Op) -> bool {
+    matches!(op, Op::Relu | Op::Unary(_))
+}
+
+/// The fusions of `graph`: each tuned conv with a batch norm reading only its output right
+/// after it, and/or an activation reading only the previous output right after that.
+/// `needed(t)`: tensor `t` must be written (kept, or read by a node outside the fusion).
+pub fn find(graph: &Graph, needed: &dyn Fn(usize, &[usize]) -> bool) -> Vec<Fusion> {
+    let reads = |node: usize, tensor_name: &str| {
+        graph.nodes[node].inputs.len() == 1 && graph.nodes[node].inputs[0] == tensor_name
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < graph.nodes.len() {
+        if !tuned_conv(&graph.nodes[i].op) {
+            i += 1;
+            continue;
+        }
+        let mut last = i;
+        let bn = (last + 1 < graph.nodes.len()
+            && matches!(graph.nodes[last + 1].op, Op::BatchNorm { .. })
+            && reads(last + 1, &graph.nodes[last].output))
+        .then_some(last + 1);
+        if let Some(b) = bn {
+            last = b;
+        }
+        let act = (last + 1 < graph.nodes.len()
+            && activation(&graph.nodes[last + 1].op)
+            && reads(last + 1, &graph.nodes[last].output))
+        .then_some(last + 1);
+        if let Some(a) = act {
+            last = a;
+        }
+        if last > i {
+            let members: Vec<usize> = (i..=last).collect();
+            let write_raw = needed(i + 1, &members);
+            let write_bn = bn.is_some_and(|b| act.is_none() || needed(b + 1, &members));
+            out.push(Fusion { conv: i, bn, act, write_raw, write_bn });
+        }
+        i = last + 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_bn_relu_fuse_and_write_what_is_needed() {
+        let sd = None;
+        let net =
+            crate::arch::build(Some("conv(3,4,3) relu conv(4,4,3) pool1=maxpool(2) conv(4,2,1) relu relu"), sd, 0)
+                .unwrap();
+        let g = net.graph();
+        // Only the final outputs are needed.
+        let f = find(&g, &|_, _| false);
+        assert_eq!(
+            f,
+            vec![
+                Fusion { conv: 0, bn: None, act: Some(1), write_raw: false, write_bn: false },
+                Fusion { conv: 4, bn: None, act: Some(5), write_raw: false, write_bn: false },
+            ]
+        );
+        // Everything kept: every output written.
+        let f = find(&g, &|_, _| true);
+        assert!(f.iter().all(|f| f.write_raw));
+        assert_eq!(f[0].extra_outputs(), vec![2]);
+    }
+}
