@@ -245,13 +245,7 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
             }
         }
     }
-    export::prepare_out_dir(&a.out)?;
-    if let Some(t) = &a.tensors
-        && let Some(parent) = t.parent().filter(|p| !p.as_os_str().is_empty())
-        && !parent.is_dir()
-    {
-        bail!("cannot write {}: directory {} does not exist", t.display(), parent.display());
-    }
+    prepare_outputs(a)?;
 
     let ctx = GpuContext::headless()?;
     say!("adapter: {}", ctx.describe());
@@ -339,6 +333,18 @@ fn write_grids(
         acts.release(i);
         engine.exec.trim();
         ctx.wait()?;
+    }
+    Ok(())
+}
+
+/// Creates the output directory and checks the `--tensors` file's directory exists.
+fn prepare_outputs(a: &ExportArgs) -> Result<()> {
+    export::prepare_out_dir(&a.out)?;
+    if let Some(t) = &a.tensors
+        && let Some(parent) = t.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        bail!("cannot write {}: directory {} does not exist", t.display(), parent.display());
     }
     Ok(())
 }

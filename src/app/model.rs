@@ -1,7 +1,7 @@
 //! `convscope export --model M.onnx`: every page's grid, the predictions, and optionally
 //! every tensor under its ONNX name and a node-by-node check against the CPU reference.
 
-use super::{ExportArgs, progress_bar};
+use super::{ExportArgs, prepare_outputs, progress_bar};
 use crate::engine::Engine;
 use crate::exec::{Activations, RunOptions};
 use crate::gpu::GpuContext;
@@ -18,13 +18,7 @@ pub const MODEL_TOLERANCE: f32 = 1e-4;
 
 pub fn run_export_model(a: &ExportArgs, src: &Source) -> Result<()> {
     let prep = Prepared::new(src)?;
-    export::prepare_out_dir(&a.out)?;
-    if let Some(t) = &a.tensors
-        && let Some(parent) = t.parent().filter(|p| !p.as_os_str().is_empty())
-        && !parent.is_dir()
-    {
-        bail!("cannot write {}: directory {} does not exist", t.display(), parent.display());
-    }
+    prepare_outputs(a)?;
     let ctx = GpuContext::headless()?;
     say!("adapter: {}", ctx.describe());
     say!("model: {} ({} nodes on the GPU, opset {})", prep.model.producer, prep.graph.nodes.len(), prep.model.opset);
