@@ -39,6 +39,27 @@ pub fn check_size(c: &Conv2d, name: &str, max_pixels: u64) -> Result<()> {
     Ok(())
 }
 
+/// A node's convolution as the kernels view draws it: a plain conv as it is (a grouped
+/// one with one group, square kernel), a depthwise conv as one row of C kernels; None for
+/// anything else.
+pub fn drawable(op: &crate::graph::Op) -> Option<Conv2d> {
+    match op {
+        crate::graph::Op::Conv(c) => Some(c.clone()),
+        crate::graph::Op::ConvG(g) if !g.transpose && g.kh == g.kw => g.as_plain().or_else(|| {
+            (g.groups == g.cin && g.cout == g.cin).then(|| Conv2d {
+                cin: g.cin,
+                cout: 1,
+                k: g.kh,
+                stride: 1,
+                pad: 0,
+                weight: g.weight.clone(),
+                bias: vec![0.0],
+            })
+        }),
+        _ => None,
+    }
+}
+
 /// Pixels per weight so that small kernels stay visible.
 pub fn cell_size(k: usize) -> u32 {
     (24 / k.max(1)).clamp(1, 8) as u32

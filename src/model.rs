@@ -74,12 +74,21 @@ impl Prepared {
 /// A file name for a page: `NNN-<node name>` with anything but letters, digits, `-`, `_`
 /// and `.` replaced by `_`.
 pub fn page_file(index: usize, name: &str) -> String {
-    let clean: String = name
-        .trim_start_matches('/')
+    format!("{index:03}-{}", page_file_name(name))
+}
+
+/// `<node name>.png`, the name made [`file_safe`].
+pub fn page_file_name(name: &str) -> String {
+    format!("{}.png", file_safe(name))
+}
+
+/// A node name usable in a file name: anything but letters, digits, `-`, `_` and `.`
+/// becomes `_` (a leading `/` is dropped).
+pub fn file_safe(name: &str) -> String {
+    name.trim_start_matches('/')
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
-        .collect();
-    format!("{index:03}-{clean}.png")
+        .collect()
 }
 
 #[cfg(test)]

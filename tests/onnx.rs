@@ -121,6 +121,33 @@ fn orientation_classifier_ranks_the_document_and_its_rotations() {
     }
 }
 
+#[test]
+fn kernels_of_a_model_are_exported_depthwise_as_one_row() {
+    if !gpu_available() {
+        return;
+    }
+    let d = tmp("onnx-kernels");
+    let out = run(bin()
+        .arg("export")
+        .arg("--model")
+        .arg(fixture("onnx/mobilenetish.onnx"))
+        .arg("--input-tensor")
+        .arg(fixture("onnx/mobilenetish.golden.safetensors"))
+        .arg("--kernels")
+        .arg("--out")
+        .arg(&d));
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains("kernels-")).collect();
+    assert!(lines.len() >= 8, "one image per conv: {lines:?}");
+    // A depthwise conv (one filter per channel) is drawn as one row of C kernels.
+    let dw = lines.iter().find(|l| l.contains(" x ") && l.contains("(1 x ")).expect("a depthwise conv");
+    let file = dw.trim_start_matches("wrote ").split(" (").next().unwrap();
+    let img = image::open(file).unwrap();
+    let cell = convscope::kernels::cell_size(3) * 3 + 1;
+    assert!(img.height() <= cell + 2, "one row: {}x{}", img.width(), img.height());
+}
+
 mod bad_models {
     //! Malformed and unsupported models, built here with the same prost messages the
     //! loader decodes: each is refused with one `error:` line before any GPU work (the

@@ -5,7 +5,7 @@ use super::{ExportArgs, prepare_outputs, progress_bar};
 use crate::engine::Engine;
 use crate::exec::{Activations, RunOptions};
 use crate::gpu::GpuContext;
-use crate::model::{Prepared, page_file};
+use crate::model::{Prepared, page_file, page_file_name};
 use crate::plan::Keep;
 use crate::source::Source;
 use crate::tensor::{Tensor, max_abs_diff};
@@ -18,6 +18,16 @@ pub const MODEL_TOLERANCE: f32 = 1e-4;
 
 pub fn run_export_model(a: &ExportArgs, src: &Source) -> Result<()> {
     let prep = Prepared::new(src)?;
+    let kernels: Vec<(String, crate::network::Conv2d)> = if a.kernels {
+        let k: Vec<_> =
+            prep.graph.nodes.iter().filter_map(|n| Some((n.name.clone(), crate::kernels::drawable(&n.op)?))).collect();
+        for (name, c) in &k {
+            crate::kernels::check_size(c, name, crate::kernels::MAX_PIXELS)?;
+        }
+        k
+    } else {
+        Vec::new()
+    };
     prepare_outputs(a)?;
     let ctx = GpuContext::headless()?;
     say!("adapter: {}", ctx.describe());
@@ -47,6 +57,15 @@ pub fn run_export_model(a: &ExportArgs, src: &Source) -> Result<()> {
         std::fs::write(&path, predict::to_json(&ranked))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         say!("wrote {}", path.display());
+    }
+    for (name, c) in &kernels {
+        // A conv reading the image also gets each filter as a colour patch.
+        let reads_image =
+            prep.graph.nodes.iter().any(|n| &n.name == name && n.inputs.first() == Some(&prep.graph.input));
+        let rgb = (reads_image && c.cin == 3).then_some(src.order.rgb_indices());
+        let path = a.out.join(format!("kernels-{}", page_file_name(name)));
+        export::write_png(&path, &crate::kernels::render(c, rgb))?;
+        say!("wrote {} ({} x {} kernels of {}x{})", path.display(), c.cout, c.cin, c.k, c.k);
     }
     if a.verify {
         verify(&prep, &outs)?;

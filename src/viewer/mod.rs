@@ -68,14 +68,6 @@ struct App {
     result: Result<()>,
 }
 
-/// A name usable in a file name (`/` and other separators become `_`).
-fn file_safe(name: &str) -> String {
-    name.trim_start_matches('/')
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
-        .collect()
-}
-
 impl App {
     fn request(&mut self, job: Job, seed: i64) {
         let Some(w) = &self.worker else { return };

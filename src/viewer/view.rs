@@ -1,28 +1,15 @@
 //! What the viewer does for a page besides showing it: the kernels view (made on first
 //! use), recolouring (the colormap pass only) and saving (on a thread of its own).
 
-use super::{App, file_safe, jobs};
+use super::{App, jobs};
+use crate::model::file_safe;
 use crate::visual::Look;
 use anyhow::Result;
 
 impl App {
     pub(super) fn page_conv(&self) -> Option<crate::network::Conv2d> {
         let l = self.loaded.as_ref()?;
-        match l.op(self.page()?)? {
-            crate::graph::Op::Conv(c) => Some(c.clone()),
-            crate::graph::Op::ConvG(g) if !g.transpose && g.kh == g.kw => g.as_plain().or_else(|| {
-                (g.groups == g.cin && g.cout == g.cin).then(|| crate::network::Conv2d {
-                    cin: g.cin,
-                    cout: 1,
-                    k: g.kh,
-                    stride: 1,
-                    pad: 0,
-                    weight: g.weight.clone(),
-                    bias: vec![0.0],
-                })
-            }),
-            _ => None,
-        }
+        crate::kernels::drawable(l.op(self.page()?)?)
     }
 
     /// Makes the current conv page's kernel texture; false when the page is not a conv.
