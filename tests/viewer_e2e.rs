@@ -261,12 +261,12 @@ fn onnx_model_pages_walk_with_keys_and_jump_from_the_panel() {
     v.key("End");
     let pred = v.expect_prefix("page predictions (top ");
     assert!(pred.ends_with(')'), "{pred}");
-    // A click on a node in the panel (its fourth entry, /layer1/conv1/Conv) jumps there.
+    // A click on a node in the panel (/layer1/conv1/Conv, under layer1 › conv1) jumps there.
     // The pointer first rests there so the panel has drawn it hovered (a loaded machine
     // may need a second try).
     let mut clicked = None;
     for _ in 0..3 {
-        xdotool(&["mousemove", "--window", &v.wid, "80", "240", "sleep", "0.3", "click", "1"]);
+        xdotool(&["mousemove", "--window", &v.wid, "100", "270", "sleep", "0.3", "click", "1"]);
         clicked = v.wait_prefix("panel ", Duration::from_secs(10));
         if clicked.is_some() {
             break;

@@ -179,42 +179,60 @@ fn top_panel(ui: &mut Ui, info: &HudInfo<'_>) {
     });
 }
 
-/// Every node, grouped by its name's `/` path; pages are clickable, the current one is
-/// highlighted and kept in view. Returns the page clicked.
+/// Every node as a tree of its name's `/` path (`/layer1/layer1.0/conv1/Conv` sits under
+/// layer1 › layer1.0 › conv1); pages are clickable, the current one is highlighted, its
+/// groups are held open and it is kept in view. Returns the page clicked.
 fn node_panel(ui: &mut Ui, l: &Loaded, current: Option<usize>) -> Option<usize> {
     let mut jump = None;
+    let tree = super::pages::tree(&l.pages.rows);
     egui::Panel::left("nodes").exact_size(PANEL_WIDTH).show(ui, |ui| {
         ui.label(RichText::new(format!("{} nodes · P hides", l.pages.rows.len())).small());
         egui::ScrollArea::vertical().show(ui, |ui| {
-            let mut group: Option<String> = None;
-            for row in &l.pages.rows {
-                let g = super::pages::group_of(&row.name);
-                if group.as_deref() != Some(g.as_str()) {
-                    ui.label(RichText::new(if g.is_empty() { "/".to_string() } else { g.clone() }).weak().small());
-                    group = Some(g);
-                }
-                let leaf = row.name.rsplit('/').find(|s| !s.is_empty()).unwrap_or(&row.name);
-                let dims = row.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×");
-                let text = RichText::new(format!("  {leaf} · {} · {dims}", row.op)).monospace().small();
-                match row.page {
-                    Some(p) => {
-                        let selected = current == Some(p);
-                        let r = ui.selectable_label(selected, text);
-                        if selected {
-                            r.scroll_to_me(None);
-                        }
-                        if r.clicked() {
-                            jump = Some(p);
-                        }
-                    }
-                    None => {
-                        ui.label(text.weak());
-                    }
-                }
+            for e in &tree {
+                tree_entry(ui, l, e, current, &mut jump);
             }
         });
     });
     jump
+}
+
+fn tree_entry(ui: &mut Ui, l: &Loaded, e: &super::pages::Entry, current: Option<usize>, jump: &mut Option<usize>) {
+    use super::pages::Entry;
+    match e {
+        Entry::Group { name, id, entries } => {
+            let holds_current = current.is_some_and(|c| e.holds_page(&l.pages.rows, c));
+            egui::CollapsingHeader::new(RichText::new(name).small())
+                .id_salt(id)
+                .default_open(true)
+                .open(holds_current.then_some(true))
+                .show(ui, |ui| {
+                    for child in entries {
+                        tree_entry(ui, l, child, current, jump);
+                    }
+                });
+        }
+        Entry::Node(i) => {
+            let row = &l.pages.rows[*i];
+            let leaf = row.name.rsplit('/').find(|s| !s.is_empty()).unwrap_or(&row.name);
+            let dims = row.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×");
+            let text = RichText::new(format!("{leaf} · {} · {dims}", row.op)).monospace().small();
+            match row.page {
+                Some(p) => {
+                    let selected = current == Some(p);
+                    let r = ui.selectable_label(selected, text);
+                    if selected {
+                        r.scroll_to_me(None);
+                    }
+                    if r.clicked() {
+                        *jump = Some(p);
+                    }
+                }
+                None => {
+                    ui.label(text.weak());
+                }
+            }
+        }
+    }
 }
 
 /// The top 10 classes as bars with labels and probabilities.

@@ -61,6 +61,56 @@ pub fn group_of(name: &str) -> String {
     }
 }
 
+/// The node panel's tree: groups by path part, in graph order (consecutive nodes under the
+/// same parts share a group).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry {
+    /// A path part, a unique id for the widget, and what is under it.
+    Group { name: String, id: String, entries: Vec<Entry> },
+    /// A node, by its index in [`Pages::rows`].
+    Node(usize),
+}
+
+impl Entry {
+    /// Whether page `p` is under this entry.
+    pub fn holds_page(&self, rows: &[NodeRow], p: usize) -> bool {
+        match self {
+            Entry::Node(i) => rows[*i].page == Some(p),
+            Entry::Group { entries, .. } => entries.iter().any(|e| e.holds_page(rows, p)),
+        }
+    }
+}
+
+/// The path parts of a node name above the node itself: `/layer1/layer1.0/conv1/Conv` →
+/// `[layer1, layer1.0, conv1]`.
+fn parts(name: &str) -> Vec<&str> {
+    let mut v: Vec<&str> = name.split('/').filter(|s| !s.is_empty()).collect();
+    v.pop();
+    v
+}
+
+/// Builds the tree of `rows`.
+pub fn tree(rows: &[NodeRow]) -> Vec<Entry> {
+    let mut root: Vec<Entry> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let mut level = &mut root;
+        let mut path = String::new();
+        for part in parts(&row.name) {
+            path.push('/');
+            path.push_str(part);
+            let reuse = matches!(level.last(), Some(Entry::Group { name, .. }) if name == part);
+            if !reuse {
+                let id = format!("{path}#{i}");
+                level.push(Entry::Group { name: part.to_string(), id, entries: Vec::new() });
+            }
+            let Some(Entry::Group { entries, .. }) = level.last_mut() else { unreachable!("a group was just ensured") };
+            level = entries;
+        }
+        level.push(Entry::Node(i));
+    }
+    root
+}
+
 impl Pages {
     /// Pages of `graph`: the input and the nodes for which `is_page(tensor)` holds.
     pub fn new(
@@ -211,6 +261,34 @@ mod tests {
         assert_eq!(with_pred.shown(7, false), None);
         assert_eq!(p.rows.len(), 6);
         assert_eq!(p.rows[1].op, "relu");
+    }
+
+    #[test]
+    fn the_panel_tree_follows_the_name_paths_in_graph_order() {
+        let row = |n: &str| NodeRow { name: n.into(), op: "conv", dims: vec![], page: None };
+        let rows = vec![
+            row("/stem/Conv"),
+            row("/layer1/b0/conv1/Conv"),
+            row("/layer1/b0/Relu"),
+            row("/layer1/b1/conv1/Conv"),
+            row("/Flatten"),
+        ];
+        let t = tree(&rows);
+        let names = |es: &[Entry]| -> Vec<String> {
+            es.iter()
+                .map(|e| match e {
+                    Entry::Group { name, .. } => name.clone(),
+                    Entry::Node(i) => format!("#{i}"),
+                })
+                .collect()
+        };
+        assert_eq!(names(&t), ["stem", "layer1", "#4"]);
+        let Entry::Group { entries, .. } = &t[1] else { panic!("layer1 is a group") };
+        assert_eq!(names(entries), ["b0", "b1"]);
+        let Entry::Group { entries: b0, .. } = &entries[0] else { panic!("b0 is a group") };
+        assert_eq!(names(b0), ["conv1", "#2"]);
+        let rows_with_page = vec![NodeRow { page: Some(7), ..row("/a/b/Conv") }];
+        assert!(tree(&rows_with_page)[0].holds_page(&rows_with_page, 7));
     }
 
     #[test]
