@@ -1,7 +1,7 @@
 //! `y = W x + b` on a flat input (ONNX Gemm, MatMul with a weight matrix) and Softmax over
 //! a vector: a classifier's head. CPU twins: `reference::graph_ops::{gemm, softmax}`.
 
-use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, WgslStruct, storage_init};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, WgslStruct, storage_init};
 use crate::gpu::GpuContext;
 use std::borrow::Cow;
 
@@ -17,7 +17,7 @@ pub const SOFTMAX: ShaderDesc = ShaderDesc {
     file: "softmax.wgsl",
     source: include_str!("../../shaders/softmax.wgsl"),
     // params, input, output
-    bindings: &[Bind::Uniform, Bind::Storage { read_only: true }, Bind::Storage { read_only: false }],
+    bindings: super::PARAMS_IN_OUT,
     params: Some(SoftmaxParams::layout),
 };
 

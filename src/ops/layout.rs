@@ -2,7 +2,7 @@
 //! Identity, each input of a Concat, a channel Slice), constant padding and the channel
 //! shuffle. CPU twins in `reference::graph_ops`.
 
-use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, WgslStruct, flat_workgroups};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, WgslStruct, flat_workgroups};
 use crate::tensor::Shape;
 use std::borrow::Cow;
 
@@ -10,7 +10,7 @@ pub const SHADER: ShaderDesc = ShaderDesc {
     file: "layout.wgsl",
     source: include_str!("../../shaders/layout.wgsl"),
     // params, input, output
-    bindings: &[Bind::Uniform, Bind::Storage { read_only: true }, Bind::Storage { read_only: false }],
+    bindings: super::PARAMS_IN_OUT,
     params: Some(Params::layout),
 };
 

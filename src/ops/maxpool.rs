@@ -1,14 +1,14 @@
 //! Max pooling without padding, PyTorch semantics including `ceil_mode`, one output per
 //! invocation. CPU twin: `reference::maxpool`.
 
-use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups};
 use std::borrow::Cow;
 
 pub const SHADER: ShaderDesc = ShaderDesc {
     file: "maxpool.wgsl",
     source: include_str!("../../shaders/maxpool.wgsl"),
     // params, input, output
-    bindings: &[Bind::Uniform, Bind::Storage { read_only: true }, Bind::Storage { read_only: false }],
+    bindings: super::PARAMS_IN_OUT,
     params: Some(Params::layout),
 };
 

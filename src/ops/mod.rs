@@ -38,6 +38,10 @@ pub enum Bind {
     Texture,
 }
 
+/// params, input, output: the table of ops with no weights.
+pub const PARAMS_IN_OUT: &[Bind] =
+    &[Bind::Uniform, Bind::Storage { read_only: true }, Bind::Storage { read_only: false }];
+
 /// params, input, two parameter buffers, output: the table of elementwise-style ops.
 pub const PARAMS_IN_TWO_OUT: &[Bind] = &[
     Bind::Uniform,

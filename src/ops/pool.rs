@@ -1,7 +1,7 @@
 //! ONNX pooling: MaxPool and AveragePool with every attribute, and global pooling (the
 //! whole plane as the window). CPU twins: `reference::graph_ops::{pool, global_pool}`.
 
-use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups};
 use crate::graph::Pool;
 use std::borrow::Cow;
 
@@ -9,7 +9,7 @@ pub const SHADER: ShaderDesc = ShaderDesc {
     file: "pool.wgsl",
     source: include_str!("../../shaders/pool.wgsl"),
     // params, input, output
-    bindings: &[Bind::Uniform, Bind::Storage { read_only: true }, Bind::Storage { read_only: false }],
+    bindings: super::PARAMS_IN_OUT,
     params: Some(Params::layout),
 };
 

@@ -1,7 +1,7 @@
 //! ONNX Resize of H and W: nearest or bilinear, every coordinate transformation and
 //! nearest rounding mode. CPU twin: `reference::graph_ops::resize`.
 
-use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups};
 use crate::graph::{CoordMode, NearestMode, Resize};
 use std::borrow::Cow;
 
@@ -9,7 +9,7 @@ pub const SHADER: ShaderDesc = ShaderDesc {
     file: "resize.wgsl",
     source: include_str!("../../shaders/resize.wgsl"),
     // params, input, output
-    bindings: &[Bind::Uniform, Bind::Storage { read_only: true }, Bind::Storage { read_only: false }],
+    bindings: super::PARAMS_IN_OUT,
     params: Some(Params::layout),
 };
 
