@@ -109,7 +109,7 @@ impl GridLayout {
 }
 
 /// How values are mapped to [0, 1] before the colormap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Norm {
     /// Each channel to its own min..max (matplotlib imshow's default).
     #[default]
@@ -138,7 +138,7 @@ impl Norm {
 }
 
 /// The colormaps convscope draws with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Colormap {
     #[default]
     Viridis,

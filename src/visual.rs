@@ -11,7 +11,7 @@ use image::RgbaImage;
 pub use crate::ops::colormap::GRID_FORMAT;
 
 /// How a layer is drawn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Look {
     pub cmap: Colormap,
     pub norm: Norm,

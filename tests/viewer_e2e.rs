@@ -124,6 +124,19 @@ impl Viewer {
         xdotool(&["key", "--window", &self.wid, key]);
     }
 
+    /// Waits for a log line (stderr) containing `needle`; returns it.
+    fn wait_log(&mut self, needle: &str) -> String {
+        let rx = self.log.as_ref().expect("launched with the log");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {needle:?}"),
+            }
+        }
+    }
+
     /// Log lines (stderr) containing `needle` seen so far.
     fn log_lines(&self, needle: &str) -> Vec<String> {
         self.log.as_ref().map_or(Vec::new(), |rx| rx.try_iter().filter(|l| l.contains(needle)).collect())
@@ -175,7 +188,20 @@ fn viewer_flips_layers_saves_and_quits() {
         ("Right", "layer conv3 (48x84x84)"),
         ("Left", "layer conv2 (24x88x88)"),
         ("s", "saved convscope-conv2.png"),
-        ("k", "kernels conv2"),
+    ] {
+        v.key(key);
+        v.expect(line);
+    }
+    // The kernels view wraps conv2's 24 rows of kernels into columns to the window's shape.
+    v.key("k");
+    let line = v.expect_prefix("kernels conv2 (");
+    let columns: usize = line
+        .trim_start_matches("kernels conv2 (")
+        .trim_end_matches(" columns)")
+        .parse()
+        .unwrap_or_else(|_| panic!("kernels line: {line}"));
+    assert!(columns > 1, "24 rows of 12 kernels are wrapped in a wide window: {line}");
+    for (key, line) in [
         ("s", "saved convscope-conv2-kernels.png"),
         ("k", "kernels off conv2"),
         ("n", "look per-layer min-max viridis"),
@@ -191,7 +217,8 @@ fn viewer_flips_layers_saves_and_quits() {
     let convscope::network::Op::Conv(c) = &convscope::network::Network::tutorial(0).layers[1].op else {
         panic!("conv2 is a conv")
     };
-    assert!(kernels == convscope::kernels::render(c, None), "saved kernels differ from the kernels view");
+    let want = convscope::kernels::render_wrapped(c, None, columns);
+    assert!(kernels == want, "saved kernels differ from the kernels view");
 }
 
 #[test]
@@ -208,6 +235,8 @@ fn reroll_on_a_tensor_input_recompiles_nothing_and_hovering_works_meanwhile() {
     let mut v = Viewer::launch(&args, &dir, "layer input (3x37x53)", true);
     v.key("Right");
     v.expect("layer conv1 (12x33x49)");
+    // The first computation finishes (an R while it runs would cancel it).
+    let mut runs = vec![v.wait_log("run: pipelines built")];
     // Hover over the grid while re-rolls run: the window keeps answering keys.
     xdotool(&["mousemove", "--window", &v.wid, "300", "400"]);
     v.key("r");
@@ -221,7 +250,7 @@ fn reroll_on_a_tensor_input_recompiles_nothing_and_hovering_works_meanwhile() {
     v.key("Home");
     v.expect("layer input (3x37x53)");
     std::thread::sleep(Duration::from_millis(300));
-    let runs = v.log_lines("run: pipelines built");
+    runs.extend(v.log_lines("run: pipelines built"));
     assert!(runs.len() >= 2, "every computation logs its cache use: {runs:?}");
     assert!(runs[0].contains("pipelines built 4,"), "the first run builds 3 convs + statistics: {}", runs[0]);
     for r in &runs[1..] {

@@ -256,7 +256,10 @@ pub fn run_export(a: &ExportArgs) -> Result<()> {
         "layers (large image: running in bands)",
         "{msg} {bar:30} {pos}/{len} {elapsed}",
     );
-    let progress = |done: usize, _: usize| bar.set_position(done as u64);
+    let progress = |done: usize, _: usize, _: &crate::exec::Activations| {
+        bar.set_position(done as u64);
+        true
+    };
     let opts = RunOptions { progress: Some(&progress), ..Default::default() };
     let acts = engine.compute(&ctx, &net, src.kernel, &input.tensor, &opts)?;
     bar.finish_and_clear();

@@ -35,7 +35,10 @@ pub fn run_export_model(a: &ExportArgs, src: &Source) -> Result<()> {
     say!("input: {} ({})", prep.input.name, prep.input.tensor.shape);
     let mut engine = Engine::new(&ctx)?;
     let bar = progress_bar(prep.graph.nodes.len() as u64, "nodes", "{msg} {bar:30} {pos}/{len} {elapsed}");
-    let progress = |done: usize, _: usize| bar.set_position(done as u64);
+    let progress = |done: usize, _: usize, _: &crate::exec::Activations| {
+        bar.set_position(done as u64);
+        true
+    };
     // Pages and the scores stay readable; other tensors' buffers are reused, unless every
     // tensor is wanted (--tensors, --verify).
     let keep = if a.tensors.is_some() || a.verify { Keep::All } else { Keep::Only(prep.kept()) };

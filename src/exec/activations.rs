@@ -39,7 +39,9 @@ impl Timing {
     }
 }
 
-/// Every tensor of a run (index 0 = the input, i + 1 = node i's output).
+/// Every tensor of a run (index 0 = the input, i + 1 = node i's output). Cloning shares
+/// the buffers (they return to the pool when the last clone drops).
+#[derive(Clone)]
 pub struct Activations {
     pub names: Vec<String>,
     pub shapes: Vec<Shape>,

@@ -36,8 +36,10 @@ pub struct GpuNetwork {
     id: u64,
 }
 
-/// Called after each node when the run submits node by node: (nodes done, nodes in all).
-pub type Progress<'a> = &'a dyn Fn(usize, usize);
+/// Called when the run submits node by node, first after the input's statistics and then
+/// after each node: (nodes done, nodes in all, the run's tensors: those of finished nodes
+/// are readable). Returning false cancels the run (it ends with [`Cancelled`]).
+pub type Progress<'a> = &'a dyn Fn(usize, usize, &Activations) -> bool;
 
 /// How to run.
 #[derive(Clone)]
@@ -199,12 +201,22 @@ impl Executor {
         let timer = (ctx.timestamps && passes > 0 && passes <= MAX_TIMED_PASSES).then(|| Timestamps::new(ctx, passes));
         let mut params = ParamsWriter::new(rb.uniforms.size(), rb.align);
         let mut pass_node = Vec::with_capacity(passes);
-        let mut encoders = Vec::with_capacity(net.nodes.len() + 2);
+        let nodes = net.nodes.len();
+        // Node by node, each node is encoded just before it is submitted: its pipelines are
+        // built then, so the first pages are ready before the last node's shaders compile.
+        let per_node = (opts.per_node || plan.banded()) && nodes > 0;
+        let mut acts = rb.activations(plan);
+        let mut sub = Submitter::default();
         let mut enc =
             ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("input statistics") });
         self.encode_stats(ctx, &mut enc, plan, 0, &rb, &mut params);
-        encoders.push(enc);
-        for i in 0..net.nodes.len() {
+        sub.pending.push(enc.finish());
+        if per_node {
+            sub.flush(ctx, &rb, &params)?;
+            report(opts, 0, nodes, &acts)?;
+        }
+        let mut wall_node = Vec::with_capacity(if per_node { nodes } else { 0 });
+        for i in 0..nodes {
             let label = plan.tensors[i + 1].name.clone();
             let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&label) });
             self.encode_node(ctx, &mut enc, plan, i, net, &rb, &mut params, timer.as_ref(), &mut pass_node);
@@ -212,37 +224,39 @@ impl Executor {
             if plan.tensors[i + 1].kept {
                 self.encode_stats(ctx, &mut enc, plan, i + 1, &rb, &mut params);
             }
-            encoders.push(enc);
+            if i + 1 == nodes
+                && let Some(t) = &timer
+            {
+                t.resolve(&mut enc, pass_node.len());
+            }
+            sub.pending.push(enc.finish());
+            if per_node {
+                wall_node.push(sub.flush(ctx, &rb, &params)?);
+                report(opts, i + 1, nodes, &acts)?;
+            }
         }
-        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timestamps") });
-        if let Some(t) = &timer {
-            t.resolve(&mut enc, pass_node.len());
+        if !sub.pending.is_empty() {
+            sub.flush(ctx, &rb, &params)?;
         }
-        encoders.push(enc);
-        ctx.queue.write_buffer(&rb.uniforms, 0, &params.bytes);
-
-        let per_node = opts.per_node || plan.banded();
-        let t0 = Instant::now();
-        let wall_node = submit(ctx, encoders, per_node, net.nodes.len(), opts.progress)?;
-        let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
         let gpu_ms = match &timer {
-            Some(t) => t.read(ctx, &pass_node, net.nodes.len())?,
+            Some(t) => t.read(ctx, &pass_node, nodes)?,
             None => None,
         };
         // A caller that asked for node-by-node submission gets wall times (true even where
         // the adapter defers timestamps, as llvmpipe does while a window is bound); others
         // get GPU timestamps, or wall times where a banded run had to go node by node.
-        let node_ms = match (opts.per_node, gpu_ms, per_node) {
+        acts.node_ms = match (opts.per_node, gpu_ms, per_node) {
             (true, _, _) => Some((wall_node, Timing::Wall)),
             (false, Some(ms), _) => Some((ms, Timing::Gpu)),
             (false, None, true) => Some((wall_node, Timing::Wall)),
             (false, None, false) => None,
         };
+        acts.wall_ms = sub.wall_ms;
         if self.pool.retain_sizes(&rb.sizes()) > 0 {
             // Cached bind groups would keep the freed buffers alive.
             self.caches.clear_bind_groups();
         }
-        Ok(rb.into_activations(plan, node_ms, wall_ms))
+        Ok(acts)
     }
 
     /// Takes the run's buffers from the pool: one per plan buffer, statistics per tensor,
@@ -471,7 +485,8 @@ impl RunBuffers {
         self.bands.iter().chain(&self.stats).chain(&self.moments).chain([&self.uniforms]).map(|b| b.size()).collect()
     }
 
-    fn into_activations(self, plan: &Plan, node_ms: Option<(Vec<f64>, Timing)>, wall_ms: f64) -> Activations {
+    /// The run's tensors (sharing the run's buffers), before any of them is computed.
+    fn activations(&self, plan: &Plan) -> Activations {
         let bands = plan
             .tensors
             .iter()
@@ -494,10 +509,10 @@ impl RunBuffers {
             names: plan.tensors.iter().map(|t| t.name.clone()).collect(),
             shapes: plan.tensors.iter().map(|t| t.shape).collect(),
             bands,
-            stats: self.stats,
-            moments: self.moments,
-            node_ms,
-            wall_ms,
+            stats: self.stats.clone(),
+            moments: self.moments.clone(),
+            node_ms: None,
+            wall_ms: 0.0,
         }
     }
 }
@@ -536,38 +551,51 @@ fn upload_input(ctx: &GpuContext, plan: &Plan, rb: &RunBuffers, input: &Tensor) 
     }
 }
 
-/// Submits the recorded work: all at once, or node by node (the input statistics go with
-/// node 0, the timestamp resolve with the last node) measuring each node's wall time from
-/// submission to completion and reporting progress.
-fn submit(
-    ctx: &GpuContext,
-    encoders: Vec<wgpu::CommandEncoder>,
-    per_node: bool,
-    nodes: usize,
-    progress: Option<Progress<'_>>,
-) -> Result<Vec<f64>> {
-    if !per_node || nodes == 0 {
-        ctx.queue.submit(encoders.into_iter().map(|e| e.finish()));
-        ctx.wait()?;
-        return Ok(Vec::new());
-    }
-    let mut encs = encoders.into_iter();
-    let mut pending: Vec<wgpu::CommandBuffer> = encs.next().into_iter().map(|e| e.finish()).collect();
-    let mut wall = Vec::with_capacity(nodes);
-    for i in 0..nodes {
-        pending.extend(encs.next().map(|e| e.finish()));
-        if i + 1 == nodes {
-            pending.extend(encs.by_ref().map(|e| e.finish()));
+/// Submits recorded command buffers, writing the params pushed since the last flush
+/// first, and waits for them; adds up the wall time from submission to completion.
+#[derive(Default)]
+struct Submitter {
+    pending: Vec<wgpu::CommandBuffer>,
+    /// Params bytes already written to the uniform buffer.
+    written: usize,
+    wall_ms: f64,
+}
+
+impl Submitter {
+    /// Submits and waits; returns this submission's wall time in ms.
+    fn flush(&mut self, ctx: &GpuContext, rb: &RunBuffers, params: &ParamsWriter) -> Result<f64> {
+        let end = (params.next as usize).min(params.bytes.len());
+        if end > self.written {
+            ctx.queue.write_buffer(&rb.uniforms, self.written as u64, &params.bytes[self.written..end]);
+            self.written = end;
         }
         let t = Instant::now();
-        ctx.queue.submit(pending.drain(..));
+        ctx.queue.submit(self.pending.drain(..));
         ctx.wait()?;
-        wall.push(t.elapsed().as_secs_f64() * 1e3);
-        if let Some(p) = progress {
-            p(i + 1, nodes);
-        }
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        self.wall_ms += ms;
+        Ok(ms)
     }
-    Ok(wall)
+}
+
+/// The error a run ends with when its progress callback asks it to stop.
+#[derive(Debug)]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the run was cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// Calls the run's progress callback; a callback that answers false cancels the run.
+fn report(opts: &RunOptions<'_>, done: usize, nodes: usize, acts: &Activations) -> Result<()> {
+    match opts.progress {
+        Some(p) if !p(done, nodes, acts) => Err(Cancelled.into()),
+        _ => Ok(()),
+    }
 }
 
 /// The epilogue of fusion `f`: what the shader writes and which activation it applies.

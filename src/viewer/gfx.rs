@@ -4,7 +4,7 @@
 
 use super::hud::{self, HudInfo};
 use crate::gpu::{GpuContext, choose_adapter};
-use crate::ops::present::{LETTERBOX, Presenter, Rect, fit, render_pass};
+use crate::ops::present::{LETTERBOX, Presenter, Rect, render_pass};
 use crate::visual::Visualizer;
 use anyhow::{Result, anyhow};
 use std::sync::Arc;
@@ -32,12 +32,11 @@ pub struct Gfx {
     surface_failures: u32,
 }
 
-/// What one frame shows: a texture and the rectangle of it to draw.
+/// What one frame shows: a display image and where it goes (pixels; drawn 1:1 when the
+/// image has that size, scaled when it is a stand-in), and the HUD.
 pub struct Scene<'a> {
     pub shown: Option<(&'a wgpu::Texture, Rect)>,
     pub hud: HudInfo<'a>,
-    /// Points taken by the node panel on the left.
-    pub left: f32,
 }
 
 /// What a frame did.
@@ -81,13 +80,19 @@ impl Gfx {
             .find(|f| !f.is_srgb())
             .or_else(|| caps.formats.first().copied())
             .ok_or_else(|| anyhow!("the window surface supports no format on {}", ctx.info.name))?;
+        // Display images are copied into the frame where the surface allows (a copy, not a
+        // fragment shader per pixel: on a CPU adapter that is most of a frame's time).
+        let copy = caps.usages.contains(wgpu::TextureUsages::COPY_DST);
+        let usage = wgpu::TextureUsages::RENDER_ATTACHMENT
+            | if copy { wgpu::TextureUsages::COPY_DST } else { wgpu::TextureUsages::empty() };
         let config = wgpu::SurfaceConfiguration {
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+            usage,
             format,
             width: size.width,
             height: size.height,
-            present_mode: wgpu::PresentMode::AutoVsync,
-            desired_maximum_frame_latency: 2,
+            present_mode: present_mode(&caps.present_modes),
+            // A key's frame is the next one shown, not one queued behind others.
+            desired_maximum_frame_latency: 1,
             alpha_mode: caps.alpha_modes.first().copied().unwrap_or(wgpu::CompositeAlphaMode::Auto),
             view_formats: vec![],
             color_space: wgpu::SurfaceColorSpace::Auto,
@@ -106,7 +111,10 @@ impl Gfx {
             None,
             Some(ctx.limits().max_texture_dimension_2d as usize),
         );
-        let egui_renderer = egui_wgpu::Renderer::new(&ctx.device, format, egui_wgpu::RendererOptions::default());
+        // No dithering: the HUD is flat colours, and on a CPU adapter the noise costs ~2 ms
+        // a frame.
+        let options = egui_wgpu::RendererOptions { dithering: false, ..Default::default() };
+        let egui_renderer = egui_wgpu::Renderer::new(&ctx.device, format, options);
         Ok(Gfx {
             window,
             surface,
@@ -134,6 +142,24 @@ impl Gfx {
             self.surface_failures = 0;
             self.window.request_redraw();
         }
+    }
+
+    /// The area pages are drawn in, in pixels: between the HUD's top and bottom panels,
+    /// right of `left` points (the node panel).
+    pub fn grid_area(&self, left: f32) -> Rect {
+        let ppp = self.scale();
+        let (w, h) = (self.config.width as f32, self.config.height as f32);
+        Rect {
+            x: left * ppp,
+            y: HUD_TOP * ppp,
+            w: (w - left * ppp).max(0.0),
+            h: (h - (HUD_TOP + HUD_BOTTOM) * ppp).max(0.0),
+        }
+    }
+
+    /// The surface's texture format: display images are made in it, so a frame copies them.
+    pub fn format(&self) -> wgpu::TextureFormat {
+        self.config.format
     }
 
     /// Points per pixel of the window.
@@ -175,22 +201,35 @@ impl Gfx {
         });
         let size = (self.config.width, self.config.height);
         let ppp = self.scale();
-        let area = Rect {
-            x: scene.left * ppp,
-            y: HUD_TOP * ppp,
-            w: (size.0 as f32 - scene.left * ppp).max(0.0),
-            h: (size.1 as f32 - (HUD_TOP + HUD_BOTTOM) * ppp).max(0.0),
-        };
         let ctx = self.ctx.clone();
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
         let mut grid_rect = Rect { x: 0.0, y: 0.0, w: 0.0, h: 0.0 };
         match scene.shown {
-            Some((tex, src)) => {
-                let dst = fit(src.w, src.h, area);
-                // Whole pixels keep nearest-neighbour magnification crisp.
-                let dst = Rect { x: dst.x.round(), y: dst.y.round(), w: dst.w.round(), h: dst.h.round() };
+            Some((tex, dst)) => {
                 grid_rect = Rect { x: dst.x / ppp, y: dst.y / ppp, w: dst.w / ppp, h: dst.h / ppp };
-                self.presenter.draw(&ctx, &mut enc, &view, size, tex, src, dst);
+                let (x, y) = (dst.x.max(0.0) as u32, dst.y.max(0.0) as u32);
+                let fits = x + tex.width() <= size.0 && y + tex.height() <= size.1;
+                let one_to_one = (tex.width(), tex.height()) == (dst.w as u32, dst.h as u32);
+                if self.config.usage.contains(wgpu::TextureUsages::COPY_DST)
+                    && tex.format() == self.config.format
+                    && one_to_one
+                    && fits
+                {
+                    render_pass(&mut enc, &view, "clear", wgpu::LoadOp::Clear(LETTERBOX));
+                    enc.copy_texture_to_texture(
+                        tex.as_image_copy(),
+                        wgpu::TexelCopyTextureInfo {
+                            texture: &frame.texture,
+                            mip_level: 0,
+                            origin: wgpu::Origin3d { x, y, z: 0 },
+                            aspect: wgpu::TextureAspect::All,
+                        },
+                        tex.size(),
+                    );
+                } else {
+                    let src = Rect { x: 0.0, y: 0.0, w: tex.width() as f32, h: tex.height() as f32 };
+                    self.presenter.draw(&ctx, &mut enc, &view, size, tex, src, dst);
+                }
             }
             None => {
                 render_pass(&mut enc, &view, "clear", wgpu::LoadOp::Clear(LETTERBOX));
@@ -241,4 +280,13 @@ impl Gfx {
         }
         (full.viewport_output.get(&egui::ViewportId::ROOT).is_some_and(|v| v.repaint_delay.is_zero()), jump)
     }
+}
+
+/// Mailbox where the surface offers it (a new frame replaces a queued one, no tearing),
+/// else Immediate, else FIFO (always there).
+pub fn present_mode(modes: &[wgpu::PresentMode]) -> wgpu::PresentMode {
+    [wgpu::PresentMode::Mailbox, wgpu::PresentMode::Immediate]
+        .into_iter()
+        .find(|m| modes.contains(m))
+        .unwrap_or(wgpu::PresentMode::Fifo)
 }

@@ -33,18 +33,25 @@ fn colorbar(ui: &mut Ui, info: &HudInfo<'_>, lo: f32, hi: f32, caption: &str) {
 }
 
 fn colorbar_with(ui: &mut Ui, cmap: crate::grid::Colormap, lo: f32, hi: f32, caption: &str) {
-    let lut = cmap.lut();
     let (rect, _) = ui.allocate_exact_size(egui::vec2(256.0, 12.0), egui::Sense::hover());
-    let painter = ui.painter_at(rect);
-    for (i, c) in lut.iter().enumerate() {
-        let x0 = rect.left() + i as f32 * rect.width() / 256.0;
-        let r = egui::Rect::from_min_max(
-            egui::pos2(x0, rect.top()),
-            egui::pos2(x0 + rect.width() / 256.0 + 0.5, rect.bottom()),
-        );
-        painter.rect_filled(r, 0.0, Color32::from_rgb(c[0], c[1], c[2]));
+    // One textured quad (not 256 rectangles: each costs a triangle setup on a CPU adapter).
+    let tex = colorbar_texture(ui.ctx(), cmap);
+    let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+    ui.painter_at(rect).image(tex.id(), rect, uv, Color32::WHITE);
+    ui.add(egui::Label::new(RichText::new(format!("{lo:.4} … {hi:.4} {caption}")).monospace()).truncate());
+}
+
+/// The colormap as a 256×1 texture, made once per colormap.
+fn colorbar_texture(ctx: &egui::Context, cmap: crate::grid::Colormap) -> egui::TextureHandle {
+    let id = egui::Id::unique(("colorbar", cmap.name()));
+    if let Some(t) = ctx.data(|d| d.get_temp::<egui::TextureHandle>(id)) {
+        return t;
     }
-    ui.label(RichText::new(format!("{lo:.4} … {hi:.4} {caption}")).monospace());
+    let bytes: Vec<u8> = cmap.lut().iter().flatten().copied().collect();
+    let img = egui::ColorImage::from_rgba_unmultiplied([256, 1], &bytes);
+    let t = ctx.load_texture(format!("colorbar {}", cmap.name()), img, egui::TextureOptions::NEAREST);
+    ctx.data_mut(|d| d.insert_temp(id, t.clone()));
+    t
 }
 
 /// A small bar chart of 64 bins.
@@ -95,29 +102,40 @@ fn title(ui: &mut Ui, info: &HudInfo<'_>, l: &Loaded, p: usize) {
             "{} · {} channels {}",
             l.input.name,
             info_order(l),
-            if l.grids[0].colour.is_some() { "· colour image first" } else { "" }
+            if l.ready(0).is_some_and(|d| d.colour.is_some()) { "· colour image first" } else { "" }
         )
     } else {
         page.detail.clone()
     };
     ui.label(RichText::new(format!("{} · {}/{}", page.name, st.layer, st.pages - 1)).strong().size(16.0));
-    ui.label(RichText::new(op).monospace());
+    ui.add(egui::Label::new(RichText::new(op).monospace()).truncate());
     if !page.inputs.is_empty() && l.pages.rows.len() > 1 {
-        ui.label(RichText::new(format!("in: {}", page.inputs.join(", "))).small());
+        ui.add(egui::Label::new(RichText::new(format!("in: {}", page.inputs.join(", "))).small()).truncate());
     }
 }
 
 /// The page: name, op, shape, grid, statistics, histogram, colorbar and time.
 fn top_panel(ui: &mut Ui, info: &HudInfo<'_>) {
     let st = info.state;
-    egui::Panel::top("hud-top").exact_size(HUD_TOP).show(ui, |ui| match (info.loaded, info.page) {
+    let frame = egui::Frame::NONE.inner_margin(egui::Margin::symmetric(8, 4));
+    egui::Panel::top("hud-top").exact_size(HUD_TOP).frame(frame).show(ui, |ui| match (info.loaded, info.page) {
+        (Some(l), Some(i)) if l.ready(i).is_none() => {
+            ui.horizontal(|ui| title(ui, info, l, i));
+            let shape = l.acts.shapes[l.tensor(i)];
+            let what = match &l.data[i] {
+                super::jobs::PageState::Failed(e) => format!("cannot be drawn: {e}"),
+                _ => format!("computing… {} of {} nodes done", l.done.0, l.done.1),
+            };
+            ui.label(RichText::new(format!("{} × {} × {}  ·  {what}", shape.c, shape.h, shape.w)).monospace());
+        }
         (Some(l), Some(i)) => {
+            let Some(d) = l.ready(i) else { return };
             let t = l.tensor(i);
             let shape = l.acts.shapes[t];
-            let g = &l.grids[i].layout;
-            let (lo, hi) = grid::layer_range(&l.stats[i].channels);
+            let g = &d.layout;
+            let (lo, hi) = grid::layer_range(&d.stats.channels);
             ui.horizontal(|ui| title(ui, info, l, i));
-            let ls = &l.stats[i].layer;
+            let ls = &d.stats.layer;
             ui.horizontal(|ui| {
                 ui.label(RichText::new(format!("{} × {} × {}", shape.c, shape.h, shape.w)).monospace());
                 let scale = if g.step > 1 { format!(" (scale 1/{})", g.step) } else { String::new() };
@@ -148,7 +166,7 @@ fn top_panel(ui: &mut Ui, info: &HudInfo<'_>) {
                 match st.norm {
                     Norm::PerChannel => match zoom_ch.or(hover_ch) {
                         Some(c) => {
-                            let s = l.stats[i].channels[c];
+                            let s = d.stats.channels[c];
                             colorbar(ui, info, s[0], s[1], &format!("(channel {c})"));
                         }
                         None => {
@@ -156,7 +174,7 @@ fn top_panel(ui: &mut Ui, info: &HudInfo<'_>) {
                         }
                     },
                     norm => {
-                        let (a, b) = grid::norm_range(norm, &l.stats[i].channels, 0);
+                        let (a, b) = grid::norm_range(norm, &d.stats.channels, 0);
                         colorbar(ui, info, a, b, "(whole layer)");
                     }
                 }
@@ -165,12 +183,18 @@ fn top_panel(ui: &mut Ui, info: &HudInfo<'_>) {
                     (Some((ms, timing)), Some(n)) => format!("this node {:.1} ms ({}) · ", ms[n], timing.name()),
                     _ => String::new(),
                 };
-                ui.label(RichText::new(format!("{time}all nodes {:.0} ms wall", l.acts.wall_ms)).small());
+                // Elided at the window's edge rather than running past it.
+                let all = if l.finished { format!("all nodes {:.0} ms wall", l.acts.wall_ms) } else { String::new() };
+                ui.add(egui::Label::new(RichText::new(format!("{time}{all}")).small()).truncate());
             });
         }
         (Some(l), None) => {
             ui.label(RichText::new(format!("predictions · {}/{}", st.layer, st.pages - 1)).strong().size(16.0));
-            ui.label(format!("{} · the network's output ranked, best first", l.input.name));
+            if l.predictions.is_some() {
+                ui.label(format!("{} · the network's output ranked, best first", l.input.name));
+            } else {
+                ui.label(format!("computing… {} of {} nodes done", l.done.0, l.done.1));
+            }
         }
         (None, _) => {
             ui.label(RichText::new("convscope").strong().size(16.0));
@@ -185,7 +209,8 @@ fn top_panel(ui: &mut Ui, info: &HudInfo<'_>) {
 fn node_panel(ui: &mut Ui, l: &Loaded, current: Option<usize>) -> Option<usize> {
     let mut jump = None;
     let tree = super::pages::tree(&l.pages.rows);
-    egui::Panel::left("nodes").exact_size(PANEL_WIDTH).show(ui, |ui| {
+    let frame = egui::Frame::NONE.inner_margin(egui::Margin::symmetric(6, 4));
+    egui::Panel::left("nodes").exact_size(PANEL_WIDTH).frame(frame).show(ui, |ui| {
         ui.label(RichText::new(format!("{} nodes · P hides", l.pages.rows.len())).small());
         egui::ScrollArea::vertical().show(ui, |ui| {
             for e in &tree {
@@ -261,10 +286,12 @@ fn predictions_chart(ui: &mut Ui, p: &[crate::predict::Prediction]) {
 
 /// Errors, progress, the hovered value and the adapter.
 fn bottom_panel(ui: &mut Ui, info: &HudInfo<'_>) {
-    egui::Panel::bottom("hud-bottom").exact_size(HUD_BOTTOM).show(ui, |ui| {
+    let frame = egui::Frame::NONE.inner_margin(egui::Margin::symmetric(8, 4));
+    egui::Panel::bottom("hud-bottom").exact_size(HUD_BOTTOM).frame(frame).show(ui, |ui| {
         ui.horizontal(|ui| {
             if let Some(e) = info.error {
-                ui.label(RichText::new(format!("error: {e}")).color(Color32::from_rgb(255, 110, 110)));
+                let e = RichText::new(format!("error: {e}")).color(Color32::from_rgb(255, 110, 110));
+                ui.add(egui::Label::new(e).truncate());
             } else if info.busy {
                 // No spinner: its continuous repaint would compete with the computation on CPU adapters.
                 ui.label("working:");
@@ -305,7 +332,7 @@ fn info_order(l: &Loaded) -> String {
 }
 
 fn channel_of(l: &Loaded, page: usize, tile: usize) -> Option<usize> {
-    match l.grids[page].colour {
+    match l.ready(page)?.colour {
         Some(_) if tile == 0 => None,
         Some(_) => Some(tile - 1),
         None => Some(tile),

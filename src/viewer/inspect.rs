@@ -115,7 +115,7 @@ impl Inspector {
         {
             let parts: anyhow::Result<Vec<Vec<u8>>> = rbs.into_iter().map(Readback::take).collect();
             if let Ok(parts) = parts
-                && let Some(s) = l.stats.get(key.0).and_then(|s| s.channels.get(key.1))
+                && let Some(s) = l.ready(key.0).and_then(|d| d.stats.channels.get(key.1))
             {
                 let values: Vec<f32> = parts.iter().flat_map(|p| bytemuck::pod_collect_to_vec::<u8, f32>(p)).collect();
                 let [lo, hi] = *s;

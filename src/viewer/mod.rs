@@ -1,10 +1,13 @@
-//! The interactive viewer: a winit window whose grids stay GPU textures; flipping layers
-//! only changes which texture the present pass draws. The parts: event dispatch (this
-//! module), graphics (`gfx`: init/resize/render), background jobs (`jobs`: one worker
-//! owning the engine), inspection (`inspect`: hover values and histograms read back
-//! asynchronously), the key/state machine (`state`) and the egui HUD (`hud`). Every state
-//! change prints one line to stdout.
+//! The interactive viewer: a winit window that shows each page as soon as it is computed
+//! and answers every key within a frame. The network runs on a compute device of its own
+//! (the `jobs` worker); the window's device only copies display images (pages already drawn
+//! at the size they are shown, `display`) and draws the HUD. The parts: event dispatch
+//! (this module), graphics (`gfx`: init/resize/render), the worker (`jobs`), display images
+//! (`display`), inspection (`inspect`: hover values and histograms read back
+//! asynchronously), page actions (`view`), the key/state machine (`state`) and the egui HUD
+//! (`hud`). Every state change prints one line to stdout.
 
+pub mod display;
 pub mod gfx;
 pub mod hud;
 pub mod inspect;
@@ -13,14 +16,17 @@ pub mod pages;
 pub mod state;
 mod view;
 
+use crate::gpu::GpuContext;
 use crate::ops::present::Rect;
 use crate::source::Source;
 use anyhow::{Result, anyhow};
+use display::{DisplayCache, DisplayKey, View};
 use gfx::{Drawn, Gfx, Scene};
 use inspect::Inspector;
-use jobs::{Job, Loaded, Request, UserEvent, Worker};
+use jobs::{Job, Loaded, PageState, Prefs, Request, ToWorker, UserEvent, Worker};
 use state::{Action, Key, ViewState};
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use winit::application::ApplicationHandler;
 use winit::event::{ElementState, MouseButton, WindowEvent};
@@ -54,8 +60,15 @@ struct App {
     source: Source,
     proxy: EventLoopProxy<UserEvent>,
     gfx: Option<Gfx>,
+    /// The compute device (the worker's): hover values and histograms are read from it.
+    compute: Option<Arc<GpuContext>>,
     worker: Option<Worker>,
     loaded: Option<Loaded>,
+    display: DisplayCache,
+    /// What the worker was last told about the window (it makes display images for it).
+    prefs: Option<Prefs>,
+    /// Keys pressed before the first pages were known, replayed when they are.
+    early_keys: Vec<Key>,
     state: ViewState,
     status: Status,
     inspect: Inspector,
@@ -74,7 +87,7 @@ impl App {
         self.status.busy = true;
         self.status.text = "computing…".into();
         let current = self.loaded.as_ref().map(|l| l.input.clone());
-        w.send(Request { job, seed, current });
+        w.send(ToWorker::Compute(Request { job, seed, current }));
     }
 
     fn redraw(&self) {
@@ -118,7 +131,7 @@ impl App {
 
     /// The channel a tile shows on the current page (None for the colour tile).
     fn channel_of(&self, tile: usize) -> Option<usize> {
-        let g = &self.loaded.as_ref()?.grids[self.page()?];
+        let g = self.loaded.as_ref()?.ready(self.page()?)?;
         match g.colour {
             Some(_) if tile == 0 => None,
             Some(_) => Some(tile - 1),
@@ -128,7 +141,7 @@ impl App {
 
     /// The current page's source rectangle in grid texels (one tile when zoomed).
     fn src_rect(&self) -> Option<Rect> {
-        let g = &self.loaded.as_ref()?.grids[self.page()?].layout;
+        let g = &self.loaded.as_ref()?.ready(self.page()?)?.layout;
         Some(match self.state.zoom {
             Some(t) => {
                 let (x, y) = g.tile_origin(t);
@@ -145,7 +158,7 @@ impl App {
                     self.inspect.hover = None;
                     self.log_layer();
                     if self.state.kernels
-                        && let Err(e) = self.ensure_kernels()
+                        && let Err(e) = self.kernels_view()
                     {
                         self.show_error(format!("{e:#}"));
                     }
@@ -157,9 +170,11 @@ impl App {
                 Action::ToggleKernels => {
                     self.inspect.hover = None;
                     if self.state.kernels {
-                        match self.ensure_kernels() {
-                            Ok(true) => log_line(&format!("kernels {}", self.page_name())),
-                            Ok(false) => log_line(&format!("kernels on ({} is not a conv layer)", self.page_name())),
+                        match self.kernels_view() {
+                            Ok(Some(View::Kernels(b))) => {
+                                log_line(&format!("kernels {} ({b} columns)", self.page_name()))
+                            }
+                            Ok(_) => log_line(&format!("kernels on ({} is not a conv layer)", self.page_name())),
                             Err(e) => self.show_error(format!("{e:#}")),
                         }
                     } else {
@@ -209,17 +224,14 @@ impl App {
                 }
             }
         }
-        self.ensure_look();
         self.redraw();
     }
 
-    /// The convolution shown on the current page as the kernels view draws it: a plain
-    /// conv as it is; a depthwise one as one row of C kernels.
     /// Updates the hover from the cursor position (the value arrives asynchronously).
     fn update_hover(&mut self) -> bool {
-        let (Some(gfx), Some(l), Some(page)) = (&self.gfx, &self.loaded, self.page()) else { return false };
+        let (Some(ctx), Some(l), Some(page)) = (&self.compute, &self.loaded, self.page()) else { return false };
         let at = (|| {
-            if self.state.kernels && l.kernel_tex.get(page).is_some_and(Option::is_some) {
+            if self.state.kernels && self.page_conv().is_some() {
                 return None;
             }
             let (cx, cy) = self.cursor?;
@@ -230,33 +242,45 @@ impl App {
             }
             let gx = (src.x + (cx - r.x) / r.w * src.w).floor().max(0.0) as usize;
             let gy = (src.y + (cy - r.y) / r.h * src.h).floor().max(0.0) as usize;
-            let (tile, y, x) = l.grids[page].layout.hit(gx, gy)?;
+            let (tile, y, x) = l.ready(page)?.layout.hit(gx, gy)?;
             Some((tile, self.channel_of(tile), y, x))
         })();
-        self.inspect.hover_at(&gfx.ctx, l, page, at)
+        self.inspect.hover_at(ctx, l, page, at)
     }
 
     fn render(&mut self) {
-        if let (Some(gfx), Some(l)) = (&self.gfx, &self.loaded) {
+        if let (Some(ctx), Some(l)) = (&self.compute, &self.loaded) {
             let channel = self.state.zoom.and_then(|t| self.channel_of(t)).or(self
                 .inspect
                 .hover
                 .as_ref()
                 .and_then(|h| h.channel));
-            if let Some(page) = self.page() {
-                self.inspect.want_histogram(&gfx.ctx, l, page, channel);
+            if let Some(page) = self.page().filter(|&p| l.ready(p).is_some()) {
+                self.inspect.want_histogram(ctx, l, page, channel);
             }
-            self.inspect.poll(&gfx.ctx, l);
+            self.inspect.poll(ctx, l);
         }
         let page = self.page();
-        let kern = self.kernels_shown().cloned();
+        let Some(area) = self.grid_area() else { return };
+        self.send_prefs(area);
+        // What to show: the display image made for this view and size, else a stand-in.
+        let want = self.wanted(area);
+        let mut is_page = false;
+        let shown = want.and_then(|(key, placed)| {
+            let exact = self.display.get(&key).cloned();
+            is_page = exact.is_some();
+            if exact.is_none() && !self.display.requested.contains(&key) {
+                self.display.requested.insert(key);
+                if let Some(w) = &self.worker {
+                    w.send(ToWorker::Display(key));
+                }
+            }
+            exact.or_else(|| self.display.stand_in(&key).cloned()).map(|t| (t, placed))
+        });
+        // A page not computed yet: an earlier computation's picture of it stands in.
+        let shown = shown.or_else(|| self.pending_stand_in(area));
+        let kernels = matches!(want, Some((DisplayKey { view: View::Kernels(_), .. }, _)));
         let kern_max = self.page_conv().map(|c| c.weight.iter().fold(0.0f32, |m, w| m.max(w.abs())));
-        let shown = match (&kern, &self.loaded, self.src_rect(), page) {
-            (Some(k), _, _, _) => Some((k.clone(), Rect { x: 0.0, y: 0.0, w: k.width() as f32, h: k.height() as f32 })),
-            (None, Some(l), Some(src), Some(p)) => Some((l.grids[p].texture.clone(), src)),
-            _ => None,
-        };
-        let panel = self.loaded.as_ref().is_some_and(|l| self.state.panel && l.pages.rows.len() > 1);
         let Some(gfx) = &mut self.gfx else { return };
         let hud = hud::HudInfo {
             loaded: self.loaded.as_ref(),
@@ -264,7 +288,7 @@ impl App {
             page,
             hover: self.inspect.hover.as_ref(),
             hist: self.inspect.hist.as_ref().filter(|h| Some(h.0.0) == page).map(|h| (h.0.1, &h.1, h.2, h.3)),
-            kernels: kern.is_some(),
+            kernels,
             kernel_abs_max: kern_max,
             status: &self.status.text,
             error: self.status.error.as_deref(),
@@ -272,16 +296,15 @@ impl App {
             adapter: gfx.ctx.describe(),
             software: gfx.ctx.info.device_type == wgpu::DeviceType::Cpu,
         };
-        let left = if panel { hud::PANEL_WIDTH } else { 0.0 };
         let mut clicked = None;
-        match gfx.render(Scene { shown: shown.as_ref().map(|(t, r)| (t, *r)), hud, left }) {
+        match gfx.render(Scene { shown: shown.as_ref().map(|(t, r)| (t, *r)), hud }) {
             Drawn::Presented { grid_rect, repaint, jump } => {
                 self.grid_rect = grid_rect;
                 clicked = jump;
                 if repaint {
                     gfx.window.request_redraw();
                 }
-                if self.loaded.is_some() && !self.latency.first_frame_logged {
+                if is_page && !self.latency.first_frame_logged {
                     self.latency.first_frame_logged = true;
                     log::info!(
                         "first grid on screen {:.0} ms after launch",
@@ -311,10 +334,111 @@ impl App {
         }
     }
 
-    fn computed(&mut self, r: Result<Loaded>, job: Job) {
+    /// For a page still computing: the previous computation's picture of it, if any.
+    fn pending_stand_in(&self, area: Rect) -> Option<(wgpu::Texture, Rect)> {
+        let l = self.loaded.as_ref()?;
+        let page = self.page()?;
+        let look = crate::visual::Look { cmap: self.state.cmap, norm: self.state.norm };
+        let key = DisplayKey { run_id: l.run_id, page, look, view: View::Grid, size: (0, 0) };
+        let t = self.display.stand_in(&key)?.clone();
+        let placed = display::placed(t.width() as f32, t.height() as f32, area);
+        Some((t, placed))
+    }
+
+    /// Tells the worker where and how pages are shown when that changed.
+    fn send_prefs(&mut self, area: Rect) {
+        let p = Prefs {
+            area,
+            look: crate::visual::Look { cmap: self.state.cmap, norm: self.state.norm },
+            page: self.page().unwrap_or(0),
+        };
+        if self.prefs != Some(p)
+            && let Some(w) = &self.worker
+        {
+            w.send(ToWorker::Prefs(p));
+            self.prefs = Some(p);
+        }
+    }
+
+    /// The display image the current view needs and where it goes (pixels).
+    fn wanted(&self, area: Rect) -> Option<(DisplayKey, Rect)> {
+        let l = self.loaded.as_ref()?;
+        let page = self.page()?;
+        let look = crate::visual::Look { cmap: self.state.cmap, norm: self.state.norm };
+        let (view, w, h) = match (self.kernels_view_of(area), l.ready(page)) {
+            (Some((blocks, w, h)), _) => (View::Kernels(blocks), w, h),
+            (None, Some(d)) => match self.state.zoom {
+                Some(t) => (View::Tile(t), d.layout.tile_w as f32, d.layout.tile_h as f32),
+                None => (View::Grid, d.layout.width as f32, d.layout.height as f32),
+            },
+            (None, None) => return None,
+        };
+        let placed = display::placed(w, h, area);
+        let size = display::size_in(w, h, area)?;
+        Some((DisplayKey { run_id: l.run_id, page, look, view, size }, placed))
+    }
+
+    /// A computation started: its pages replace the old ones (whose pictures stand in until
+    /// the new ones arrive); keys pressed before the first pages are replayed.
+    fn started(&mut self, l: Loaded, job: &Job, event_loop: &ActiveEventLoop) {
+        self.status.text = format!("{} · {}", l.input.name, l.input.tensor.shape);
+        let pages = l.pages.count(self.state.conv_only);
+        let first = self.loaded.is_none();
+        self.loaded = Some(l);
+        if self.state.pages != pages || matches!(job, Job::Initial) {
+            let (seed, conv_only, panel) = (self.state.seed, self.state.conv_only, self.state.panel);
+            let (cmap, norm) = (self.state.cmap, self.state.norm);
+            self.state = ViewState { conv_only, panel, cmap, norm, ..ViewState::new(pages, seed) };
+        }
+        self.state.zoom = None;
+        self.inspect.reset();
+        if matches!(job, Job::Initial) {
+            self.log_layer();
+        }
+        if first {
+            for k in std::mem::take(&mut self.early_keys) {
+                self.latency.key_at.get_or_insert_with(Instant::now);
+                let actions = self.state.key(k);
+                self.handle(actions, event_loop);
+            }
+        }
+    }
+
+    /// Page `page` of computation `run_id` is computed (or failed to draw).
+    fn page_ready(&mut self, run_id: u64, page: usize, state: PageState) {
+        let Some(l) = self.loaded.as_mut().filter(|l| l.run_id == run_id) else { return };
+        if let PageState::Failed(e) = &state {
+            let e = format!("{}: {e}", l.pages.all[page].name);
+            self.show_error(e);
+        }
+        let Some(l) = self.loaded.as_mut() else { return };
+        l.done.0 = l.done.0.max(l.tensor(page));
+        log::info!(
+            "page {} ready {:.0} ms after launch",
+            l.pages.all[page].name,
+            self.latency.launched.elapsed().as_secs_f64() * 1e3
+        );
+        if let Some(d) = l.data.get_mut(page) {
+            *d = state;
+        }
+        // The older computation's pictures are not needed once this one shows its own.
+        if page == 0 {
+            self.display.drop_before(run_id);
+        }
+    }
+
+    /// A computation ended: times and predictions, or the error (the pages shown stay).
+    fn finished(&mut self, run_id: Option<u64>, job: Job, r: Result<jobs::Finish>) {
         self.status.busy = false;
         match r {
-            Ok(l) => {
+            Ok(f) => {
+                if let Some(l) = self.loaded.as_mut().filter(|l| Some(l.run_id) == run_id) {
+                    l.acts.node_ms = f.node_ms;
+                    l.acts.wall_ms = f.wall_ms;
+                    l.predictions = f.predictions;
+                    l.finished = true;
+                    l.done.0 = l.done.1;
+                }
                 match &job {
                     Job::Initial => {}
                     Job::Reroll(seed) => log_line(&format!("seed {seed}")),
@@ -325,19 +449,12 @@ impl App {
                         }
                     }
                 }
-                self.status.text = format!("{} · {}", l.input.name, l.input.tensor.shape);
-                let pages = l.pages.count(self.state.conv_only);
-                self.loaded = Some(l);
-                self.status.error = None;
-                if self.state.pages != pages || matches!(job, Job::Initial) {
-                    let (seed, conv_only, panel) = (self.state.seed, self.state.conv_only, self.state.panel);
-                    self.state = ViewState { conv_only, panel, ..ViewState::new(pages, seed) };
+                // A re-roll or new image says where it is; so does the predictions page, whose
+                // ranking has just arrived.
+                if !matches!(job, Job::Initial) || self.page().is_none() {
+                    self.log_layer();
                 }
-                self.state.zoom = None;
-                self.inspect.reset();
-                // A re-roll or new image keeps the look: redraw with it.
-                self.ensure_look();
-                self.log_layer();
+                self.status.error = None;
             }
             Err(e) => {
                 if let Job::Reroll(seed) = job
@@ -393,13 +510,23 @@ impl ApplicationHandler<UserEvent> for App {
             g.ctx.device.set_device_lost_callback(move |reason, msg| {
                 let _ = lost.send_event(UserEvent::DeviceLost(format!("{reason:?}: {msg}")));
             });
-            let w = Worker::start(g.ctx.clone(), self.source.clone(), proxy)?;
-            Ok((g, w))
+            // The network computes on a device of its own: frames never wait behind it.
+            let compute = Arc::new(g.ctx.another_device()?);
+            let lost = proxy.clone();
+            compute.device.set_device_lost_callback(move |reason, msg| {
+                let _ = lost.send_event(UserEvent::DeviceLost(format!("{reason:?}: {msg}")));
+            });
+            // Most networks have more than one node: the node panel will show.
+            let left = if self.state.panel { hud::PANEL_WIDTH } else { 0.0 };
+            let prefs = Prefs { area: g.grid_area(left), look: Default::default(), page: 0 };
+            let w = Worker::start(compute.clone(), self.source.clone(), prefs, g.format(), proxy)?;
+            Ok((g, w, compute))
         });
         match started {
-            Ok((g, w)) => {
+            Ok((g, w, compute)) => {
                 self.gfx = Some(g);
                 self.worker = Some(w);
+                self.compute = Some(compute);
                 self.request(Job::Initial, self.source.seed);
             }
             Err(e) => {
@@ -412,7 +539,15 @@ impl ApplicationHandler<UserEvent> for App {
     fn user_event(&mut self, event_loop: &ActiveEventLoop, event: UserEvent) {
         match event {
             UserEvent::Progress(s) => self.status.text = s,
-            UserEvent::Computed(r, job) => self.computed(*r, job),
+            UserEvent::Started(l, job) => self.started(*l, &job, event_loop),
+            UserEvent::PageReady { run_id, page, state } => self.page_ready(run_id, page, state),
+            UserEvent::Display { key, rgba } => {
+                if let Some(g) = &self.gfx {
+                    let current = self.page().unwrap_or(0);
+                    self.display.insert(&g.ctx.device, &g.ctx.queue, g.format(), key, &rgba, current);
+                }
+            }
+            UserEvent::Finished { run_id, job, result } => self.finished(run_id, job, result),
             UserEvent::Saved(Ok(file)) => log_line(&format!("saved {file}")),
             UserEvent::Saved(Err(e)) => self.show_error(format!("{e:#}")),
             UserEvent::DeviceLost(why) => {
@@ -428,8 +563,8 @@ impl ApplicationHandler<UserEvent> for App {
         // Read-backs in flight are polled every few milliseconds without blocking; the
         // window is redrawn only when one lands.
         if self.inspect.waiting() {
-            if let (Some(gfx), Some(l)) = (&self.gfx, &self.loaded)
-                && self.inspect.poll(&gfx.ctx, l)
+            if let (Some(gfx), Some(ctx), Some(l)) = (&self.gfx, &self.compute, &self.loaded)
+                && self.inspect.poll(ctx, l)
             {
                 gfx.window.request_redraw();
             }
@@ -457,7 +592,9 @@ impl ApplicationHandler<UserEvent> for App {
             }
             WindowEvent::KeyboardInput { event, .. } if event.state == ElementState::Pressed => {
                 if let Some(k) = map_key(&event.logical_key) {
+                    // Before the pages are known, keys wait (a moment) and are then replayed.
                     if self.loaded.is_none() && !matches!(k, Key::Escape | Key::Quit | Key::Help) {
+                        self.early_keys.push(k);
                         return;
                     }
                     self.latency.key_at = Some(Instant::now());
@@ -520,8 +657,12 @@ pub fn run(source: Source) -> Result<()> {
         source,
         proxy: event_loop.create_proxy(),
         gfx: None,
+        compute: None,
         worker: None,
         loaded: None,
+        display: DisplayCache::default(),
+        prefs: None,
+        early_keys: Vec::new(),
         status: Status { text: "starting…".into(), ..Default::default() },
         inspect: Inspector::default(),
         cursor: None,

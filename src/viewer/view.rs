@@ -1,76 +1,85 @@
-//! What the viewer does for a page besides showing it: the kernels view (made on first
-//! use), recolouring (the colormap pass only) and saving (on a thread of its own).
+//! What the viewer does for a page besides showing it: the kernels view (wrapped to the
+//! window's aspect) and saving (the worker writes the full-resolution picture).
 
-use super::{App, jobs};
+use super::display::View;
+use super::jobs::{Save, ToWorker};
+use super::{App, log_line};
 use crate::model::file_safe;
+use crate::ops::present::Rect;
 use crate::visual::Look;
 use anyhow::Result;
 
 impl App {
+    /// The convolution shown on the current page as the kernels view draws it: a plain
+    /// conv as it is; a depthwise one as one row of C kernels.
     pub(super) fn page_conv(&self) -> Option<crate::network::Conv2d> {
         let l = self.loaded.as_ref()?;
         crate::kernels::drawable(l.op(self.page()?)?)
     }
 
-    /// Makes the current conv page's kernel texture; false when the page is not a conv.
-    pub(super) fn ensure_kernels(&mut self) -> Result<bool> {
-        let Some(c) = self.page_conv() else { return Ok(false) };
-        let Some(p) = self.page() else { return Ok(false) };
-        let (Some(gfx), Some(l)) = (&self.gfx, &mut self.loaded) else { return Ok(false) };
-        if l.kernel_tex[p].is_none() {
-            let name = l.pages.all[p].name.clone();
-            let max = gfx.ctx.limits().max_texture_dimension_2d as u64;
-            crate::kernels::check_size(&c, &name, crate::kernels::MAX_PIXELS.min(max * max))?;
-            let (w, h) = crate::kernels::image_size(&c);
-            if w > max || h > max {
-                anyhow::bail!("{name} has too many kernels to draw ({w}x{h} pixels)");
-            }
-            // A layer reading the image: its filters also show as colour patches.
-            let reads_image = l.pages.all[p].inputs.first() == Some(&l.graph.input);
-            let rgb = (reads_image && c.cin == 3).then(|| l.order.rgb_indices());
-            let img = crate::kernels::render(&c, rgb);
-            l.kernel_tex[p] = Some(crate::visual::upload_image(&gfx.ctx, &img, &format!("{name} kernels")));
-        }
-        Ok(true)
+    /// Whether the current page's kernels get a colour patch per filter (a layer reading a
+    /// three-channel image).
+    fn kernels_colour(&self) -> bool {
+        let (Some(l), Some(p)) = (&self.loaded, self.page()) else { return false };
+        l.pages.all[p].inputs.first() == Some(&l.graph.input) && self.page_conv().is_some_and(|c| c.cin == 3)
     }
 
-    /// The kernel texture when the kernels view is on and the page is a conv layer.
-    pub(super) fn kernels_shown(&self) -> Option<&wgpu::Texture> {
+    /// With the kernels view on a conv page: how many columns the output channels wrap
+    /// into for `area`, and the kernels image's size.
+    pub(super) fn kernels_view_of(&self, area: Rect) -> Option<(usize, f32, f32)> {
         if !self.state.kernels {
             return None;
         }
-        self.loaded.as_ref()?.kernel_tex.get(self.page()?)?.as_ref()
+        let c = self.page_conv()?;
+        let colour = self.kernels_colour();
+        let blocks = crate::kernels::blocks_for(&c, colour, area.w / area.h.max(1.0));
+        let (w, h) = crate::kernels::wrapped_size(&c, colour, blocks);
+        Some((blocks, w as f32, h as f32))
     }
 
-    /// Redraws the current grid if it was drawn with another look (colormap pass only).
-    pub(super) fn ensure_look(&mut self) {
-        let look = Look { cmap: self.state.cmap, norm: self.state.norm };
-        let Some(i) = self.page() else { return };
-        let (Some(gfx), Some(l)) = (&self.gfx, &mut self.loaded) else { return };
-        if l.drawn[i] != look {
-            match gfx.visualizer.redraw(&gfx.ctx, &l.acts, l.pages.all[i].tensor, &l.grids[i], look) {
-                Ok(()) => l.drawn[i] = look,
-                Err(e) => self.status.error = Some(format!("{e:#}")),
-            }
+    /// The area pages are drawn in (pixels): the window between the HUD panels, right of
+    /// the node panel when it shows.
+    pub(super) fn grid_area(&self) -> Option<Rect> {
+        let panel = self.loaded.as_ref().is_some_and(|l| self.state.panel && l.pages.rows.len() > 1);
+        Some(self.gfx.as_ref()?.grid_area(if panel { super::hud::PANEL_WIDTH } else { 0.0 }))
+    }
+
+    /// The kernels view of the current page (None when it is not a conv); refuses a layer
+    /// with too many kernels to draw.
+    pub(super) fn kernels_view(&self) -> Result<Option<View>> {
+        let Some(c) = self.page_conv() else { return Ok(None) };
+        let (Some(gfx), Some(l), Some(p)) = (&self.gfx, &self.loaded, self.page()) else { return Ok(None) };
+        let name = &l.pages.all[p].name;
+        let max = gfx.ctx.limits().max_texture_dimension_2d as u64;
+        crate::kernels::check_size(&c, name, crate::kernels::MAX_PIXELS.min(max * max))?;
+        let Some((blocks, w, h)) = self.grid_area().and_then(|a| self.kernels_view_of(a)) else { return Ok(None) };
+        if w as u64 > max || h as u64 > max {
+            anyhow::bail!("{name} has too many kernels to draw ({w}x{h} pixels)");
         }
+        Ok(Some(View::Kernels(blocks)))
     }
 
-    /// Saves the current view on a thread of its own; `saved …` is logged when written.
+    /// Saves the current view (full resolution) from the worker; `saved …` is logged when
+    /// it is written, once the page is computed.
     pub(super) fn save(&mut self) {
-        let Some(i) = self.page() else { return };
-        let (Some(gfx), Some(l)) = (&self.gfx, &self.loaded) else { return };
-        let name = &file_safe(&l.pages.all[i].name);
-        let (texture, crop, file) = match (self.kernels_shown(), self.state.zoom) {
-            (Some(tex), _) => (tex.clone(), None, format!("convscope-{name}-kernels.png")),
-            (None, Some(t)) => {
-                let g = &l.grids[i].layout;
-                let (x, y) = g.tile_origin(t);
-                let which = self.channel_of(t).map_or("colour".to_string(), |c| format!("ch{c}"));
-                let crop = Some((x as u32, y as u32, g.tile_w as u32, g.tile_h as u32));
-                (l.grids[i].texture.clone(), crop, format!("convscope-{name}-{which}.png"))
-            }
-            (None, None) => (l.grids[i].texture.clone(), None, format!("convscope-{name}.png")),
+        let (Some(l), Some(i), Some(w), Some(area)) = (&self.loaded, self.page(), &self.worker, self.grid_area())
+        else {
+            return;
         };
-        jobs::save_async(gfx.ctx.clone(), texture, crop, file, self.proxy.clone());
+        let name = &file_safe(&l.pages.all[i].name);
+        let look = Look { cmap: self.state.cmap, norm: self.state.norm };
+        let kernels = self.kernels_view_of(area);
+        let (view, file) = match (kernels, self.state.zoom) {
+            (Some((b, _, _)), _) => (View::Kernels(b), format!("convscope-{name}-kernels.png")),
+            (None, Some(t)) => {
+                let which = self.channel_of(t).map_or("colour".to_string(), |c| format!("ch{c}"));
+                (View::Tile(t), format!("convscope-{name}-{which}.png"))
+            }
+            (None, None) => (View::Grid, format!("convscope-{name}.png")),
+        };
+        if l.ready(i).is_none() {
+            log_line(&format!("saving {file} when {} is computed", l.pages.all[i].name));
+        }
+        w.send(ToWorker::Save(Save { run_id: l.run_id, page: i, look, view, file }));
     }
 }
