@@ -377,3 +377,35 @@ fn fused_conv_batchnorm_activation_equals_separate_passes() {
         assert!(!acts.bands[last].is_empty());
     }
 }
+
+#[test]
+fn node_by_node_runs_hand_each_finished_tensor_to_progress_and_can_be_cancelled() {
+    let Some(ctx) = test_context() else { return };
+    let net = Network::tutorial(3);
+    let mut engine = common::executor(ctx);
+    let gnet = engine.upload(ctx, &net.graph(), Kernel::Tuned).unwrap();
+    let x = random_input(4, 3, 30, 40);
+    let want = reference::forward(&net, &x).unwrap();
+    // Each call sees the tensor of the node just finished, readable and final; pipelines
+    // of later nodes are built only when they are reached.
+    let seen = std::cell::RefCell::new(Vec::new());
+    let progress = |done: usize, total: usize, acts: &convscope::exec::Activations| {
+        assert_eq!(total, 3);
+        let t = acts.read(ctx, done).unwrap();
+        let w = if done == 0 { &x.data } else { &want[done - 1].data };
+        assert_close(&format!("tensor {done} when its node is done"), &t.data, w, 1e-5);
+        assert_eq!(acts.read_stats(ctx, done).unwrap().len(), acts.shapes[done].c);
+        seen.borrow_mut().push(done);
+        true
+    };
+    let opts = convscope::exec::RunOptions { per_node: true, progress: Some(&progress), ..Default::default() };
+    let acts = engine.run_with(ctx, &gnet, &x, &opts).unwrap();
+    assert_eq!(*seen.borrow(), vec![0, 1, 2, 3]);
+    let (ms, timing) = acts.node_ms.clone().expect("per-node times");
+    assert_eq!((ms.len(), timing), (3, convscope::exec::Timing::Wall));
+    // A callback that answers false stops the run after that node.
+    let stop = |done: usize, _: usize, _: &convscope::exec::Activations| done < 1;
+    let opts = convscope::exec::RunOptions { per_node: true, progress: Some(&stop), ..Default::default() };
+    let err = engine.run_with(ctx, &gnet, &x, &opts).err().expect("cancelled");
+    assert!(err.is::<convscope::exec::Cancelled>(), "{err}");
+}

@@ -45,12 +45,19 @@ pub fn size_in(src_w: f32, src_h: f32, area: Rect) -> Option<(u32, u32)> {
 
 /// Display textures on the UI's device, with a byte budget: the farthest pages of other
 /// sizes, looks and computations go first.
-#[derive(Default)]
 pub struct DisplayCache {
     images: HashMap<DisplayKey, wgpu::Texture>,
     /// Keys asked of the worker and not yet answered.
     pub requested: std::collections::HashSet<DisplayKey>,
     bytes: u64,
+    /// Bytes kept at most ([`BUDGET`]).
+    pub budget: u64,
+}
+
+impl Default for DisplayCache {
+    fn default() -> Self {
+        DisplayCache { images: HashMap::new(), requested: Default::default(), bytes: 0, budget: BUDGET }
+    }
 }
 
 /// Bytes of display textures kept (a 1200×700 image is 3.4 MB: about a hundred pages).
@@ -118,7 +125,7 @@ impl DisplayCache {
     }
 
     fn evict(&mut self, keep: &DisplayKey, current: usize) {
-        while self.bytes > BUDGET && self.images.len() > 1 {
+        while self.bytes > self.budget && self.images.len() > 1 {
             // Farthest first: other computations, other sizes or looks, then distance.
             let victim = self
                 .images
@@ -180,5 +187,41 @@ mod tests {
         assert_eq!((r.x, r.y), (410.0, 84.0));
         assert_eq!(size_in(10.0, 10.0, Rect { w: 0.0, ..area }), None);
         assert_eq!(size_in(0.0, 10.0, area), None);
+    }
+
+    #[test]
+    fn stand_ins_and_eviction_keep_what_is_nearest() {
+        let Some(ctx) = crate::gpu::test_context() else { return };
+        let f = wgpu::TextureFormat::Rgba8Unorm;
+        let mut c = DisplayCache::default();
+        let key = |run_id, page, size: u32| DisplayKey {
+            run_id,
+            page,
+            look: Look::default(),
+            view: View::Grid,
+            size: (size, size),
+        };
+        let px = |n: u32| vec![7u8; (n * n * 4) as usize];
+        c.insert(&ctx.device, &ctx.queue, f, key(1, 0, 4), &px(4), 0);
+        c.insert(&ctx.device, &ctx.queue, f, key(2, 0, 8), &px(8), 0);
+        // Wrong byte count: ignored.
+        c.insert(&ctx.device, &ctx.queue, f, key(2, 1, 8), &px(4), 0);
+        assert_eq!(c.len(), 2);
+        // Page 0 of run 3 at size 16: the newest run's picture stands in.
+        assert_eq!(c.stand_in(&key(3, 0, 16)).map(|t| t.width()), Some(8));
+        // A later run never stands in for an earlier one; another page never does.
+        assert!(c.stand_in(&key(1, 1, 4)).is_none());
+        assert_eq!(c.stand_in(&key(1, 0, 8)).map(|t| t.width()), Some(4));
+        // Over budget: other runs go first, then the pages farthest from the current one.
+        c.budget = 3 * 8 * 8 * 4;
+        for p in 1..4 {
+            c.insert(&ctx.device, &ctx.queue, f, key(2, p, 8), &px(8), 0);
+        }
+        assert_eq!(c.len(), 3);
+        assert!(c.get(&key(1, 0, 4)).is_none(), "the older run went first");
+        assert!(c.get(&key(2, 3, 8)).is_some(), "the newest insert stays");
+        assert!(c.get(&key(2, 0, 8)).is_some() && c.get(&key(2, 1, 8)).is_some());
+        c.drop_before(3);
+        assert!(c.is_empty());
     }
 }

@@ -290,3 +290,17 @@ pub fn present_mode(modes: &[wgpu::PresentMode]) -> wgpu::PresentMode {
         .find(|m| modes.contains(m))
         .unwrap_or(wgpu::PresentMode::Fifo)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::present_mode;
+    use wgpu::PresentMode::*;
+
+    #[test]
+    fn mailbox_then_immediate_then_fifo() {
+        assert_eq!(present_mode(&[Fifo, Immediate, Mailbox]), Mailbox);
+        assert_eq!(present_mode(&[Fifo, Immediate]), Immediate);
+        assert_eq!(present_mode(&[Fifo, FifoRelaxed]), Fifo);
+        assert_eq!(present_mode(&[]), Fifo);
+    }
+}

@@ -1,11 +1,13 @@
 //! Inspection: the value under the cursor and the histogram of the hovered or zoomed
-//! channel. Values come from the GPU by asynchronous read-backs that the UI thread polls
-//! (never waits on), and are kept in a small cache so moving back over a pixel is instant.
+//! channel. Both come from whole channels the worker reads back and posts (the UI thread
+//! never touches the compute device: a submission there would wait behind a convolution);
+//! channels are kept in a small CPU cache, so moving over a channel already read is
+//! instant and its histogram costs nothing more.
 
 use super::jobs::Loaded;
-use crate::gpu::{GpuContext, Readback};
 use crate::ops::stats::histogram;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 /// Hover information: which tile and pixel, and its exact value once read.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,43 +22,42 @@ pub struct Hover {
 /// ((page, channel), bins, lo, hi) of a channel's histogram.
 pub type ChannelHistogram = ((usize, usize), [u32; 64], f32, f32);
 
-/// `(page, channel, y, x)`.
-type ValueKey = (usize, usize, usize, usize);
+/// `(computation, page, channel)`.
+pub type ChannelKey = (u64, usize, usize);
 
-/// Values cached before the cache is emptied.
-const MAX_CACHED_VALUES: usize = 65536;
+/// Bytes of channel data kept.
+const BUDGET: usize = 128 << 20;
 
-/// Hover and histogram state with their read-backs in flight.
+/// Hover and histogram state, and the channels read so far.
 #[derive(Default)]
 pub struct Inspector {
     pub hover: Option<Hover>,
     pub hist: Option<ChannelHistogram>,
-    values: HashMap<ValueKey, f32>,
-    pending_value: Option<(ValueKey, Readback)>,
-    pending_hist: Option<((usize, usize), Vec<Readback>)>,
+    channels: HashMap<ChannelKey, Arc<Vec<f32>>>,
+    /// Oldest first, for eviction.
+    order: VecDeque<ChannelKey>,
+    bytes: usize,
+    /// Channels asked of the worker and not yet here.
+    asked: HashSet<ChannelKey>,
 }
 
 impl Inspector {
-    /// Forgets everything (a new computation replaced the pages).
+    /// Forgets the hover and histogram (a new computation replaced the pages); channels of
+    /// the new computation are read anew.
     pub fn reset(&mut self) {
-        *self = Inspector::default();
+        self.hover = None;
+        self.hist = None;
     }
 
-    /// Whether read-backs are in flight (the event loop then polls them).
-    pub fn waiting(&self) -> bool {
-        self.pending_value.is_some() || self.pending_hist.is_some()
-    }
-
-    /// Sets the hover to `(tile, channel, y, x)` on `page`, asking the GPU for its value if
-    /// it is not cached. Returns whether the hover changed.
+    /// Sets the hover to `(tile, channel, y, x)` on `page`; its value comes from the cached
+    /// channel, or once `ask` has fetched it. Returns whether the hover changed.
     pub fn hover_at(
         &mut self,
-        ctx: &GpuContext,
         l: &Loaded,
         page: usize,
         at: Option<(usize, Option<usize>, usize, usize)>,
+        ask: &dyn Fn(ChannelKey),
     ) -> bool {
-        let tensor = l.tensor(page);
         let Some((tile, channel, y, x)) = at else {
             let changed = self.hover.is_some();
             self.hover = None;
@@ -65,64 +66,76 @@ impl Inspector {
         if self.hover.as_ref().is_some_and(|h| (h.tile, h.y, h.x) == (tile, y, x)) {
             return false;
         }
-        let value = channel.and_then(|c| self.values.get(&(page, c, y, x)).copied());
+        let value = channel.and_then(|c| self.value(l, page, c, y, x));
         if let (Some(c), None) = (channel, value) {
-            let key = (page, c, y, x);
-            // One value in flight: the latest hover replaces an older request.
-            if let Ok(rb) = l.acts.request_value(ctx, tensor, c, y, x) {
-                self.pending_value = Some((key, rb));
-            }
+            self.ask((l.run_id, page, c), ask);
         }
         self.hover = Some(Hover { tile, channel, y, x, value });
         true
     }
 
-    /// Asks for the histogram of `channel` on `page` unless it is shown or on its way.
-    pub fn want_histogram(&mut self, ctx: &GpuContext, l: &Loaded, page: usize, channel: Option<usize>) {
-        let Some(c) = channel else { return };
-        let key = (page, c);
-        if self.hist.as_ref().is_some_and(|h| h.0 == key) || self.pending_hist.as_ref().is_some_and(|p| p.0 == key) {
-            return;
-        }
-        if let Ok(rbs) = l.acts.request_channel(ctx, l.tensor(page), c) {
-            self.pending_hist = Some((key, rbs));
+    fn value(&self, l: &Loaded, page: usize, c: usize, y: usize, x: usize) -> Option<f32> {
+        let data = self.channels.get(&(l.run_id, page, c))?;
+        let w = l.acts.shapes[l.tensor(page)].w;
+        data.get(y * w + x).copied()
+    }
+
+    fn ask(&mut self, key: ChannelKey, ask: &dyn Fn(ChannelKey)) {
+        if !self.channels.contains_key(&key) && self.asked.insert(key) {
+            ask(key);
         }
     }
 
-    /// Collects finished read-backs; returns whether anything shown changed.
-    pub fn poll(&mut self, ctx: &GpuContext, l: &Loaded) -> bool {
-        let mut changed = false;
-        if self.pending_value.as_ref().is_some_and(|(_, rb)| rb.ready(ctx))
-            && let Some((key, rb)) = self.pending_value.take()
-            && let Ok(bytes) = rb.take()
-            && let Some(b) = bytes.get(0..4)
-        {
-            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            if self.values.len() >= MAX_CACHED_VALUES {
-                self.values.clear();
-            }
-            self.values.insert(key, v);
-            if let Some(h) = &mut self.hover
-                && h.channel == Some(key.1)
-                && (h.y, h.x) == (key.2, key.3)
+    /// Shows the histogram of `channel` on `page` (fetching the channel if needed).
+    pub fn want_histogram(&mut self, l: &Loaded, page: usize, channel: Option<usize>, ask: &dyn Fn(ChannelKey)) {
+        let Some(c) = channel else { return };
+        if self.hist.as_ref().is_some_and(|h| h.0 == (page, c)) {
+            return;
+        }
+        let key = (l.run_id, page, c);
+        match (self.channels.get(&key), l.ready(page).and_then(|d| d.stats.channels.get(c))) {
+            (Some(data), Some(&[lo, hi])) => self.hist = Some(((page, c), histogram(data, lo, hi), lo, hi)),
+            (None, _) => self.ask(key, ask),
+            _ => {}
+        }
+    }
+
+    /// A channel arrived: cache it and fill in the hover. Whether anything shown changed.
+    pub fn on_channel(&mut self, l: &Loaded, key: ChannelKey, data: Vec<f32>) -> bool {
+        self.asked.remove(&key);
+        if key.0 != l.run_id {
+            return false;
+        }
+        self.bytes += data.len() * 4;
+        self.channels.insert(key, Arc::new(data));
+        self.order.push_back(key);
+        while self.bytes > BUDGET && self.order.len() > 1 {
+            if let Some(old) = self.order.pop_front()
+                && let Some(d) = self.channels.remove(&old)
             {
-                h.value = Some(v);
-                changed = true;
+                self.bytes -= d.len() * 4;
             }
         }
-        if self.pending_hist.as_ref().is_some_and(|(_, rbs)| rbs.iter().all(|rb| rb.ready(ctx)))
-            && let Some((key, rbs)) = self.pending_hist.take()
+        let (_, page, c) = key;
+        let mut changed = false;
+        if let Some(h) = &self.hover
+            && h.channel == Some(c)
+            && h.value.is_none()
         {
-            let parts: anyhow::Result<Vec<Vec<u8>>> = rbs.into_iter().map(Readback::take).collect();
-            if let Ok(parts) = parts
-                && let Some(s) = l.ready(key.0).and_then(|d| d.stats.channels.get(key.1))
-            {
-                let values: Vec<f32> = parts.iter().flat_map(|p| bytemuck::pod_collect_to_vec::<u8, f32>(p)).collect();
-                let [lo, hi] = *s;
-                self.hist = Some((key, histogram(&values, lo, hi), lo, hi));
-                changed = true;
+            let v = self.value(l, page, c, h.y, h.x);
+            if let Some(h) = &mut self.hover {
+                h.value = v;
             }
+            changed = true;
         }
         changed
+    }
+
+    /// Channels of computations other than `run_id` are dropped.
+    pub fn keep_only(&mut self, run_id: u64) {
+        self.channels.retain(|k, _| k.0 == run_id);
+        self.order.retain(|k| k.0 == run_id);
+        self.asked.retain(|k| k.0 == run_id);
+        self.bytes = self.channels.values().map(|d| d.len() * 4).sum();
     }
 }

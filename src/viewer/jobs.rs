@@ -138,6 +138,8 @@ pub enum ToWorker {
     Prefs(Prefs),
     Display(DisplayKey),
     Save(Save),
+    /// One channel of a page, for hover values and histograms.
+    Channel(super::inspect::ChannelKey),
 }
 
 /// What a finished run adds.
@@ -166,6 +168,11 @@ pub enum UserEvent {
         run_id: Option<u64>,
         job: Job,
         result: Result<Finish>,
+    },
+    /// A channel's values (row-major).
+    Channel {
+        key: super::inspect::ChannelKey,
+        data: Vec<f32>,
     },
     Progress(String),
     Saved(Result<String>),
@@ -201,6 +208,7 @@ impl Worker {
             waiting: None,
             displays: VecDeque::new(),
             saves: VecDeque::new(),
+            channels: VecDeque::new(),
             run: None,
             next_run: 1,
         };
@@ -247,6 +255,7 @@ struct Side {
     waiting: Option<Request>,
     displays: VecDeque<DisplayKey>,
     saves: VecDeque<Save>,
+    channels: VecDeque<super::inspect::ChannelKey>,
     run: Option<Run>,
     next_run: u64,
 }
@@ -290,6 +299,11 @@ impl Side {
                 }
             }
             ToWorker::Save(s) => self.saves.push_back(s),
+            ToWorker::Channel(k) => {
+                if !self.channels.contains(&k) {
+                    self.channels.push_back(k)
+                }
+            }
         }
     }
 
@@ -306,6 +320,17 @@ impl Side {
         let ready = |s: &Side, run_id: u64, page: usize| {
             s.run.as_ref().is_some_and(|r| r.run_id == run_id && r.grids.get(page).is_some_and(Option::is_some))
         };
+        // Channels first: the cursor is waiting on them.
+        if let Some(i) = self.channels.iter().position(|k| ready(self, k.0, k.1)) {
+            let Some(key) = self.channels.remove(i) else { return false };
+            if let Some(run) = &self.run {
+                match run.acts.read_channel(&self.ctx, run.tensors[key.1], key.2) {
+                    Ok(data) => self.send(UserEvent::Channel { key, data }),
+                    Err(e) => log::warn!("channel {} of page {} could not be read: {e:#}", key.2, key.1),
+                }
+            }
+            return true;
+        }
         if let Some(i) = self.displays.iter().position(|k| ready(self, k.run_id, k.page)) {
             let Some(k) = self.displays.remove(i) else { return false };
             self.display(k);
@@ -320,6 +345,7 @@ impl Side {
         if finished {
             // Pages of an older or failed computation: nothing will make them.
             self.displays.clear();
+            self.channels.clear();
             if let Some(s) = self.saves.pop_front() {
                 self.send(UserEvent::Saved(Err(anyhow!("{} could not be saved: its page was not computed", s.file))));
                 return true;

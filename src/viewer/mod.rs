@@ -16,7 +16,6 @@ pub mod pages;
 pub mod state;
 mod view;
 
-use crate::gpu::GpuContext;
 use crate::ops::present::Rect;
 use crate::source::Source;
 use anyhow::{Result, anyhow};
@@ -27,10 +26,10 @@ use jobs::{Job, Loaded, PageState, Prefs, Request, ToWorker, UserEvent, Worker};
 use state::{Action, Key, ViewState};
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use winit::application::ApplicationHandler;
 use winit::event::{ElementState, MouseButton, WindowEvent};
-use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
+use winit::event_loop::{ActiveEventLoop, EventLoop, EventLoopProxy};
 use winit::keyboard::{Key as WKey, NamedKey};
 use winit::window::WindowId;
 
@@ -60,8 +59,6 @@ struct App {
     source: Source,
     proxy: EventLoopProxy<UserEvent>,
     gfx: Option<Gfx>,
-    /// The compute device (the worker's): hover values and histograms are read from it.
-    compute: Option<Arc<GpuContext>>,
     worker: Option<Worker>,
     loaded: Option<Loaded>,
     display: DisplayCache,
@@ -229,7 +226,7 @@ impl App {
 
     /// Updates the hover from the cursor position (the value arrives asynchronously).
     fn update_hover(&mut self) -> bool {
-        let (Some(ctx), Some(l), Some(page)) = (&self.compute, &self.loaded, self.page()) else { return false };
+        let (Some(w), Some(l), Some(page)) = (&self.worker, &self.loaded, self.page()) else { return false };
         let at = (|| {
             if self.state.kernels && self.page_conv().is_some() {
                 return None;
@@ -245,20 +242,21 @@ impl App {
             let (tile, y, x) = l.ready(page)?.layout.hit(gx, gy)?;
             Some((tile, self.channel_of(tile), y, x))
         })();
-        self.inspect.hover_at(ctx, l, page, at)
+        let ask = |k| w.send(ToWorker::Channel(k));
+        self.inspect.hover_at(l, page, at, &ask)
     }
 
     fn render(&mut self) {
-        if let (Some(ctx), Some(l)) = (&self.compute, &self.loaded) {
+        if let (Some(w), Some(l)) = (&self.worker, &self.loaded) {
             let channel = self.state.zoom.and_then(|t| self.channel_of(t)).or(self
                 .inspect
                 .hover
                 .as_ref()
                 .and_then(|h| h.channel));
             if let Some(page) = self.page().filter(|&p| l.ready(p).is_some()) {
-                self.inspect.want_histogram(ctx, l, page, channel);
+                let ask = |k| w.send(ToWorker::Channel(k));
+                self.inspect.want_histogram(l, page, channel, &ask);
             }
-            self.inspect.poll(ctx, l);
         }
         let page = self.page();
         let Some(area) = self.grid_area() else { return };
@@ -392,6 +390,9 @@ impl App {
         }
         self.state.zoom = None;
         self.inspect.reset();
+        if let Some(l) = &self.loaded {
+            self.inspect.keep_only(l.run_id);
+        }
         if matches!(job, Job::Initial) {
             self.log_layer();
         }
@@ -519,14 +520,13 @@ impl ApplicationHandler<UserEvent> for App {
             // Most networks have more than one node: the node panel will show.
             let left = if self.state.panel { hud::PANEL_WIDTH } else { 0.0 };
             let prefs = Prefs { area: g.grid_area(left), look: Default::default(), page: 0 };
-            let w = Worker::start(compute.clone(), self.source.clone(), prefs, g.format(), proxy)?;
-            Ok((g, w, compute))
+            let w = Worker::start(compute, self.source.clone(), prefs, g.format(), proxy)?;
+            Ok((g, w))
         });
         match started {
-            Ok((g, w, compute)) => {
+            Ok((g, w)) => {
                 self.gfx = Some(g);
                 self.worker = Some(w);
-                self.compute = Some(compute);
                 self.request(Job::Initial, self.source.seed);
             }
             Err(e) => {
@@ -548,6 +548,11 @@ impl ApplicationHandler<UserEvent> for App {
                 }
             }
             UserEvent::Finished { run_id, job, result } => self.finished(run_id, job, result),
+            UserEvent::Channel { key, data } => {
+                if let Some(l) = &self.loaded {
+                    self.inspect.on_channel(l, key, data);
+                }
+            }
             UserEvent::Saved(Ok(file)) => log_line(&format!("saved {file}")),
             UserEvent::Saved(Err(e)) => self.show_error(format!("{e:#}")),
             UserEvent::DeviceLost(why) => {
@@ -557,21 +562,6 @@ impl ApplicationHandler<UserEvent> for App {
             }
         }
         self.redraw();
-    }
-
-    fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
-        // Read-backs in flight are polled every few milliseconds without blocking; the
-        // window is redrawn only when one lands.
-        if self.inspect.waiting() {
-            if let (Some(gfx), Some(ctx), Some(l)) = (&self.gfx, &self.compute, &self.loaded)
-                && self.inspect.poll(ctx, l)
-            {
-                gfx.window.request_redraw();
-            }
-            event_loop.set_control_flow(ControlFlow::WaitUntil(Instant::now() + Duration::from_millis(4)));
-        } else {
-            event_loop.set_control_flow(ControlFlow::Wait);
-        }
     }
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
@@ -627,7 +617,9 @@ impl ApplicationHandler<UserEvent> for App {
             // pages stay.
             WindowEvent::DroppedFile(path) => self.request(Job::Load(path), self.state.seed),
             WindowEvent::RedrawRequested => {
+                let t = Instant::now();
                 self.render();
+                log::debug!("frame {:.1} ms on the UI thread", t.elapsed().as_secs_f64() * 1e3);
                 let actions = std::mem::take(&mut self.pending_actions);
                 if !actions.is_empty() {
                     self.handle(actions, event_loop);
@@ -657,7 +649,6 @@ pub fn run(source: Source) -> Result<()> {
         source,
         proxy: event_loop.create_proxy(),
         gfx: None,
-        compute: None,
         worker: None,
         loaded: None,
         display: DisplayCache::default(),
