@@ -20,6 +20,13 @@ const OUT_W: u32 = 392u;
 // Outputs along x per invocation, and vec4 output-channel groups per invocation.
 const PX: u32 = 8u;
 const OCV: u32 = 2u;
+// Spacing of an invocation's outputs along x. 1: PX adjacent outputs. L > 1: L neighbouring
+// invocations interleave their outputs (invocation j of a segment of PX·L outputs takes
+// j, j + L, j + 2L, …), so at every load and store the L invocations touch L consecutive
+// addresses: one vector access on a CPU adapter rather than a gather.
+const L: u32 = 1u;
+// Invocations per output row: ceil(OUT_W / (PX·L))·L (the host computes it).
+const NBX: u32 = 49u;
 // Fused epilogue (a batch norm and/or an activation that directly follow the conv): 1 to
 // write the conv's own output, 1 to apply the batch norm `y = v · alpha[c] + beta[c]`, 1
 // to write its result; the activation (0 none, else `pointwise.wgsl`'s modes 3..9 and 10
@@ -34,8 +41,6 @@ const ACT_P1: u32 = 0u;
 
 // Input values one row of the block reads.
 const RW: u32 = (PX - 1u) * STRIDE + K;
-// Blocks of PX outputs per output row.
-const NBX: u32 = (OUT_W + PX - 1u) / PX;
 
 struct Band {
     // First output row (of the whole layer) this dispatch computes, and how many.
@@ -105,8 +110,8 @@ fn store(co: u32, oyl: u32, ox: u32, v: f32) {
 }
 // @store-end
 
-// One invocation computes PX consecutive x outputs of one row for 4·OCV output channels;
-// the channel block comes from workgroup_id.z so every weight load is uniform.
+// One invocation computes PX x outputs (ox0, ox0 + L, …) of one row for 4·OCV output
+// channels; the channel block comes from workgroup_id.z so every weight load is uniform.
 @compute @workgroup_size(64, 1, 1)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -121,11 +126,13 @@ fn main(
     let oy = band.out_row0 + oyl;
     let in_rows = band.in_rows;
     let in_row0 = i32(band.in_row0);
-    let ox0 = (idx % NBX) * PX;
+    let xi = idx % NBX;
+    let ox0 = (xi / L) * (PX * L) + xi % L;
     let g0 = wid.z * OCV;
 
     // @block-begin: the host may replace this region with the same computation unrolled
-    // (see `shader::unrolled_block`); this loop form is the readable reference.
+    // (see `shader::unrolled_block`); this loop form is the readable reference (L = 1 only:
+    // the host compiles interleaved blocks unrolled).
     var acc: array<vec4<f32>, PX * OCV>;
     for (var o = 0u; o < OCV; o++) {
         let b = bias[g0 + o];

@@ -45,7 +45,8 @@ impl Engine {
         self.compute_graph(ctx, &net.graph(), kernel, input, opts)
     }
 
-    /// Uploads a graph's parameters for `kernel` and runs it on `input`.
+    /// Uploads a graph's parameters for `kernel`, picks each conv layer's block for this
+    /// adapter (measured once, then cached: see `exec::autotune`) and runs it on `input`.
     pub fn compute_graph(
         &mut self,
         ctx: &GpuContext,
@@ -54,7 +55,8 @@ impl Engine {
         input: &Tensor,
         opts: &RunOptions<'_>,
     ) -> Result<Activations> {
-        let gnet = self.exec.upload(ctx, graph, kernel)?;
+        let mut gnet = self.exec.upload(ctx, graph, kernel)?;
+        self.exec.autotune(ctx, &mut gnet, input.shape, crate::exec::autotune::BUDGET_MS)?;
         self.exec.run_with(ctx, &gnet, input, opts)
     }
 

@@ -16,11 +16,14 @@ pub struct EngineEnv {
     pub max_binding: Option<u64>,
     /// `CONVSCOPE_GPU_MEMORY_MB`: the activation memory budget.
     pub memory_budget: u64,
+    /// `CONVSCOPE_AUTOTUNE=0` turns off the per-layer choice of blocks by measurement
+    /// (`1`, the default, keeps it; `CONVSCOPE_BLOCK` also turns it off).
+    pub autotune: bool,
 }
 
 impl Default for EngineEnv {
     fn default() -> Self {
-        EngineEnv { block: None, max_binding: None, memory_budget: DEFAULT_MEMORY_BUDGET }
+        EngineEnv { block: None, max_binding: None, memory_budget: DEFAULT_MEMORY_BUDGET, autotune: true }
     }
 }
 
@@ -41,7 +44,12 @@ impl EngineEnv {
             .map(|v| scaled("CONVSCOPE_GPU_MEMORY_MB", &v, 20, "MiB"))
             .transpose()?
             .unwrap_or(DEFAULT_MEMORY_BUDGET);
-        Ok(EngineEnv { block, max_binding, memory_budget })
+        let autotune = match get("CONVSCOPE_AUTOTUNE").as_deref().map(str::trim) {
+            None | Some("1") => true,
+            Some("0") => false,
+            Some(v) => bail!("CONVSCOPE_AUTOTUNE={v:?}: give 0 (off) or 1 (on), or unset it"),
+        };
+        Ok(EngineEnv { block, max_binding, memory_budget, autotune })
     }
 }
 
@@ -71,7 +79,7 @@ mod tests {
         let e =
             parse(&[("CONVSCOPE_BLOCK", "8x2"), ("CONVSCOPE_MAX_BINDING_KB", "64"), ("CONVSCOPE_GPU_MEMORY_MB", "2")])
                 .unwrap();
-        assert_eq!(e.block, Some(Block { px: 8, ocv: 2, unroll: true }));
+        assert_eq!(e.block, Some(Block { px: 8, ocv: 2, unroll: true, lanes: 1 }));
         assert_eq!(e.max_binding, Some(64 << 10));
         assert_eq!(e.memory_budget, 2 << 20);
     }
@@ -88,5 +96,9 @@ mod tests {
         assert!(e.contains("not a whole number"), "{e}");
         let e = parse(&[("CONVSCOPE_BLOCK", "99x1")]).unwrap_err().to_string();
         assert!(e.starts_with("CONVSCOPE_BLOCK"), "{e}");
+        assert!(!parse(&[("CONVSCOPE_AUTOTUNE", "0")]).unwrap().autotune);
+        assert!(parse(&[("CONVSCOPE_AUTOTUNE", "1")]).unwrap().autotune);
+        let e = parse(&[("CONVSCOPE_AUTOTUNE", "yes")]).unwrap_err().to_string();
+        assert!(e.starts_with("CONVSCOPE_AUTOTUNE=\"yes\""), "{e}");
     }
 }

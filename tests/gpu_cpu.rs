@@ -43,10 +43,12 @@ fn kernels_match_cpu_on_awkward_shapes() {
         let cpu = reference::forward(&net, &input).unwrap();
         for block in [
             Block::default(),
-            Block { px: 4, ocv: 1, unroll: false },
-            Block { px: 12, ocv: 2, unroll: true },
-            Block { px: 8, ocv: 2, unroll: false },
-            Block { px: 24, ocv: 3, unroll: true },
+            Block { px: 4, ocv: 1, unroll: false, lanes: 1 },
+            Block { px: 12, ocv: 2, unroll: true, lanes: 1 },
+            Block { px: 8, ocv: 2, unroll: false, lanes: 1 },
+            Block { px: 24, ocv: 3, unroll: true, lanes: 1 },
+            Block { px: 4, ocv: 2, unroll: true, lanes: 8 },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5 },
         ] {
             for kernel in [Kernel::Tuned, Kernel::Naive] {
                 let acts = common::run_net(&mut engine, ctx, &net, &input, kernel, block);
@@ -408,4 +410,32 @@ fn node_by_node_runs_hand_each_finished_tensor_to_progress_and_can_be_cancelled(
     let opts = convscope::exec::RunOptions { per_node: true, progress: Some(&stop), ..Default::default() };
     let err = engine.run_with(ctx, &gnet, &x, &opts).err().expect("cancelled");
     assert!(err.is::<convscope::exec::Cancelled>(), "{err}");
+}
+
+#[test]
+fn autotune_measures_once_caches_on_disk_and_survives_a_corrupt_file() {
+    let Some(ctx) = test_context() else { return };
+    let dir = common::tmp("autotune-test");
+    let net = Network::seeded_convs(5, &[(3, 8, 3, 1, 1), (8, 8, 1, 1, 0)]);
+    let x = random_input(6, 3, 20, 30);
+    let want = reference::forward(&net, &x).unwrap();
+    let tune = |expect_measured: bool| {
+        let mut exec = common::executor(ctx);
+        exec.set_autotune(true, Some(&dir));
+        let mut gnet = exec.upload(ctx, &net.graph(), Kernel::Tuned).unwrap();
+        let chosen = exec.autotune(ctx, &mut gnet, x.shape, f64::INFINITY).unwrap();
+        assert_eq!(chosen.len(), 2, "both convs are tuned: {chosen:?}");
+        assert!(chosen.iter().all(|c| c.measured == expect_measured), "{chosen:?}");
+        // Whatever the blocks, the sums are the same.
+        let acts = exec.run(ctx, &gnet, &x).unwrap();
+        assert_close("tuned run", &acts.read(ctx, 2).unwrap().data, &want[1].data, 1e-5);
+        chosen.iter().map(|c| c.block).collect::<Vec<_>>()
+    };
+    let first = tune(true);
+    let file = dir.join("autotune-v1.json");
+    assert!(file.exists(), "choices are written to the cache folder");
+    assert_eq!(tune(false), first, "a second executor takes them from the file");
+    std::fs::write(&file, "{ truncated").unwrap();
+    tune(true);
+    assert!(std::fs::read_to_string(&file).unwrap().contains("\"version\": 1"), "the corrupt file was rewritten");
 }

@@ -64,6 +64,9 @@ impl Viewer {
     fn launch(args: &[&std::ffi::OsStr], dir: &std::path::Path, first: &str, with_log: bool) -> Viewer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_convscope"));
         cmd.args(args).current_dir(dir).stdout(Stdio::piped());
+        // Blocks stay fixed (the re-roll test counts pipelines built), and no cache is written
+        // outside the build folder.
+        cmd.env("CONVSCOPE_AUTOTUNE", "0").env("CONVSCOPE_CACHE_DIR", dir.join("cache"));
         if with_log {
             cmd.env("RUST_LOG", "convscope=info").stderr(Stdio::piped());
         } else {

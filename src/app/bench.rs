@@ -16,6 +16,9 @@ pub fn run_bench(b: &BenchArgs) -> Result<()> {
     if let Some(m) = &b.model {
         return run_bench_model(b, m);
     }
+    if !b.shapes.is_empty() {
+        return run_bench_shapes(b);
+    }
     let mut sizes = b.sizes.iter().map(|s| crate::bench::parse_size(s)).collect::<Result<Vec<_>>>()?;
     if sizes.is_empty() {
         sizes = vec![(225, 400), (1080, 1920)];
@@ -116,6 +119,52 @@ fn run_bench_model(b: &BenchArgs, model: &std::path::Path) -> Result<()> {
                     say!("{}", r.json());
                 } else {
                     say!("{:<11} {:<11} {:>11.2} {:>9.2} {:<5}", r.size, r.layer, r.ms, r.gflops, r.timing);
+                }
+            })
+        },
+        &|what, done, total| {
+            bar.set_message(what.to_string());
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    );
+    bar.finish_and_clear();
+    result
+}
+
+/// `convscope bench --shape`.
+fn run_bench_shapes(b: &BenchArgs) -> Result<()> {
+    let shapes = b.shapes.iter().map(|s| crate::bench::ConvShape::parse(s)).collect::<Result<Vec<_>>>()?;
+    let blocks = b.blocks.iter().map(|s| Block::parse(s)).collect::<Result<Vec<_>>>()?;
+    let env = crate::env::EngineEnv::from_env()?;
+    let ctx = GpuContext::headless()?;
+    if !b.json {
+        say!("adapter: {}", ctx.describe());
+        say!("median of {} runs after 1 warm-up", b.runs.max(1));
+        say!("{:<12} {:<6} {:<24} {:>11} {:>9} {:<5}", "kernel", "block", "shape", "ms", "GFLOP/s", "timing");
+    }
+    let bar = progress_bar(1, "", "{msg} {bar:20} run {pos}/{len} {elapsed}");
+    let result = crate::bench::run_shapes(
+        &ctx,
+        &env,
+        &shapes,
+        &blocks,
+        b.runs,
+        b.seed,
+        &mut |r| {
+            bar.suspend(|| {
+                if b.json {
+                    say!("{}", r.json());
+                } else {
+                    say!(
+                        "{:<12} {:<6} {:<24} {:>11.3} {:>9.2} {:<5}",
+                        r.kernel,
+                        r.block,
+                        r.layer,
+                        r.ms,
+                        r.gflops,
+                        r.timing
+                    );
                 }
             })
         },

@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// Time an ONNX model instead of the tutorial chain: per kind of node and in total.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Time single convolutions instead of the chain: Cin,Cout,K,HxW[,stride,pad,groups]
+    /// (repeatable), e.g. 64,64,3,56x56,1,1 or the depthwise 96,96,3,56x56,1,1,96.
+    #[arg(long = "shape")]
+    pub shapes: Vec<String>,
     /// Which kernel(s) to time (the naive kernel takes minutes per megapixel on a CPU adapter).
     #[arg(long, value_enum, default_value_t = BenchKernel::Tuned)]
     pub kernel: BenchKernel,

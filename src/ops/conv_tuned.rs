@@ -50,12 +50,21 @@ pub struct Block {
     pub ocv: u32,
     /// Write the block out unrolled (named registers) instead of as loops over arrays.
     pub unroll: bool,
+    /// Interleave: `lanes` neighbouring invocations share a segment of `px · lanes` outputs,
+    /// invocation j taking j, j + lanes, … (1 = each invocation's outputs adjacent).
+    pub lanes: u32,
 }
 
 impl Default for Block {
     fn default() -> Self {
-        Block { px: 8, ocv: 2, unroll: true }
+        Block { px: 8, ocv: 2, unroll: true, lanes: 1 }
     }
+}
+
+/// Invocations per output row of width `out_w` for a block.
+pub fn invocations_per_row(out_w: usize, b: &Block) -> usize {
+    let l = b.lanes.max(1) as usize;
+    out_w.div_ceil(b.px as usize * l) * l
 }
 
 impl Block {
@@ -70,25 +79,37 @@ impl Block {
             return b;
         }
         match info.device_type {
-            wgpu::DeviceType::Cpu => Block { px: 24, ocv: 3, unroll: true },
+            wgpu::DeviceType::Cpu => Block { px: 24, ocv: 3, unroll: true, lanes: 1 },
             _ => Block::default(),
         }
     }
 
-    /// Parses a register block `PXxOCV`: x outputs × vec4 output-channel groups per invocation.
+    /// Parses a register block `PXxOCV` (x outputs × vec4 output-channel groups per
+    /// invocation), optionally interleaved over L invocations: `PXxOCVlL`, e.g. `8x3l8`.
     pub fn parse(s: &str) -> Result<Block> {
-        let (px, ocv) = s.split_once(['x', 'X']).ok_or_else(|| anyhow!("block {s:?} is not PXxOCV, e.g. 8x2"))?;
+        let (px, rest) = s.split_once(['x', 'X']).ok_or_else(|| anyhow!("block {s:?} is not PXxOCV, e.g. 8x2"))?;
+        let (ocv, lanes) = match rest.split_once(['l', 'L']) {
+            Some((o, l)) => (o, Some(l)),
+            None => (rest, None),
+        };
         let px: u32 = px.trim().parse().map_err(|_| anyhow!("block {s:?}: PX is not a number"))?;
         let ocv: u32 = ocv.trim().parse().map_err(|_| anyhow!("block {s:?}: OCV is not a number"))?;
-        if !(1..=32).contains(&px) || !(1..=8).contains(&ocv) {
-            bail!("block {s:?}: PX must be 1..32 and OCV 1..8");
+        let lanes: u32 = match lanes {
+            Some(l) => l.trim().parse().map_err(|_| anyhow!("block {s:?}: L is not a number"))?,
+            None => 1,
+        };
+        if !(1..=32).contains(&px) || !(1..=8).contains(&ocv) || !(1..=64).contains(&lanes) {
+            bail!("block {s:?}: PX must be 1..32, OCV 1..8 and L 1..64");
         }
-        Ok(Block { px, ocv, unroll: true })
+        Ok(Block { px, ocv, unroll: true, lanes })
     }
 
-    /// `PXxOCV`.
+    /// `PXxOCV`, or `PXxOCVlL` when interleaved.
     pub fn name(&self) -> String {
-        format!("{}x{}", self.px, self.ocv)
+        match self.lanes {
+            0 | 1 => format!("{}x{}", self.px, self.ocv),
+            l => format!("{}x{}l{l}", self.px, self.ocv),
+        }
     }
 }
 
@@ -210,6 +231,8 @@ pub fn pipeline_for(c: &ConvShape, b: &Block, g: &StepGeom) -> PipelineSpec {
 /// As [`pipeline_for`] with a fused epilogue.
 pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> PipelineSpec {
     let unroll = b.unroll && c.k <= MAX_UNROLLED_K;
+    // The loop form is written for adjacent outputs.
+    let b = &Block { lanes: if unroll { b.lanes.max(1) } else { 1 }, ..*b };
     let u = |v: usize| v as u32;
     let src = tuned_source(
         &[
@@ -224,6 +247,8 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
             ("OUT_W", u(g.output.w)),
             ("PX", b.px),
             ("OCV", b.ocv),
+            ("L", b.lanes),
+            ("NBX", u(invocations_per_row(g.output.w, b))),
             ("WRITE_RAW", u32::from(e.write_raw)),
             ("FUSE_BN", u32::from(e.bn)),
             ("WRITE_BN", u32::from(e.write_bn)),
@@ -255,7 +280,9 @@ impl TunedConv {
         let u = |v: usize| v as u32;
         let band =
             Band { out_row0: u(g.out_row0), out_rows: u(g.out_rows), in_row0: u(g.in_row0), in_rows: u(g.in_rows) };
-        let invocations = g.output.w.div_ceil(self.block.px as usize) * g.out_rows;
+        let unroll = self.block.unroll && self.spec.k <= MAX_UNROLLED_K;
+        let block = Block { lanes: if unroll { self.block.lanes.max(1) } else { 1 }, ..self.block };
+        let invocations = invocations_per_row(g.output.w, &block) * g.out_rows;
         let (x, y) = split_workgroups(invocations.div_ceil(64) as u32, max_workgroups);
         let z = (self.groups / self.block.ocv as usize) as u32;
         Dispatch {
@@ -310,12 +337,19 @@ pub fn specialise(src: &str, values: &[(&str, u32)]) -> String {
 /// one register block (`px` x outputs × `ocv` vec4 channel groups), kernel size `k` and
 /// stride: the same arithmetic in the same order as the loop form, with every register
 /// a named variable so no driver has to keep an indexed array in memory.
-pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32) -> String {
+pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32, lanes: u32) -> String {
     use std::fmt::Write as _;
-    let rw = (px - 1) * stride + k;
+    let l = lanes.max(1);
+    // Input offsets (from ix0) that output p's tap kx reads: each loaded once.
+    let mut offsets: Vec<u32> = (0..px).flat_map(|p| (0..k).map(move |kx| p * l * stride + kx)).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
     let mut s = String::new();
     let w = &mut s;
-    let _ = writeln!(w, "    // unrolled: {px} x outputs x {ocv} vec4 channel groups, k {k}, stride {stride}");
+    let _ = writeln!(
+        w,
+        "    // unrolled: {px} x outputs (spacing {l}) x {ocv} vec4 channel groups, k {k}, stride {stride}"
+    );
     for o in 0..ocv {
         let _ = writeln!(w, "    let b{o} = bias[g0 + {o}u];");
         for p in 0..px {
@@ -328,7 +362,7 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32) -> String {
     let _ = writeln!(w, "            let iy = i32(oy * STRIDE + ky) - i32(PAD);");
     let _ = writeln!(w, "            if (iy < 0 || iy >= i32(IN_H)) {{ continue; }}");
     let _ = writeln!(w, "            let rbase = (ci * in_rows + u32(iy - in_row0)) * IN_W;");
-    for j in 0..rw {
+    for &j in &offsets {
         let _ = writeln!(
             w,
             "            let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W));"
@@ -339,7 +373,7 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32) -> String {
         for o in 0..ocv {
             let _ = writeln!(w, "            let w{kx}_{o} = weight[wbase + {o}u * CIN * K * K + {kx}u];");
             for p in 0..px {
-                let r = p * stride + kx;
+                let r = p * l * stride + kx;
                 let _ = writeln!(w, "            a{p}_{o} = fma(vec4<f32>(r{r}), w{kx}_{o}, a{p}_{o});");
             }
         }
@@ -349,8 +383,8 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32) -> String {
     for o in 0..ocv {
         let _ = writeln!(w, "    let co{o} = (g0 + {o}u) * 4u;");
         for p in 0..px {
-            for (l, c) in ["x", "y", "z", "w"].iter().enumerate() {
-                let _ = writeln!(w, "    store(co{o} + {l}u, oyl, ox0 + {p}u, a{p}_{o}.{c});");
+            for (lane, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                let _ = writeln!(w, "    store(co{o} + {lane}u, oyl, ox0 + {}u, a{p}_{o}.{c});", p * l, lane = lane);
             }
         }
     }
@@ -367,9 +401,10 @@ pub fn tuned_source(values: &[(&str, u32)], unroll: bool) -> String {
     let (Some(px), Some(ocv), Some(k), Some(stride)) = (get("PX"), get("OCV"), get("K"), get("STRIDE")) else {
         panic!("unrolling needs PX, OCV, K and STRIDE");
     };
+    let lanes = get("L").unwrap_or(1);
     let begin = src.find("    // @block-begin").expect("@block-begin marker");
     let end = src.find("    // @block-end").expect("@block-end marker");
-    format!("{}{}{}", &src[..begin], unrolled_block(px, ocv, k, stride), &src[end..])
+    format!("{}{}{}", &src[..begin], unrolled_block(px, ocv, k, stride, lanes), &src[end..])
 }
 
 #[cfg(test)]
@@ -411,7 +446,12 @@ mod tests {
 
     #[test]
     fn blocks_parse() {
-        assert_eq!(Block::parse("8x2").unwrap(), Block { px: 8, ocv: 2, unroll: true });
+        assert_eq!(Block::parse("8x2").unwrap(), Block { px: 8, ocv: 2, unroll: true, lanes: 1 });
+        assert_eq!(Block::parse("8x3l8").unwrap(), Block { px: 8, ocv: 3, unroll: true, lanes: 8 });
+        assert_eq!(Block::parse("8x3l8").unwrap().name(), "8x3l8");
+        assert!(Block::parse("8x3l0").is_err() && Block::parse("8x3lx").is_err());
+        assert_eq!(invocations_per_row(100, &Block::parse("4x2l8").unwrap()), 32);
+        assert_eq!(invocations_per_row(100, &Block::parse("4x2").unwrap()), 25);
         assert!(Block::parse("0x2").is_err());
         assert!(Block::parse("8x9").is_err());
         assert!(Block::parse("33x1").is_err());

@@ -551,7 +551,10 @@ fn run(
     };
     let is_page = |t: usize| kept.as_ref().is_none_or(|k| k.contains(&t) && dims[t].len() == 4);
     let pages = Pages::new(&graph, &|t| dims[t].clone(), &is_page, scores.is_some());
-    let gnet = exec.upload(&ctx, &graph, source.kernel).map_err(early)?;
+    let mut gnet = exec.upload(&ctx, &graph, source.kernel).map_err(early)?;
+    // Blocks already measured for these shapes; new shapes are measured after the run, so
+    // the first pages are not held up (the next run uses them).
+    exec.autotune(&ctx, &mut gnet, input.tensor.shape, 0.0).map_err(early)?;
     let before = exec.cache_stats();
     let rgb = source.order.rgb_indices();
     let mut by_tensor: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -633,6 +636,9 @@ fn run(
         after.buffers_created - before.buffers_created,
         after.buffers_reused - before.buffers_reused
     );
+    if let Err(e) = exec.autotune(&ctx, &mut gnet, tensor.shape, crate::exec::autotune::BUDGET_MS) {
+        log::warn!("autotune: {e:#}");
+    }
     let predictions = match scores {
         Some((t, is_prob)) => {
             Some(crate::predict::rank(&acts.read(&ctx, t).map_err(started)?.data, labels.as_deref(), is_prob))

@@ -76,8 +76,11 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
 }
 
 /// The built `convscope` binary.
+/// The built `convscope` binary; its autotune choices go to a folder of the tests' own.
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_convscope"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_convscope"));
+    c.env("CONVSCOPE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("autotune-cache"));
+    c
 }
 
 pub fn tmp(name: &str) -> PathBuf {

@@ -1,0 +1,225 @@
+//! Per-layer choice of the tuned convolution's register block, by measurement on the
+//! adapter at hand (as cuDNN's benchmark mode and burn's autotune do): the first time a
+//! layer shape runs, a few candidate blocks are compiled and timed on a slice of its rows,
+//! within a time budget, and the fastest is kept in memory and on disk
+//! (`~/.cache/convscope/autotune-v1.json`, keyed by adapter, driver and shape). A corrupt or
+//! stale file is ignored and rewritten. Every block computes the same sums in the same
+//! order, so the choice never changes a result.
+
+use crate::ops::conv_tuned::Block;
+use anyhow::{Context as _, Result, anyhow};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// File format version: a file of another version is ignored.
+pub const VERSION: u64 = 1;
+/// Tuning time allowed per call (compiling and timing candidates); shapes left over keep
+/// the adapter's default block this time and are tuned on a later run.
+pub const BUDGET_MS: f64 = 800.0;
+/// Output rows the candidates are timed on (the cost per row of a layer hardly varies).
+pub const PROBE_ROWS: usize = 16;
+
+/// The blocks tried for a layer, the adapter's default first. On CPU adapters
+/// (lavapipe) wide blocks keep the 8-lane vectors busy; interleaved blocks (`l8`: eight
+/// invocations load consecutive addresses) won for 1×1 convolutions, adjacent outputs for
+/// larger kernels (they reuse each loaded input K times). GPUs prefer moderate blocks.
+pub fn candidates(cpu: bool, k: usize, default: Block) -> Vec<Block> {
+    let b = |s: &str| Block::parse(s).ok();
+    let names: &[&str] = match (cpu, k) {
+        (true, 1) => &["8x3l8", "8x4l8", "24x3", "4x6l8"],
+        // Few: on lavapipe compiling a wide unrolled block takes up to a second or two.
+        (true, _) => &["24x3", "16x3", "8x4"],
+        (false, 1) => &["8x2l8", "4x2l8", "8x2", "4x4"],
+        (false, _) => &["8x2", "4x2", "8x1", "16x2"],
+    };
+    let mut v = vec![default];
+    v.extend(names.iter().filter_map(|n| b(n)).filter(|x| *x != default));
+    v
+}
+
+/// What the adapter is, for the cache key: a choice made on one machine is never used on
+/// another.
+pub fn adapter_key(info: &wgpu::AdapterInfo) -> String {
+    format!("{} | {:?} | {} {}", info.name, info.backend, info.driver, info.driver_info)
+}
+
+/// A conv layer's shape for the cache key: `cin,cout,k,stride,pad,HxW` (input size).
+pub fn shape_key(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, h: usize, w: usize) -> String {
+    format!("{cin},{cout},{k},{stride},{pad},{h}x{w}")
+}
+
+/// A measured choice.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Choice {
+    pub block: Block,
+    /// Time of the probe with this block, ms.
+    pub ms: f64,
+}
+
+/// The choices, in memory and (when a directory is given) on disk.
+#[derive(Debug, Default)]
+pub struct TuneCache {
+    path: Option<PathBuf>,
+    entries: BTreeMap<(String, String), Choice>,
+    /// Why the file was not used, when it was not (corrupt, another version).
+    pub ignored: Option<String>,
+}
+
+impl TuneCache {
+    /// The cache directory: `CONVSCOPE_CACHE_DIR`, else `$XDG_CACHE_HOME/convscope`, else
+    /// `~/.cache/convscope`; None when none can be named.
+    pub fn default_dir(get: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+        let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        if let Some(d) = non_empty("CONVSCOPE_CACHE_DIR") {
+            return Some(PathBuf::from(d));
+        }
+        if let Some(d) = non_empty("XDG_CACHE_HOME") {
+            return Some(Path::new(&d).join("convscope"));
+        }
+        non_empty("HOME").map(|h| Path::new(&h).join(".cache").join("convscope"))
+    }
+
+    /// Loads the cache file in `dir` (none: in memory only). A missing file is an empty
+    /// cache; an unreadable, corrupt or other-version file is ignored (and replaced on the
+    /// next save), with the reason in `ignored`.
+    pub fn open(dir: Option<&Path>) -> TuneCache {
+        let Some(dir) = dir else { return TuneCache::default() };
+        let path = dir.join(format!("autotune-v{VERSION}.json"));
+        let mut c = TuneCache { path: Some(path.clone()), ..Default::default() };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match parse(&text) {
+                Ok(entries) => c.entries = entries,
+                Err(e) => {
+                    log::warn!("ignoring the autotune cache {}: {e:#}", path.display());
+                    c.ignored = Some(format!("{e:#}"));
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => c.ignored = Some(e.to_string()),
+        }
+        c
+    }
+
+    pub fn get(&self, adapter: &str, shape: &str) -> Option<Choice> {
+        self.entries.get(&(adapter.to_string(), shape.to_string())).copied()
+    }
+
+    pub fn insert(&mut self, adapter: &str, shape: &str, c: Choice) {
+        self.entries.insert((adapter.to_string(), shape.to_string()), c);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes the file (to a temporary name, then renamed over the old one, so a reader
+    /// never sees half a file). Without a directory this does nothing.
+    pub fn save(&self) -> Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
+        let dir = path.parent().ok_or_else(|| anyhow!("{} has no folder", path.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let entries: Vec<serde_json::Value> = self
+            .entries
+            .iter()
+            .map(|((a, s), c)| serde_json::json!({"adapter": a, "shape": s, "block": c.block.name(), "ms": c.ms}))
+            .collect();
+        let text = serde_json::to_string_pretty(&serde_json::json!({"version": VERSION, "entries": entries}))?;
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+}
+
+/// The entries of a cache file; entries whose block no longer parses are dropped.
+fn parse(text: &str) -> Result<BTreeMap<(String, String), Choice>> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| anyhow!("not JSON ({e})"))?;
+    if v.get("version").and_then(|x| x.as_u64()) != Some(VERSION) {
+        return Err(anyhow!("not a version {VERSION} file"));
+    }
+    let list = v.get("entries").and_then(|e| e.as_array()).ok_or_else(|| anyhow!("no entries list"))?;
+    let mut out = BTreeMap::new();
+    for e in list {
+        let s = |k: &str| e.get(k).and_then(|x| x.as_str());
+        let (Some(a), Some(sh), Some(b)) = (s("adapter"), s("shape"), s("block")) else { continue };
+        let ms = e.get("ms").and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
+        if let Ok(block) = Block::parse(b) {
+            out.insert((a.to_string(), sh.to_string()), Choice { block, ms });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("convscope-autotune-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn choices_survive_a_round_trip_and_bad_files_are_ignored_then_replaced() {
+        let d = dir("roundtrip");
+        let mut c = TuneCache::open(Some(&d));
+        assert!(c.is_empty() && c.ignored.is_none(), "a missing file is an empty cache");
+        let b = Block::parse("8x3l8").unwrap();
+        c.insert("lavapipe", "64,64,1,1,0,56x56", Choice { block: b, ms: 1.5 });
+        c.save().unwrap();
+        let back = TuneCache::open(Some(&d));
+        assert_eq!(back.get("lavapipe", "64,64,1,1,0,56x56"), Some(Choice { block: b, ms: 1.5 }));
+        assert_eq!(back.get("another adapter", "64,64,1,1,0,56x56"), None);
+        let file = d.join("autotune-v1.json");
+        for bad in ["{not json", "{\"version\": 0, \"entries\": []}", "[1,2]", ""] {
+            std::fs::write(&file, bad).unwrap();
+            let c = TuneCache::open(Some(&d));
+            assert!(c.is_empty() && c.ignored.is_some(), "{bad:?} is ignored");
+            c.save().unwrap();
+            assert!(TuneCache::open(Some(&d)).ignored.is_none(), "and rewritten whole");
+        }
+        // An entry naming a block this version cannot parse is dropped, the rest kept.
+        std::fs::write(
+            &file,
+            r#"{"version":1,"entries":[{"adapter":"a","shape":"s","block":"99x99","ms":1},
+               {"adapter":"a","shape":"t","block":"24x3","ms":2}]}"#,
+        )
+        .unwrap();
+        let c = TuneCache::open(Some(&d));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.get("a", "t").map(|x| x.block.name()), Some("24x3".to_string()));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn cache_folder_follows_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(TuneCache::default_dir(env(&[("CONVSCOPE_CACHE_DIR", "/x")])), Some(PathBuf::from("/x")));
+        assert_eq!(
+            TuneCache::default_dir(env(&[("XDG_CACHE_HOME", "/c"), ("HOME", "/h")])),
+            Some(PathBuf::from("/c/convscope"))
+        );
+        assert_eq!(TuneCache::default_dir(env(&[("HOME", "/h")])), Some(PathBuf::from("/h/.cache/convscope")));
+        assert_eq!(TuneCache::default_dir(env(&[("CONVSCOPE_CACHE_DIR", " ")])), None);
+    }
+
+    #[test]
+    fn candidates_start_with_the_default_and_have_no_repeats() {
+        let d = Block::parse("24x3").unwrap();
+        for (cpu, k) in [(true, 1), (true, 3), (false, 1), (false, 5)] {
+            let c = candidates(cpu, k, d);
+            assert_eq!(c[0], d);
+            let mut names: Vec<String> = c.iter().map(Block::name).collect();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), c.len());
+        }
+    }
+}
