@@ -285,6 +285,46 @@ fn bench_json_reports_every_kernel_layer_and_total() {
 }
 
 #[test]
+fn bench_shape_times_single_convolutions_with_the_autotuned_block() {
+    if !gpu_available() {
+        return;
+    }
+    let cache = tmp("bench-shape-cache");
+    let out = run(bin()
+        .args(["bench", "--shape", "8,16,3,12x20,1,1", "--shape", "8,8,3,12x20,2,1,8", "--runs", "1", "--json"])
+        .env("CONVSCOPE_CACHE_DIR", &cache));
+    assert!(out.status.success());
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0]["layer"].as_str(), rows[0]["kernel"].as_str()), (Some("8,16,3,12x20,1,1,1"), Some("tuned")));
+    assert_eq!((rows[1]["layer"].as_str(), rows[1]["kernel"].as_str()), (Some("8,8,3,12x20,2,1,8"), Some("depthwise")));
+    // The plain conv ran with the block autotuning chose, which is now in the cache file.
+    let block = rows[0]["block"].as_str().unwrap_or_default().to_string();
+    assert!(convscope::ops::conv_tuned::Block::parse(&block).is_ok(), "{block}");
+    let file = std::fs::read_to_string(cache.join("autotune-v1.json")).expect("autotune cache written");
+    assert!(
+        file.contains("\"shape\": \"8,16,3,1,1,12x20\"") && file.contains(&format!("\"block\": \"{block}\"")),
+        "{file}"
+    );
+    // 12x20 → 12x20 outputs: 2·16·8·9·240 FLOPs.
+    let (ms, gflops) = (rows[0]["ms"].as_f64().unwrap(), rows[0]["gflops"].as_f64().unwrap());
+    assert!((gflops * ms * 1e6 / (2.0 * 16.0 * 8.0 * 9.0 * 240.0) - 1.0).abs() < 0.05, "{}", rows[0]);
+    for (bad, needle) in [
+        ("8,16,3", "is not Cin,Cout,K,HxW"),
+        ("8,16,3,12", "is not HxW"),
+        ("8,16,x,12x20", "K \"x\" is not a number"),
+        ("6,16,3,12x20,1,1,4", "multiples of groups"),
+        ("8,16,9,4x4", "kernel is larger than the padded input"),
+        ("0,16,3,12x20", "must be 1.."),
+    ] {
+        assert_one_line_error(&run(bin().args(["bench", "--shape", bad])), needle);
+    }
+}
+
+#[test]
 fn bad_environment_variables_are_reported_not_ignored() {
     let d = tmp("e-env");
     for (var, value, needle) in [
@@ -297,6 +337,7 @@ fn bad_environment_variables_are_reported_not_ignored() {
         ("CONVSCOPE_GPU_MEMORY_MB", "99999999999999999", "CONVSCOPE_GPU_MEMORY_MB=99999999999999999 is too large"),
         ("CONVSCOPE_GPU_MEMORY_MB", "lots", "is not a whole number of MiB"),
         ("CONVSCOPE_BLOCK", "99x1", "CONVSCOPE_BLOCK: block \"99x1\""),
+        ("CONVSCOPE_AUTOTUNE", "yes", "CONVSCOPE_AUTOTUNE=\"yes\": give 0 (off) or 1 (on)"),
     ] {
         let out = run(bin().args(["export", "--out"]).arg(&d).env(var, value));
         assert_one_line_error(&out, needle);
