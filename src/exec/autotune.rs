@@ -26,9 +26,9 @@ pub const PROBE_ROWS: usize = 16;
 pub fn candidates(cpu: bool, k: usize, default: Block) -> Vec<Block> {
     let b = |s: &str| Block::parse(s).ok();
     let names: &[&str] = match (cpu, k) {
-        (true, 1) => &["8x3l8", "8x4l8", "24x3", "4x6l8"],
+        (true, 1) => &["8x3l8", "8x4l8", "8x4", "24x3"],
         // Few: on lavapipe compiling a wide unrolled block takes up to a second or two.
-        (true, _) => &["24x3", "16x3", "8x4"],
+        (true, _) => &["24x3", "16x4", "8x4"],
         (false, 1) => &["8x2l8", "4x2l8", "8x2", "4x4"],
         (false, _) => &["8x2", "4x2", "8x1", "16x2"],
     };
