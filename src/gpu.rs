@@ -77,28 +77,12 @@ impl GpuContext {
     }
 
     /// Waits for all submitted work, then fails with the first GPU error seen, if any.
-    /// It polls rather than blocking inside wgpu: a blocking poll holds the device's locks
-    /// for the whole wait, and another thread's submission on this device (the viewer's
-    /// hover read-backs) would stall behind it.
+    /// (A blocking poll holds this device's locks while it waits: no other thread submits to
+    /// a device something waits on; the viewer's UI thread has a device of its own.)
     pub fn wait(&self) -> Result<()> {
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = done.clone();
-        self.queue.on_submitted_work_done(move || flag.store(true, std::sync::atomic::Ordering::Release));
-        let mut spins = 0u32;
-        loop {
-            let status =
-                self.device.poll(wgpu::PollType::Poll).map_err(|e| anyhow!("waiting for the GPU failed: {e}"))?;
-            if done.load(std::sync::atomic::Ordering::Acquire) || status.is_queue_empty() {
-                break;
-            }
-            // Spin briefly (short waits are common), then yield the CPU to the driver.
-            spins += 1;
-            if spins > 64 {
-                std::thread::sleep(std::time::Duration::from_micros(100));
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow!("waiting for the GPU failed: {e}"))?;
         self.check_errors()
     }
 
