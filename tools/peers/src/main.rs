@@ -6,14 +6,10 @@
 //! usage: convscope-peers [--runs N] [SHAPE ...]   SHAPE = Cin,Cout,K,HxW[,stride,pad,groups]
 //! Without shapes: the tutorial chain at 225×400 (its three layers) and the ResNet shapes.
 
-use burn::backend::Wgpu;
-use burn::backend::wgpu::WgpuDevice;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Device, DeviceKind, Distribution, Tensor};
 use std::time::Instant;
-
-type B = Wgpu;
 
 #[derive(Clone, Copy, Debug)]
 struct Shape {
@@ -56,18 +52,21 @@ impl Shape {
     }
 }
 
-fn time(shape: Shape, runs: usize, device: &WgpuDevice) -> f64 {
+fn time(shape: Shape, runs: usize, device: &Device) -> f64 {
     let dist = Distribution::Uniform(-1.0, 1.0);
-    let weight = Tensor::<B, 4>::random([shape.cout, shape.cin / shape.groups, shape.k, shape.k], dist, device);
-    let bias = Tensor::<B, 1>::random([shape.cout], dist, device);
+    let weight = Tensor::<4>::random([shape.cout, shape.cin / shape.groups, shape.k, shape.k], dist, device);
+    let bias = Tensor::<1>::random([shape.cout], dist, device);
     let opts = ConvOptions::new([shape.stride; 2], [shape.pad; 2], [1, 1], shape.groups);
     let run = || {
-        let x = Tensor::<B, 4>::random([1, shape.cin, shape.h, shape.w], dist, device);
-        // Reading one value back waits for the input and the convolution to finish.
-        let _ = x.clone().slice([0..1, 0..1, 0..1, 0..1]).into_data();
+        let x = Tensor::<4>::random([1, shape.cin, shape.h, shape.w], dist, device);
+        // The input exists before the clock starts.
+        std::hint::black_box(x.clone().sum().into_data().try_to_vec::<f32>().ok());
         let t = Instant::now();
         let y = conv2d(x, weight.clone(), Some(bias.clone()), opts.clone());
-        let _ = y.slice([0..1, 0..1, 0..1, 0..1]).into_data();
+        // The sum needs every output, and reading its value waits for it (the data of
+        // `into_data` is only fetched when read).
+        let sum = y.sum().into_data().try_to_vec::<f32>();
+        std::hint::black_box(sum.ok());
         t.elapsed().as_secs_f64() * 1e3
     };
     // Warm-up: autotune picks its kernel here.
@@ -105,7 +104,9 @@ fn main() {
             .map(|s| Shape::parse(s).expect("built-in shape"))
             .collect();
     }
-    let device = WgpuDevice::Cpu;
+    // burn's wgpu backend on the CPU adapter (lavapipe), as convscope runs there.
+    let device = Device::wgpu(DeviceKind::Cpu);
+    eprintln!("device: {device:?}");
     for s in shapes {
         let ms = time(s, runs, &device);
         println!(
