@@ -359,13 +359,19 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32, lanes: u32) -> Str
     let _ = writeln!(w, "    let ix0 = i32(ox0 * STRIDE) - i32(PAD);");
     let _ = writeln!(w, "    for (var ci = 0u; ci < CIN; ci++) {{");
     let _ = writeln!(w, "        for (var ky = 0u; ky < K; ky++) {{");
+    // No branch on rows of the padding (each lane's row can differ): the row is clamped
+    // into the band and its values masked to zero, like the columns (5-10% faster on
+    // lavapipe, measured with `bench --shape`).
     let _ = writeln!(w, "            let iy = i32(oy * STRIDE + ky) - i32(PAD);");
-    let _ = writeln!(w, "            if (iy < 0 || iy >= i32(IN_H)) {{ continue; }}");
-    let _ = writeln!(w, "            let rbase = (ci * in_rows + u32(iy - in_row0)) * IN_W;");
+    let _ = writeln!(w, "            let rowok = iy >= 0 && iy < i32(IN_H);");
+    let _ = writeln!(
+        w,
+        "            let rbase = (ci * in_rows + u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0)) * IN_W;"
+    );
     for &j in &offsets {
         let _ = writeln!(
             w,
-            "            let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W));"
+            "            let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
         );
     }
     let _ = writeln!(w, "            let wbase = ((g0 * CIN + ci) * K + ky) * K;");
