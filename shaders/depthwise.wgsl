@@ -19,6 +19,9 @@ const IN_H: u32 = 56u;
 const IN_W: u32 = 56u;
 const OUT_H: u32 = 56u;
 const OUT_W: u32 = 56u;
+// Outputs along x per invocation (1 in this loop form; the host writes blocks of PX > 1
+// out unrolled, see `depthwise::unrolled_body`).
+const PX: u32 = 1u;
 // @constants-end
 
 struct Params {
@@ -36,19 +39,20 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
-// One invocation computes one output value: column gid.x, row gid.y, channel wid.z;
-// the taps in ky, kx order.
+// One invocation computes PX outputs of channel wid.z, row gid.y, columns gid.x·PX ..
+// gid.x·PX + PX (this loop form: PX = 1); the taps in ky, kx order.
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let ox = gid.x;
+    let ox = gid.x * PX;
     let oy = gid.y;
     let c = wid.z;
     if (ox >= OUT_W || oy >= OUT_H || c >= C) {
         return;
     }
-    var acc = bias[c];
     let iy0 = i32(oy * STRIDE_H) - i32(PAD_TOP);
     let ix0 = i32(ox * STRIDE_W) - i32(PAD_LEFT);
+    // @body-begin
+    var acc = bias[c];
     for (var ky = 0u; ky < KH; ky++) {
         let iy = iy0 + i32(ky * DIL_H);
         if (iy < 0 || iy >= i32(IN_H)) {
@@ -63,4 +67,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
         }
     }
     output[(c * OUT_H + oy) * OUT_W + ox] = acc;
+    // @body-end
 }

@@ -266,6 +266,8 @@ fn graph_ops_match_their_cpu_twins() {
     let resize = |linear, coord, nearest, out_h, out_w| Op::Resize(Resize { linear, coord, nearest, out_h, out_w });
     let ops: Vec<(&str, Op, Vec<&str>)> = vec![
         ("dw", conv(6, 6, [3, 3], [2, 2], [1, 1], [1, 0, 2, 1], 6, false, w(54), w(6)), vec!["input"]),
+        // Stride 1: the kernel's unrolled block of neighbouring outputs (odd widths, dilation).
+        ("dw1", conv(6, 6, [3, 3], [1, 1], [2, 1], [1, 2, 0, 1], 6, false, w(54), w(6)), vec!["input"]),
         ("grouped", conv(6, 4, [3, 2], [1, 2], [2, 1], [2, 1, 0, 3], 2, false, w(4 * 3 * 6), w(4)), vec!["dw"]),
         ("deconv", conv(4, 6, [3, 3], [2, 2], [1, 1], [1, 1, 0, 1], 2, true, w(4 * 3 * 9), w(6)), vec!["grouped"]),
         ("clip", Op::Unary(Unary::Clip { min: -0.1, max: 0.2 }), vec!["deconv"]),
