@@ -628,6 +628,10 @@ fn run(
         Err(e) if e.is::<Cancelled>() => return Ok(None),
         Err(e) => return Err((side.borrow().run.as_ref().is_some_and(|r| r.run_id == run_id), e)),
     };
+    if let Some((ms, timing)) = &acts.node_ms {
+        let list: Vec<String> = ms.iter().map(|m| format!("{m:.1}")).collect();
+        log::info!("run: {:.0} ms on the GPU; per node ({}): {}", acts.wall_ms, timing.name(), list.join(" "));
+    }
     let after = exec.cache_stats();
     log::info!(
         "run: pipelines built {}, cache hits {}; buffers created {}, reused {}",
