@@ -58,37 +58,16 @@ pub fn run_bench(b: &BenchArgs) -> Result<()> {
         );
     }
     let spec = crate::bench::BenchSpec { image: b.image.clone(), sizes, kernels, blocks, runs: b.runs, seed: b.seed };
-    let bar = progress_bar(1, "", "{msg} {bar:20} run {pos}/{len} {elapsed}");
-    let result = crate::bench::run(
-        &ctx,
-        &env,
-        &spec,
-        &mut |r| {
-            bar.suspend(|| {
-                if b.json {
-                    say!("{}", r.json());
-                } else {
-                    say!(
-                        "{:<7} {:<6} {:<11} {:<7} {:>11.2} {:>9.2} {:<5}",
-                        r.kernel,
-                        r.block,
-                        r.size,
-                        r.layer,
-                        r.ms,
-                        r.gflops,
-                        r.timing
-                    );
-                }
-            })
+    with_rows(
+        b.json,
+        &|r| {
+            format!(
+                "{:<7} {:<6} {:<11} {:<7} {:>11.2} {:>9.2} {:<5}",
+                r.kernel, r.block, r.size, r.layer, r.ms, r.gflops, r.timing
+            )
         },
-        &|what, done, total| {
-            bar.set_message(what.to_string());
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    );
-    bar.finish_and_clear();
-    result
+        &mut |emit, progress| crate::bench::run(&ctx, &env, &spec, emit, progress),
+    )
 }
 
 /// `convscope bench --model`.
@@ -107,29 +86,11 @@ fn run_bench_model(b: &BenchArgs, model: &std::path::Path) -> Result<()> {
         say!("model {}: median of {} runs after 1 warm-up", model.display(), b.runs.max(1));
         say!("{:<11} {:<11} {:>11} {:>9} {:<5}", "size", "nodes", "ms", "GFLOP/s", "timing");
     }
-    let bar = progress_bar(1, "", "{msg} {bar:20} run {pos}/{len} {elapsed}");
-    let result = crate::bench_model::run(
-        &ctx,
-        &env,
-        &source,
-        b.runs,
-        &mut |r| {
-            bar.suspend(|| {
-                if b.json {
-                    say!("{}", r.json());
-                } else {
-                    say!("{:<11} {:<11} {:>11.2} {:>9.2} {:<5}", r.size, r.layer, r.ms, r.gflops, r.timing);
-                }
-            })
-        },
-        &|what, done, total| {
-            bar.set_message(what.to_string());
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    );
-    bar.finish_and_clear();
-    result
+    with_rows(
+        b.json,
+        &|r| format!("{:<11} {:<11} {:>11.2} {:>9.2} {:<5}", r.size, r.layer, r.ms, r.gflops, r.timing),
+        &mut |emit, progress| crate::bench_model::run(&ctx, &env, &source, b.runs, emit, progress),
+    )
 }
 
 /// `convscope bench --shape`.
@@ -143,31 +104,24 @@ fn run_bench_shapes(b: &BenchArgs) -> Result<()> {
         say!("median of {} runs after 1 warm-up", b.runs.max(1));
         say!("{:<12} {:<6} {:<24} {:>11} {:>9} {:<5}", "kernel", "block", "shape", "ms", "GFLOP/s", "timing");
     }
-    let bar = progress_bar(1, "", "{msg} {bar:20} run {pos}/{len} {elapsed}");
-    let result = crate::bench::run_shapes(
-        &ctx,
-        &env,
-        &shapes,
-        &blocks,
-        b.runs,
-        b.seed,
-        &mut |r| {
-            bar.suspend(|| {
-                if b.json {
-                    say!("{}", r.json());
-                } else {
-                    say!(
-                        "{:<12} {:<6} {:<24} {:>11.3} {:>9.2} {:<5}",
-                        r.kernel,
-                        r.block,
-                        r.layer,
-                        r.ms,
-                        r.gflops,
-                        r.timing
-                    );
-                }
-            })
+    with_rows(
+        b.json,
+        &|r| {
+            format!("{:<12} {:<6} {:<24} {:>11.3} {:>9.2} {:<5}", r.kernel, r.block, r.layer, r.ms, r.gflops, r.timing)
         },
+        &mut |emit, progress| crate::bench::run_shapes(&ctx, &env, &shapes, &blocks, b.runs, b.seed, emit, progress),
+    )
+}
+
+/// A benchmark: given where rows go and where progress goes (what, done, total), runs.
+type Bench<'a> = dyn FnMut(&mut dyn FnMut(&crate::bench::Row), &dyn Fn(&str, usize, usize)) -> Result<()> + 'a;
+
+/// Runs a benchmark with a progress bar on stderr, printing each row as it is measured:
+/// one JSON object per line, or the table line `line` makes.
+fn with_rows(json: bool, line: &dyn Fn(&crate::bench::Row) -> String, run: &mut Bench<'_>) -> Result<()> {
+    let bar = progress_bar(1, "", "{msg} {bar:20} run {pos}/{len} {elapsed}");
+    let result = run(
+        &mut |r| bar.suspend(|| if json { say!("{}", r.json()) } else { say!("{}", line(r)) }),
         &|what, done, total| {
             bar.set_message(what.to_string());
             bar.set_length(total as u64);
