@@ -422,10 +422,6 @@ impl App {
         if let Some(d) = l.data.get_mut(page) {
             *d = state;
         }
-        // The older computation's pictures are not needed once this one shows its own.
-        if page == 0 {
-            self.display.drop_before(run_id);
-        }
     }
 
     /// A computation ended: times and predictions, or the error (the pages shown stay).
@@ -434,6 +430,9 @@ impl App {
         match r {
             Ok(f) => {
                 if let Some(l) = self.loaded.as_mut().filter(|l| Some(l.run_id) == run_id) {
+                    // Earlier computations' pictures stood in for pages still computing;
+                    // every page now has its own.
+                    self.display.drop_before(l.run_id);
                     l.acts.node_ms = f.node_ms;
                     l.acts.wall_ms = f.wall_ms;
                     l.predictions = f.predictions;
