@@ -6,10 +6,17 @@
 //! stale file is ignored and rewritten. Every block computes the same sums in the same
 //! order, so the choice never changes a result.
 
+use super::{Executor, GpuNetwork, RunOptions, Timing, TunedLayer};
+use crate::gpu::GpuContext;
+use crate::graph::Graph;
 use crate::ops::conv_tuned::Block;
+use crate::ops::{ConvKernel, GpuNode};
+use crate::plan::Keep;
+use crate::tensor::{Shape, Tensor};
 use anyhow::{Context as _, Result, anyhow};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// File format version: a file of another version is ignored.
 pub const VERSION: u64 = 1;
@@ -152,6 +159,129 @@ fn parse(text: &str) -> Result<BTreeMap<(String, String), Choice>> {
         }
     }
     Ok(out)
+}
+
+impl Executor {
+    /// Keeps autotune choices in `dir` (None: in memory only), or turns autotuning off.
+    pub fn set_autotune(&mut self, on: bool, dir: Option<&std::path::Path>) {
+        self.tune = on.then(|| TuneCache::open(dir));
+    }
+
+    /// Gives the tuned convolutions of `net` the register block measured fastest for their
+    /// shape on this adapter at `input`'s size: from the cache, or by timing the candidates
+    /// on a slice of the layer's rows while less than `budget_ms` has been spent (0: cached
+    /// choices only; a shape once started is finished). Layers left over keep the
+    /// adapter's default and are tuned on a later call. Off when a block was forced
+    /// (`CONVSCOPE_BLOCK`) or `CONVSCOPE_AUTOTUNE=0`.
+    pub fn autotune(
+        &mut self,
+        ctx: &GpuContext,
+        net: &mut GpuNetwork,
+        input: Shape,
+        budget_ms: f64,
+    ) -> Result<Vec<TunedLayer>> {
+        let Some(mut cache) = self.tune.take() else { return Ok(Vec::new()) };
+        let r = self.autotune_with(ctx, net, input, budget_ms, &mut cache);
+        self.tune = Some(cache);
+        r
+    }
+
+    fn autotune_with(
+        &mut self,
+        ctx: &GpuContext,
+        net: &mut GpuNetwork,
+        input: Shape,
+        budget_ms: f64,
+        cache: &mut TuneCache,
+    ) -> Result<Vec<TunedLayer>> {
+        if net.kernel != ConvKernel::Tuned {
+            return Ok(Vec::new());
+        }
+        let shapes = net.graph.infer_shapes(input)?;
+        let graph = net.graph.clone();
+        let tensor_of =
+            |name: &str| -> usize { graph.nodes.iter().position(|n| n.output == name).map_or(0, |i| i + 1) };
+        let adapter = adapter_key(&ctx.info);
+        let cpu = ctx.info.device_type == wgpu::DeviceType::Cpu;
+        let t0 = Instant::now();
+        let (mut out, mut changed, mut save) = (Vec::new(), false, false);
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let GpuNode::ConvTuned(tc) = &net.nodes[i] else { continue };
+            let current = tc.block;
+            let c = match &node.op {
+                crate::graph::Op::Conv(c) => c.clone(),
+                crate::graph::Op::ConvG(g) => match g.as_plain() {
+                    Some(c) => c,
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let ins = shapes[node.inputs.first().map_or(0, |n| tensor_of(n))];
+            let key = shape_key(c.cin, c.cout, c.k, c.stride, c.pad, ins.h, ins.w);
+            let (block, measured) = match cache.get(&adapter, &key) {
+                Some(ch) => (ch.block, false),
+                None if t0.elapsed().as_secs_f64() * 1e3 < budget_ms => {
+                    let ch = self.measure(ctx, &c, ins, cpu)?;
+                    log::info!("autotune {key}: block {} ({:.3} ms on a slice of rows)", ch.block.name(), ch.ms);
+                    cache.insert(&adapter, &key, ch);
+                    save = true;
+                    (ch.block, true)
+                }
+                None => continue,
+            };
+            if block != current {
+                net.nodes[i] = GpuNode::upload(ctx, &node.name, &node.op, ConvKernel::Tuned, block);
+                changed = true;
+            }
+            out.push(TunedLayer { node: node.name.clone(), block, measured });
+        }
+        if changed {
+            // Cached bind groups hold the replaced weights.
+            self.caches.clear_bind_groups();
+        }
+        if save && let Err(e) = cache.save() {
+            log::warn!("autotune choices not saved: {e:#}");
+        }
+        ctx.check_errors()?;
+        Ok(out)
+    }
+
+    /// Times each candidate block on the first [`PROBE_ROWS`] output rows of a
+    /// conv of shape `c` on an input of `ins`: the fastest (GPU timestamps where the
+    /// adapter has them, else wall time; best of two after a warm-up).
+    fn measure(&mut self, ctx: &GpuContext, c: &crate::network::Conv2d, ins: Shape, cpu: bool) -> Result<Choice> {
+        let rows = ins.h.min((PROBE_ROWS - 1) * c.stride + c.k);
+        let probe = Shape::new(c.cin, rows.max(1), ins.w);
+        let graph = Graph {
+            input: crate::graph::INPUT.into(),
+            nodes: vec![crate::graph::Node {
+                name: "autotune probe".into(),
+                op: crate::graph::Op::Conv(c.clone()),
+                inputs: vec![crate::graph::INPUT.into()],
+                output: "probe".into(),
+            }],
+        };
+        let x = Tensor::new(probe, vec![0.5; probe.len()]);
+        let opts = RunOptions { keep: Keep::Only(vec![1]), ..Default::default() };
+        let mut best: Option<Choice> = None;
+        for block in candidates(cpu, c.k, self.block) {
+            let g = self.upload_with_block(ctx, &graph, ConvKernel::Tuned, block)?;
+            self.run_with(ctx, &g, &x, &opts)?;
+            let mut ms = f64::INFINITY;
+            for _ in 0..2 {
+                let a = self.run_with(ctx, &g, &x, &opts)?;
+                let t = match &a.node_ms {
+                    Some((v, Timing::Gpu)) => v.iter().sum(),
+                    _ => a.wall_ms,
+                };
+                ms = ms.min(t);
+            }
+            if best.is_none_or(|b| ms < b.ms) {
+                best = Some(Choice { block, ms });
+            }
+        }
+        best.ok_or_else(|| anyhow::anyhow!("no candidate block"))
+    }
 }
 
 #[cfg(test)]
