@@ -40,7 +40,7 @@ impl App {
         // A page not computed yet: an earlier computation's picture of it stands in.
         let shown = shown.or_else(|| self.pending_stand_in(area));
         let kernels = matches!(want, Some((DisplayKey { view: View::Kernels(_), .. }, _)));
-        let kern_max = self.page_conv().map(|c| c.weight.iter().fold(0.0f32, |m, w| m.max(w.abs())));
+        let kern_max = self.page_conv().map(|k| k.abs_max);
         let Some(gfx) = &mut self.gfx else { return };
         let hud = hud::HudInfo {
             loaded: self.loaded.as_ref(),

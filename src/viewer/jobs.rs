@@ -69,6 +69,19 @@ pub struct Loaded {
     /// Nodes done, nodes in all.
     pub done: (usize, usize),
     pub finished: bool,
+    /// Per page, the conv the kernels view draws, its shape only (no weights: the frame
+    /// code asks for it every frame), with its largest |weight| and whether each filter also
+    /// shows as a colour patch.
+    pub kernels: Vec<Option<KernelShape>>,
+}
+
+/// A conv page's kernels, as the UI lays them out.
+#[derive(Clone, Debug)]
+pub struct KernelShape {
+    /// The conv with empty weights.
+    pub conv: crate::network::Conv2d,
+    pub abs_max: f32,
+    pub colour: bool,
 }
 
 impl Loaded {
@@ -376,7 +389,7 @@ fn run(
     for (p, info) in pages.all.iter().enumerate() {
         by_tensor.entry(info.tensor).or_default().push(p);
     }
-    let convs = (0..pages.all.len())
+    let convs: Vec<Option<(crate::network::Conv2d, Option<[usize; 3]>)>> = (0..pages.all.len())
         .map(|p| {
             let t = pages.all[p].tensor;
             let c = crate::kernels::drawable(&graph.nodes.get(t.checked_sub(1)?)?.op)?;
@@ -387,7 +400,25 @@ fn run(
         .collect();
     let page_dims: Vec<Vec<usize>> = pages.all.iter().map(|p| dims[p.tensor].clone()).collect();
     let tensor = input.tensor.clone();
-    let parts_cell = RefCell::new(Some((input, graph, pages, page_dims, convs)));
+    let kernels = convs
+        .iter()
+        .map(|c| {
+            c.as_ref().map(|(c, rgb)| KernelShape {
+                conv: crate::network::Conv2d {
+                    cin: c.cin,
+                    cout: c.cout,
+                    k: c.k,
+                    stride: c.stride,
+                    pad: c.pad,
+                    weight: Vec::new(),
+                    bias: Vec::new(),
+                },
+                abs_max: c.weight.iter().fold(0.0f32, |m, w| m.max(w.abs())),
+                colour: rgb.is_some(),
+            })
+        })
+        .collect();
+    let parts_cell = RefCell::new(Some((input, graph, pages, page_dims, convs, kernels)));
     let progress = |done: usize, total: usize, acts: &Activations| -> bool {
         let mut s = side.borrow_mut();
         s.drain();
@@ -395,7 +426,7 @@ fn run(
             return false; // a newer computation replaces this one
         }
         if done == 0
-            && let Some((input, graph, pages, page_dims, convs)) = parts_cell.borrow_mut().take()
+            && let Some((input, graph, pages, page_dims, convs, kernels)) = parts_cell.borrow_mut().take()
         {
             let n = pages.all.len();
             s.run = Some(Run {
@@ -421,6 +452,7 @@ fn run(
                 dims: page_dims,
                 done: (0, total),
                 finished: false,
+                kernels,
             };
             s.send(UserEvent::Started(Box::new(loaded), req.job.clone()));
         }

@@ -12,16 +12,9 @@ use anyhow::Result;
 impl App {
     /// The convolution shown on the current page as the kernels view draws it: a plain
     /// conv as it is; a depthwise one as one row of C kernels.
-    pub(super) fn page_conv(&self) -> Option<crate::network::Conv2d> {
-        let l = self.loaded.as_ref()?;
-        crate::kernels::drawable(l.op(self.page()?)?)
-    }
-
-    /// Whether the current page's kernels get a colour patch per filter (a layer reading a
-    /// three-channel image).
-    fn kernels_colour(&self) -> bool {
-        let (Some(l), Some(p)) = (&self.loaded, self.page()) else { return false };
-        l.pages.all[p].inputs.first() == Some(&l.graph.input) && self.page_conv().is_some_and(|c| c.cin == 3)
+    /// (Its shape and largest |weight|, made once per computation: this runs every frame.)
+    pub(super) fn page_conv(&self) -> Option<&super::jobs::KernelShape> {
+        self.loaded.as_ref()?.kernels.get(self.page()?)?.as_ref()
     }
 
     /// With the kernels view on a conv page: how many columns the output channels wrap
@@ -30,10 +23,9 @@ impl App {
         if !self.state.kernels {
             return None;
         }
-        let c = self.page_conv()?;
-        let colour = self.kernels_colour();
-        let blocks = crate::kernels::blocks_for(&c, colour, area.w / area.h.max(1.0));
-        let (w, h) = crate::kernels::wrapped_size(&c, colour, blocks);
+        let k = self.page_conv()?;
+        let blocks = crate::kernels::blocks_for(&k.conv, k.colour, area.w / area.h.max(1.0));
+        let (w, h) = crate::kernels::wrapped_size(&k.conv, k.colour, blocks);
         Some((blocks, w as f32, h as f32))
     }
 
@@ -47,11 +39,11 @@ impl App {
     /// The kernels view of the current page (None when it is not a conv); refuses a layer
     /// with too many kernels to draw.
     pub(super) fn kernels_view(&self) -> Result<Option<View>> {
-        let Some(c) = self.page_conv() else { return Ok(None) };
+        let Some(k) = self.page_conv() else { return Ok(None) };
         let (Some(gfx), Some(l), Some(p)) = (&self.gfx, &self.loaded, self.page()) else { return Ok(None) };
         let name = &l.pages.all[p].name;
         let max = gfx.ctx.limits().max_texture_dimension_2d as u64;
-        crate::kernels::check_size(&c, name, crate::kernels::MAX_PIXELS.min(max * max))?;
+        crate::kernels::check_size(&k.conv, name, crate::kernels::MAX_PIXELS.min(max * max))?;
         let Some((blocks, w, h)) = self.grid_area().and_then(|a| self.kernels_view_of(a)) else { return Ok(None) };
         if w as u64 > max || h as u64 > max {
             anyhow::bail!("{name} has too many kernels to draw ({w}x{h} pixels)");
