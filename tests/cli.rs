@@ -292,7 +292,8 @@ fn bench_shape_times_single_convolutions_with_the_autotuned_block() {
     let cache = tmp("bench-shape-cache");
     let out = run(bin()
         .args(["bench", "--shape", "8,16,3,12x20,1,1", "--shape", "8,8,3,12x20,2,1,8", "--runs", "1", "--json"])
-        .env("CONVSCOPE_CACHE_DIR", &cache));
+        .env("CONVSCOPE_CACHE_DIR", &cache)
+        .env("CONVSCOPE_AUTOTUNE", "1"));
     assert!(out.status.success());
     let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()

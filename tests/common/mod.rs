@@ -76,10 +76,13 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
 }
 
 /// The built `convscope` binary.
-/// The built `convscope` binary; its autotune choices go to a folder of the tests' own.
+/// The built `convscope` binary, with autotuning off (blocks never change results, the
+/// autotune tests turn it on, and measuring in every run made the suite minutes slower) and
+/// its cache, when on, in a folder of the tests' own.
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_convscope"));
     c.env("CONVSCOPE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("autotune-cache"));
+    c.env("CONVSCOPE_AUTOTUNE", "0");
     c
 }
 
