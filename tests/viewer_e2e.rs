@@ -28,8 +28,9 @@ struct Viewer {
 }
 
 /// Whether an X display and xdotool are there (required when CONVSCOPE_REQUIRE_GPU=1).
-/// Key auto-repeat is switched off (where `xset` exists): on a loaded machine a synthetic
-/// key can stay down long enough to repeat.
+/// On a loaded machine a synthetic key can stay down long enough to auto-repeat (a second
+/// press): `.ci/run` starts Xvfb with `-ardelay 60000`; `xset r off` is tried too, for X
+/// servers that honour it (Xvfb does not).
 fn have_x() -> bool {
     let ok = std::env::var("DISPLAY").is_ok() && Command::new("xdotool").arg("version").output().is_ok();
     if ok {

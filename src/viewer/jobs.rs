@@ -155,6 +155,8 @@ pub enum ToWorker {
     Save(Save),
     /// One channel of a page, for hover values and histograms.
     Channel(super::inspect::ChannelKey),
+    /// The window is closing: stop at the next node and end the thread.
+    Stop,
 }
 
 /// What a finished run adds.
@@ -198,6 +200,7 @@ pub enum UserEvent {
 /// The worker thread's handle.
 pub struct Worker {
     tx: Sender<ToWorker>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Worker {
@@ -226,12 +229,22 @@ impl Worker {
             channels: VecDeque::new(),
             run: None,
             next_run: 1,
+            stopping: false,
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("convscope compute".into())
             .spawn(move || worker_loop(exec, RefCell::new(side), &source))
             .map_err(|e| anyhow!("cannot start the compute thread: {e}"))?;
-        Ok(Worker { tx })
+        Ok(Worker { tx, thread: Some(thread) })
+    }
+
+    /// Stops the worker (a run in progress stops after its current node) and waits for it:
+    /// the process must not exit while the thread is inside the GPU driver.
+    pub fn stop(mut self) {
+        let _ = self.tx.send(ToWorker::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 
     pub fn send(&self, m: ToWorker) {
@@ -270,6 +283,7 @@ struct Side {
     channels: VecDeque<super::inspect::ChannelKey>,
     run: Option<Run>,
     next_run: u64,
+    stopping: bool,
 }
 
 fn worker_loop(mut exec: Executor, side: RefCell<Side>, source: &Source) {
@@ -277,6 +291,9 @@ fn worker_loop(mut exec: Executor, side: RefCell<Side>, source: &Source) {
         let job = {
             let mut s = side.borrow_mut();
             s.drain();
+            if s.stopping {
+                return;
+            }
             s.waiting.take()
         };
         if let Some(req) = job {
@@ -316,6 +333,7 @@ impl Side {
                     self.channels.push_back(k)
                 }
             }
+            ToWorker::Stop => self.stopping = true,
         }
     }
 
@@ -422,8 +440,8 @@ fn run(
     let progress = |done: usize, total: usize, acts: &Activations| -> bool {
         let mut s = side.borrow_mut();
         s.drain();
-        if s.waiting.is_some() {
-            return false; // a newer computation replaces this one
+        if s.waiting.is_some() || s.stopping {
+            return false; // a newer computation replaces this one, or the window closed
         }
         if done == 0
             && let Some((input, graph, pages, page_dims, convs, kernels)) = parts_cell.borrow_mut().take()

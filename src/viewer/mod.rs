@@ -450,8 +450,15 @@ impl ApplicationHandler<UserEvent> for App {
                     gfx.resize(size);
                 }
             }
-            WindowEvent::KeyboardInput { event, .. } if event.state == ElementState::Pressed => {
+            // Synthetic presses are winit's report of keys already down when the window gains
+            // focus: acting on them doubled a key pressed just as the window was focused.
+            WindowEvent::KeyboardInput { event, is_synthetic: false, .. } if event.state == ElementState::Pressed => {
                 if let Some(k) = map_key(&event.logical_key) {
+                    // A held arrow keeps flipping; a held S, R, PageDown… acts once (a held
+                    // S would write a file per repeat).
+                    if event.repeat && !matches!(k, Key::Next | Key::Prev) {
+                        return;
+                    }
                     // Before the pages are known, keys wait (a moment) and are then replayed.
                     if self.loaded.is_none() && !matches!(k, Key::Escape | Key::Quit | Key::Help) {
                         self.early_keys.push(k);
@@ -532,6 +539,10 @@ pub fn run(source: Source) -> Result<()> {
         pending_actions: Vec::new(),
         result: Ok(()),
     };
-    event_loop.run_app(&mut app).map_err(|e| anyhow!("window event loop failed: {e}"))?;
+    let ran = event_loop.run_app(&mut app).map_err(|e| anyhow!("window event loop failed: {e}"));
+    if let Some(w) = app.worker.take() {
+        w.stop();
+    }
+    ran?;
     app.result
 }
