@@ -18,6 +18,9 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     /// Whether GPU timestamps can be written around compute passes.
     pub timestamps: bool,
+    /// Whether shaders may use subgroup operations with subgroups of at least 8
+    /// invocations (what the tuned conv's `…s` blocks need).
+    pub subgroups: bool,
     errors: Arc<Mutex<Vec<String>>>,
 }
 
@@ -29,10 +32,11 @@ impl GpuContext {
         Self::from_adapter(instance, adapter)
     }
 
-    /// A context on `adapter`, with every limit the adapter offers and timestamps if present.
+    /// A context on `adapter`, with every limit the adapter offers, and timestamps and
+    /// subgroup operations if present.
     pub fn from_adapter(instance: wgpu::Instance, adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("convscope device"),
             required_features: features,
@@ -54,6 +58,7 @@ impl GpuContext {
             device,
             queue,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            subgroups: features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8,
             info,
             errors,
         })

@@ -157,7 +157,11 @@ fn check_all_layers(file: &str, net: &Network, tol: f32, band_limit: u64) {
     for (kernel, max_binding) in [(Kernel::Tuned, None), (Kernel::Naive, None), (Kernel::Tuned, Some(band_limit))] {
         let mut engine = common::executor(ctx);
         engine.max_binding = max_binding;
-        for block in [Block::default(), Block { px: 24, ocv: 3, unroll: true, lanes: 1 }] {
+        for block in [
+            Block::default(),
+            Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false },
+            Block { px: 16, ocv: 3, unroll: true, lanes: 1, sg: ctx.subgroups },
+        ] {
             let acts = common::run_net(&mut engine, ctx, net, &input, kernel, block);
             for (i, layer) in net.layers.iter().enumerate() {
                 let name = format!("{}.out", layer.name);

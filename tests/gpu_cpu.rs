@@ -43,13 +43,23 @@ fn kernels_match_cpu_on_awkward_shapes() {
         let cpu = reference::forward(&net, &input).unwrap();
         for block in [
             Block::default(),
-            Block { px: 4, ocv: 1, unroll: false, lanes: 1 },
-            Block { px: 12, ocv: 2, unroll: true, lanes: 1 },
-            Block { px: 8, ocv: 2, unroll: false, lanes: 1 },
-            Block { px: 24, ocv: 3, unroll: true, lanes: 1 },
-            Block { px: 4, ocv: 2, unroll: true, lanes: 8 },
-            Block { px: 3, ocv: 1, unroll: true, lanes: 5 },
+            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: false },
+            Block { px: 12, ocv: 2, unroll: true, lanes: 1, sg: false },
+            Block { px: 8, ocv: 2, unroll: false, lanes: 1, sg: false },
+            Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false },
+            Block { px: 4, ocv: 2, unroll: true, lanes: 8, sg: false },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: false },
+            // Subgroup forms (weights loaded 8 at a time and broadcast), where the device
+            // has subgroups; the loop form has none and runs as without `s`.
+            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true },
+            Block { px: 12, ocv: 4, unroll: true, lanes: 1, sg: true },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true },
+            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: true },
         ] {
+            if block.sg && !ctx.subgroups {
+                eprintln!("{} skipped: the device has no subgroup operations", block.name());
+                continue;
+            }
             for kernel in [Kernel::Tuned, Kernel::Naive] {
                 let acts = common::run_net(&mut engine, ctx, &net, &input, kernel, block);
                 for (i, want) in cpu.iter().enumerate() {
@@ -434,10 +444,11 @@ fn autotune_measures_once_caches_on_disk_and_survives_a_corrupt_file() {
         chosen.iter().map(|c| c.block).collect::<Vec<_>>()
     };
     let first = tune(true);
-    let file = dir.join("autotune-v1.json");
+    let file = dir.join("autotune-v2.json");
     assert!(file.exists(), "choices are written to the cache folder");
     assert_eq!(tune(false), first, "a second executor takes them from the file");
     std::fs::write(&file, "{ truncated").unwrap();
     tune(true);
-    assert!(std::fs::read_to_string(&file).unwrap().contains("\"version\": 1"), "the corrupt file was rewritten");
+    let version = format!("\"version\": {}", convscope::exec::autotune::VERSION);
+    assert!(std::fs::read_to_string(&file).unwrap().contains(&version), "the corrupt file was rewritten");
 }

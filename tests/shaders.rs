@@ -138,10 +138,14 @@ fn tuned_specialisations_are_valid() {
             ("PX", px),
             ("OCV", ocv),
         ];
-        for unroll in [false, true] {
-            let src = conv_tuned::tuned_source(&values, unroll);
+        for (unroll, subgroup) in [(false, false), (true, false), (true, true)] {
+            let src = conv_tuned::tuned_source(&values, unroll, subgroup);
             assert_eq!(src.contains("unrolled:"), unroll);
-            validate(&format!("tuned {cin}->{cout} k{k} s{stride} p{pad} {px}x{ocv} unroll {unroll}"), &src);
+            assert_eq!(src.contains("subgroupBroadcast"), subgroup);
+            validate(
+                &format!("tuned {cin}->{cout} k{k} s{stride} p{pad} {px}x{ocv} unroll {unroll} sg {subgroup}"),
+                &src,
+            );
         }
     }
 }

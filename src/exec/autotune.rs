@@ -2,7 +2,7 @@
 //! adapter at hand (as cuDNN's benchmark mode and burn's autotune do): the first time a
 //! layer shape runs, a few candidate blocks are compiled and timed on a slice of its rows,
 //! within a time budget, and the fastest is kept in memory and on disk
-//! (`~/.cache/convscope/autotune-v1.json`, keyed by adapter, driver and shape). A corrupt or
+//! (`~/.cache/convscope/autotune-v2.json`, keyed by adapter, driver and shape). A corrupt or
 //! stale file is ignored and rewritten. Every block computes the same sums in the same
 //! order, so the choice never changes a result.
 
@@ -18,8 +18,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// File format version: a file of another version is ignored.
-pub const VERSION: u64 = 1;
+/// File format version: a file of another version is ignored. 2: subgroup blocks (`s`)
+/// became candidates, so choices measured without them are measured again.
+pub const VERSION: u64 = 2;
 /// Tuning time allowed per call (compiling and timing candidates); shapes left over keep
 /// the adapter's default block this time and are tuned on a later run.
 pub const BUDGET_MS: f64 = 800.0;
@@ -32,15 +33,20 @@ pub const PROBE_ROWS: usize = 16;
 /// The blocks tried for a layer, the adapter's default first. On CPU adapters
 /// (lavapipe) wide blocks keep the 8-lane vectors busy; interleaved blocks (`l8`: eight
 /// invocations load consecutive addresses) won for 1×1 convolutions, adjacent outputs for
-/// larger kernels (they reuse each loaded input K times). GPUs prefer moderate blocks.
-pub fn candidates(cpu: bool, k: usize, default: Block) -> Vec<Block> {
+/// larger kernels (they reuse each loaded input K times). With subgroup operations a CPU
+/// adapter tries subgroup forms (`s`), whose weight loads are 8× fewer; which block wins
+/// depends on the layer (3→12 channels: 16x3s; 24→48: 12x4s; 1×1 64→256: 8x8s, measured
+/// on lavapipe). GPUs prefer moderate blocks.
+pub fn candidates(cpu: bool, subgroups: bool, k: usize, default: Block) -> Vec<Block> {
     let b = |s: &str| Block::parse(s).ok();
-    let names: &[&str] = match (cpu, k) {
-        (true, 1) => &["8x3l8", "8x4l8", "8x4", "24x3"],
+    let names: &[&str] = match (cpu, subgroups, k) {
+        (true, true, 1) => &["8x8s", "4x8s", "8x6s", "8x4l8"],
         // Few: on lavapipe compiling a wide unrolled block takes up to a second or two.
-        (true, _) => &["24x3", "16x4", "8x4"],
-        (false, 1) => &["8x2l8", "4x2l8", "8x2", "4x4"],
-        (false, _) => &["8x2", "4x2", "8x1", "16x2"],
+        (true, true, _) => &["16x3s", "12x4s", "8x6s", "8x4s"],
+        (true, false, 1) => &["8x3l8", "8x4l8", "8x4", "24x3"],
+        (true, false, _) => &["24x3", "16x4", "8x4"],
+        (false, _, 1) => &["8x2l8", "4x2l8", "8x2", "4x4"],
+        (false, _, _) => &["8x2", "4x2", "8x1", "16x2"],
     };
     let mut v = vec![default];
     v.extend(names.iter().filter_map(|n| b(n)).filter(|x| *x != default));
@@ -268,7 +274,7 @@ impl Executor {
         let opts = RunOptions { keep: Keep::Only(vec![1]), ..Default::default() };
         let mut best: Option<Choice> = None;
         let mut default_ms = f64::INFINITY;
-        for block in candidates(cpu, c.k, self.block) {
+        for block in candidates(cpu, ctx.subgroups, c.k, self.block) {
             let g = self.upload_with_block(ctx, &graph, ConvKernel::Tuned, block)?;
             self.run_with(ctx, &g, &x, &opts)?;
             let mut ms = f64::INFINITY;
@@ -317,7 +323,7 @@ mod tests {
         let back = TuneCache::open(Some(&d));
         assert_eq!(back.get("lavapipe", "64,64,1,1,0,56x56"), Some(Choice { block: b, ms: 1.5 }));
         assert_eq!(back.get("another adapter", "64,64,1,1,0,56x56"), None);
-        let file = d.join("autotune-v1.json");
+        let file = d.join("autotune-v2.json");
         for bad in ["{not json", "{\"version\": 0, \"entries\": []}", "[1,2]", ""] {
             std::fs::write(&file, bad).unwrap();
             let c = TuneCache::open(Some(&d));
@@ -328,8 +334,10 @@ mod tests {
         // An entry naming a block this version cannot parse is dropped, the rest kept.
         std::fs::write(
             &file,
-            r#"{"version":1,"entries":[{"adapter":"a","shape":"s","block":"99x99","ms":1},
-               {"adapter":"a","shape":"t","block":"24x3","ms":2}]}"#,
+            format!(
+                r#"{{"version":{VERSION},"entries":[{{"adapter":"a","shape":"s","block":"99x99","ms":1}},
+                   {{"adapter":"a","shape":"t","block":"24x3","ms":2}}]}}"#
+            ),
         )
         .unwrap();
         let c = TuneCache::open(Some(&d));
@@ -355,8 +363,11 @@ mod tests {
     #[test]
     fn candidates_start_with_the_default_and_have_no_repeats() {
         let d = Block::parse("24x3").unwrap();
-        for (cpu, k) in [(true, 1), (true, 3), (false, 1), (false, 5)] {
-            let c = candidates(cpu, k, d);
+        for (cpu, sg, k) in
+            [(true, true, 1), (true, true, 3), (true, false, 1), (true, false, 3), (false, false, 1), (false, true, 5)]
+        {
+            let c = candidates(cpu, sg, k, d);
+            assert!(c.iter().all(|b| !b.sg || sg), "subgroup forms only where the device has subgroups");
             assert_eq!(c[0], d);
             let mut names: Vec<String> = c.iter().map(Block::name).collect();
             names.sort();

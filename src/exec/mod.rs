@@ -108,7 +108,7 @@ impl Executor {
             bound_net: 0,
             max_binding: env.max_binding,
             memory_budget: env.memory_budget,
-            block: Block::for_adapter(&ctx.info, env.block),
+            block: Block::for_adapter(&ctx.info, ctx.subgroups, env.block),
             spare: None,
             tune: (env.autotune && env.block.is_none()).then(|| {
                 let dir = autotune::TuneCache::default_dir(|k| std::env::var(k).ok());
@@ -159,6 +159,9 @@ impl Executor {
         block: Block,
     ) -> Result<GpuNetwork> {
         graph.validate()?;
+        if kernel == ConvKernel::Tuned {
+            block.check_device(ctx)?;
+        }
         let nodes = graph.nodes.iter().map(|n| GpuNode::upload(ctx, &n.name, &n.op, kernel, block)).collect();
         ctx.check_errors()?;
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -200,6 +203,7 @@ impl Executor {
             bail!("out of GPU memory for this image ({e}); use a smaller image");
         }
         if let Some(e) = pollster::block_on(validation.pop()) {
+            log::debug!("GPU validation error: {e:?}");
             bail!("GPU error: {}", e.to_string().lines().next().unwrap_or("unknown"));
         }
         result

@@ -53,11 +53,15 @@ pub struct Block {
     /// Interleave: `lanes` neighbouring invocations share a segment of `px · lanes` outputs,
     /// invocation j taking j, j + lanes, … (1 = each invocation's outputs adjacent).
     pub lanes: u32,
+    /// Subgroup form (name suffix `s`): the eight lanes of a subgroup load eight consecutive
+    /// weights at once and broadcast them, instead of every lane loading every weight.
+    /// Needs subgroup operations ([`GpuContext::subgroups`]).
+    pub sg: bool,
 }
 
 impl Default for Block {
     fn default() -> Self {
-        Block { px: 8, ocv: 2, unroll: true, lanes: 1 }
+        Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false }
     }
 }
 
@@ -73,20 +77,28 @@ impl Block {
     /// SIMD op and keeps large register blocks in vector registers: 24x3 measured 33 GFLOP/s
     /// on the tutorial chain against 20 for 8x2 and 11 for 4x1. GPUs spill registers past
     /// ~128 floats per invocation, so they get the moderate 8x2 (64 accumulators).
+    /// With subgroup operations a CPU adapter gets the subgroup form, whose cheaper weight
+    /// loads favour a narrower block (12x4s: see `unrolled_block`).
     /// `override_block` (from `CONVSCOPE_BLOCK`) wins.
-    pub fn for_adapter(info: &wgpu::AdapterInfo, override_block: Option<Block>) -> Block {
+    pub fn for_adapter(info: &wgpu::AdapterInfo, subgroups: bool, override_block: Option<Block>) -> Block {
         if let Some(b) = override_block {
             return b;
         }
-        match info.device_type {
-            wgpu::DeviceType::Cpu => Block { px: 24, ocv: 3, unroll: true, lanes: 1 },
+        match (info.device_type, subgroups) {
+            (wgpu::DeviceType::Cpu, true) => Block { px: 12, ocv: 4, unroll: true, lanes: 1, sg: true },
+            (wgpu::DeviceType::Cpu, false) => Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false },
             _ => Block::default(),
         }
     }
 
     /// Parses a register block `PXxOCV` (x outputs × vec4 output-channel groups per
-    /// invocation), optionally interleaved over L invocations: `PXxOCVlL`, e.g. `8x3l8`.
+    /// invocation), optionally interleaved over L invocations: `PXxOCVlL`, e.g. `8x3l8`,
+    /// and in subgroup form with a trailing `s`: `8x6s`.
     pub fn parse(s: &str) -> Result<Block> {
+        let (s, sg) = match s.trim().strip_suffix(['s', 'S']) {
+            Some(rest) => (rest, true),
+            None => (s, false),
+        };
         let (px, rest) = s.split_once(['x', 'X']).ok_or_else(|| anyhow!("block {s:?} is not PXxOCV, e.g. 8x2"))?;
         let (ocv, lanes) = match rest.split_once(['l', 'L']) {
             Some((o, l)) => (o, Some(l)),
@@ -101,15 +113,36 @@ impl Block {
         if !(1..=32).contains(&px) || !(1..=8).contains(&ocv) || !(1..=64).contains(&lanes) {
             bail!("block {s:?}: PX must be 1..32, OCV 1..8 and L 1..64");
         }
-        Ok(Block { px, ocv, unroll: true, lanes })
+        Ok(Block { px, ocv, unroll: true, lanes, sg })
     }
 
-    /// `PXxOCV`, or `PXxOCVlL` when interleaved.
+    /// `PXxOCV`, `PXxOCVlL` when interleaved, with `s` appended in subgroup form.
     pub fn name(&self) -> String {
+        let s = if self.sg { "s" } else { "" };
         match self.lanes {
-            0 | 1 => format!("{}x{}", self.px, self.ocv),
-            l => format!("{}x{}l{l}", self.px, self.ocv),
+            0 | 1 => format!("{}x{}{s}", self.px, self.ocv),
+            l => format!("{}x{}l{l}{s}", self.px, self.ocv),
         }
+    }
+
+    /// Whether a conv with kernel size `k` runs this block in subgroup form (huge kernels
+    /// compile in loop form, which has none).
+    pub fn subgroup_form(&self, k: usize) -> bool {
+        self.sg && self.unroll && k <= MAX_UNROLLED_K
+    }
+
+    /// Fails with what to do when this block needs what `ctx`'s device lacks.
+    pub fn check_device(&self, ctx: &GpuContext) -> Result<()> {
+        if self.sg && !ctx.subgroups {
+            bail!(
+                "block {} needs subgroup operations (subgroups of 8 or more), which {} does not offer; \
+                 use the block without the trailing s, e.g. {}",
+                self.name(),
+                ctx.describe(),
+                Block { sg: false, ..*self }.name()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -131,6 +164,35 @@ pub fn pack_weights(c: &Conv2d, groups: usize) -> (Vec<f32>, Vec<f32>) {
     (w, b)
 }
 
+/// Floats of packed weights one (output-channel block, input channel, kernel row) step of
+/// the subgroup form reads: K taps × `ocv` vec4 groups, padded to whole loads of 8.
+pub fn subgroup_run(k: usize, ocv: usize) -> usize {
+    (4 * k * ocv).next_multiple_of(8)
+}
+
+/// Packs weights for the subgroup form: for each block of `4·ocv` output channels, input
+/// channel and kernel row, one run of [`subgroup_run`] floats ordered (kx, group, lane),
+/// zero-padded, so the eight lanes of a subgroup load a step's weights in
+/// `run / 8` loads. `groups` (vec4 groups, a multiple of `ocv`) as in [`pack_weights`].
+pub fn pack_weights_subgroup(c: &Conv2d, groups: usize, ocv: usize) -> Vec<f32> {
+    let (k, run) = (c.k, subgroup_run(c.k, ocv));
+    let blocks = groups / ocv;
+    let mut w = vec![0.0f32; blocks * c.cin * k * run];
+    for co in 0..c.cout {
+        let (g, lane) = (co / 4, co % 4);
+        let (b, o) = (g / ocv, g % ocv);
+        for ci in 0..c.cin {
+            for ky in 0..k {
+                for kx in 0..k {
+                    w[((b * c.cin + ci) * k + ky) * run + (kx * ocv + o) * 4 + lane] =
+                        c.weight[((co * c.cin + ci) * k + ky) * k + kx];
+                }
+            }
+        }
+    }
+    w
+}
+
 /// A conv layer's weights packed for the tuned kernel.
 pub struct TunedConv {
     pub spec: ConvShape,
@@ -145,6 +207,7 @@ impl TunedConv {
     pub fn upload(ctx: &GpuContext, name: &str, c: &Conv2d, block: Block) -> Self {
         let groups = c.cout.div_ceil(4).div_ceil(block.ocv as usize) * block.ocv as usize;
         let (pw, pb) = pack_weights(c, groups);
+        let pw = if block.subgroup_form(c.k) { pack_weights_subgroup(c, groups, block.ocv as usize) } else { pw };
         TunedConv {
             spec: ConvShape::of(c),
             block,
@@ -257,6 +320,7 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
             ("ACT_P1", e.p[1].to_bits()),
         ],
         unroll,
+        b.subgroup_form(c.k),
     );
     let key = format!(
         "conv2d tuned {}->{} k{} s{} p{} {}x{} block {}{}",
@@ -337,7 +401,14 @@ pub fn specialise(src: &str, values: &[(&str, u32)]) -> String {
 /// one register block (`px` x outputs × `ocv` vec4 channel groups), kernel size `k` and
 /// stride: the same arithmetic in the same order as the loop form, with every register
 /// a named variable so no driver has to keep an indexed array in memory.
-pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32, lanes: u32) -> String {
+///
+/// In subgroup form (`subgroup`) the weights of one (input channel, kernel row) step are
+/// one run of [`subgroup_run`] floats: lane `i` of each subgroup loads float `8q + i` of
+/// it and `subgroupBroadcast` hands every lane each weight. On lavapipe (Mesa 22.3) every
+/// storage-buffer load is a loop over the 8 lanes with a bounds check and a branch per lane,
+/// even when all lanes read the same address; this way one such load brings 8 weights
+/// instead of one (measured: the 5×5 chain layers 1.4–1.6× faster).
+pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32, lanes: u32, subgroup: bool) -> String {
     use std::fmt::Write as _;
     let l = lanes.max(1);
     // Input offsets (from ix0) that output p's tap kx reads: each loaded once.
@@ -374,10 +445,26 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32, lanes: u32) -> Str
             "            let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
         );
     }
-    let _ = writeln!(w, "            let wbase = ((g0 * CIN + ci) * K + ky) * K;");
+    if subgroup {
+        let run = subgroup_run(k as usize, ocv as usize) as u32;
+        let _ = writeln!(w, "            let wbase = ((wid.z * CIN + ci) * K + ky) * {run}u + sgl % 8u;");
+        for q in 0..run / 8 {
+            let _ = writeln!(w, "            let c{q} = weight[wbase + {}u];", q * 8);
+        }
+    } else {
+        let _ = writeln!(w, "            let wbase = ((g0 * CIN + ci) * K + ky) * K;");
+    }
     for kx in 0..k {
         for o in 0..ocv {
-            let _ = writeln!(w, "            let w{kx}_{o} = weight[wbase + {o}u * CIN * K * K + {kx}u];");
+            if subgroup {
+                let f = |c: u32| {
+                    let i = (kx * ocv + o) * 4 + c;
+                    format!("subgroupBroadcast(c{}, {}u)", i / 8, i % 8)
+                };
+                let _ = writeln!(w, "            let w{kx}_{o} = vec4<f32>({}, {}, {}, {});", f(0), f(1), f(2), f(3));
+            } else {
+                let _ = writeln!(w, "            let w{kx}_{o} = weight[wbase + {o}u * CIN * K * K + {kx}u];");
+            }
             for p in 0..px {
                 let r = p * l * stride + kx;
                 let _ = writeln!(w, "            a{p}_{o} = fma(vec4<f32>(r{r}), w{kx}_{o}, a{p}_{o});");
@@ -397,8 +484,28 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32, lanes: u32) -> Str
     s
 }
 
-/// The tuned kernel specialised to `values`, with its block unrolled when `unroll`.
-pub fn tuned_source(values: &[(&str, u32)], unroll: bool) -> String {
+/// The lines of `conv2d_tuned.wgsl` the subgroup form replaces, and what with: weights read
+/// as floats (packed by [`pack_weights_subgroup`]), each lane's index in its subgroup, and
+/// no early return (every lane of a subgroup must take part in a broadcast: lanes past the
+/// end compute the last output again and store the same values).
+const SUBGROUP_EDITS: [(&str, &str); 3] = [
+    (
+        "@group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;",
+        "@group(0) @binding(1) var<storage, read> weight: array<f32>;",
+    ),
+    (
+        "    @builtin(num_workgroups) nwg: vec3<u32>,\n",
+        "    @builtin(num_workgroups) nwg: vec3<u32>,\n    @builtin(subgroup_invocation_id) sgl: u32,\n",
+    ),
+    (
+        "    let idx = gid.x + gid.y * nwg.x * 64u;\n    if (idx >= NBX * band.out_rows) {\n        return;\n    }\n",
+        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * band.out_rows - 1u);\n",
+    ),
+];
+
+/// The tuned kernel specialised to `values`, with its block unrolled when `unroll`, in
+/// subgroup form when `subgroup` (which needs `unroll`).
+pub fn tuned_source(values: &[(&str, u32)], unroll: bool, subgroup: bool) -> String {
     let src = specialise(SHADER.source, values);
     if !unroll {
         return src;
@@ -410,7 +517,15 @@ pub fn tuned_source(values: &[(&str, u32)], unroll: bool) -> String {
     let lanes = get("L").unwrap_or(1);
     let begin = src.find("    // @block-begin").expect("@block-begin marker");
     let end = src.find("    // @block-end").expect("@block-end marker");
-    format!("{}{}{}", &src[..begin], unrolled_block(px, ocv, k, stride, lanes), &src[end..])
+    let block = unrolled_block(px, ocv, k, stride, lanes, subgroup);
+    let mut out = format!("{}{}{}", &src[..begin], block, &src[end..]);
+    if subgroup {
+        for (from, to) in SUBGROUP_EDITS {
+            assert!(out.contains(from), "conv2d_tuned.wgsl no longer has the line the subgroup form replaces: {from}");
+            out = out.replacen(from, to, 1);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -451,10 +566,43 @@ mod tests {
     }
 
     #[test]
+    fn subgroup_packing_puts_a_steps_weights_in_one_padded_run() {
+        // 6 output channels, 2 input channels, 3x3; blocks of ocv = 2 groups (8 channels).
+        let (cout, cin, k) = (6, 2, 3);
+        let weight: Vec<f32> = (0..cout * cin * k * k).map(|v| v as f32 + 1.0).collect();
+        let c = Conv2d { cin, cout, k, stride: 1, pad: 0, weight: weight.clone(), bias: vec![0.0; cout] };
+        let run = subgroup_run(k, 2);
+        assert_eq!(run, 24, "3 taps × 2 groups × 4 channels, already whole loads of 8");
+        assert_eq!(subgroup_run(1, 3), 16, "12 floats padded to 16");
+        let w = pack_weights_subgroup(&c, 2, 2);
+        assert_eq!(w.len(), cin * k * run);
+        for co in 0..8 {
+            for ci in 0..cin {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let got = w[(ci * k + ky) * run + (kx * 2 + co / 4) * 4 + co % 4];
+                        let want = if co < cout { weight[((co * cin + ci) * k + ky) * k + kx] } else { 0.0 };
+                        assert_eq!(got, want, "co {co} ci {ci} ky {ky} kx {kx}");
+                    }
+                }
+            }
+        }
+        // Every weight appears exactly once; the rest is padding.
+        assert_eq!(w.iter().filter(|v| **v != 0.0).count(), weight.len());
+    }
+
+    #[test]
     fn blocks_parse() {
-        assert_eq!(Block::parse("8x2").unwrap(), Block { px: 8, ocv: 2, unroll: true, lanes: 1 });
-        assert_eq!(Block::parse("8x3l8").unwrap(), Block { px: 8, ocv: 3, unroll: true, lanes: 8 });
+        assert_eq!(Block::parse("8x2").unwrap(), Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false });
+        assert_eq!(Block::parse("8x3l8").unwrap(), Block { px: 8, ocv: 3, unroll: true, lanes: 8, sg: false });
         assert_eq!(Block::parse("8x3l8").unwrap().name(), "8x3l8");
+        assert_eq!(Block::parse("8x6s").unwrap(), Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true });
+        assert_eq!(Block::parse("8x3l8S").unwrap().name(), "8x3l8s");
+        assert_eq!(Block::parse("12x4s").unwrap().name(), "12x4s");
+        assert!(Block::parse("s").is_err() && Block::parse("8x4ss").is_err() && Block::parse("8s").is_err());
+        assert!(Block::parse("8x6s").unwrap().subgroup_form(MAX_UNROLLED_K));
+        assert!(!Block::parse("8x6s").unwrap().subgroup_form(MAX_UNROLLED_K + 1), "huge kernels run in loop form");
+        assert!(!Block::parse("8x6").unwrap().subgroup_form(3));
         assert!(Block::parse("8x3l0").is_err() && Block::parse("8x3lx").is_err());
         assert_eq!(invocations_per_row(100, &Block::parse("4x2l8").unwrap()), 32);
         assert_eq!(invocations_per_row(100, &Block::parse("4x2").unwrap()), 25);
