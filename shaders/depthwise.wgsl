@@ -1,9 +1,9 @@
 // Depthwise 2-D convolution (groups = channels, one filter per channel), specialised to one
 // layer shape: the host replaces the `const` block below (see `conv_tuned::specialise`).
-// Neighbouring invocations take neighbouring x, so their input loads are contiguous (vector
-// loads on llvmpipe), and the channel comes from workgroup_id.z, so every weight load is
-// uniform. Weights as ONNX stores them: [C, 1, KH, KW]. CPU twin:
-// reference::graph_ops::conv_general.
+// Invocations run over the channel's output blocks row after row (x and y flattened, so a
+// workgroup of 64 is full even when a row has fewer blocks), and the channel comes from
+// workgroup_id.z, so every weight load is uniform. Weights as ONNX stores them:
+// [C, 1, KH, KW]. CPU twin: reference::graph_ops::conv_general.
 
 // @constants-begin
 const C: u32 = 32u;
@@ -22,6 +22,8 @@ const OUT_W: u32 = 56u;
 // Outputs along x per invocation (1 in this loop form; the host writes blocks of PX > 1
 // out unrolled, see `depthwise::unrolled_body`).
 const PX: u32 = 1u;
+// Blocks of PX outputs per row: ceil(OUT_W / PX) (the host computes it).
+const NBX: u32 = 56u;
 // @constants-end
 
 struct Params {
@@ -39,16 +41,21 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
-// One invocation computes PX outputs of channel wid.z, row gid.y, columns gid.x·PX ..
-// gid.x·PX + PX (this loop form: PX = 1); the taps in ky, kx order.
+// One invocation computes PX outputs of channel wid.z: block idx % NBX of row idx / NBX,
+// columns (idx % NBX)·PX .. + PX (this loop form: PX = 1); the taps in ky, kx order.
 @compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let ox = gid.x * PX;
-    let oy = gid.y;
-    let c = wid.z;
-    if (ox >= OUT_W || oy >= OUT_H || c >= C) {
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    if (idx >= NBX * OUT_H) {
         return;
     }
+    let oy = idx / NBX;
+    let ox = (idx % NBX) * PX;
+    let c = wid.z;
     let iy0 = i32(oy * STRIDE_H) - i32(PAD_TOP);
     let ix0 = i32(ox * STRIDE_W) - i32(PAD_LEFT);
     // @body-begin

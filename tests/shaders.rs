@@ -151,6 +151,42 @@ fn tuned_specialisations_are_valid() {
 }
 
 #[test]
+fn depthwise_specialisations_are_valid() {
+    use convscope::graph::ConvG;
+    use convscope::ops::{StepGeom, depthwise};
+    use convscope::tensor::Shape;
+    for (k, stride, subgroup) in [([3, 3], 1, false), ([3, 3], 1, true), ([5, 3], 1, true), ([3, 3], 2, false)] {
+        let c = ConvG {
+            cin: 8,
+            cout: 8,
+            kh: k[0],
+            kw: k[1],
+            stride: [stride, stride],
+            dilation: [1, 1],
+            pads: [1, 1, 1, 1],
+            groups: 8,
+            transpose: false,
+            output_padding: [0, 0],
+            weight: Vec::new(),
+            bias: Vec::new(),
+        };
+        let (oh, ow) = ((20 + 2 - k[0]) / stride + 1, (21 + 2 - k[1]) / stride + 1);
+        let g = StepGeom {
+            input: Shape::new(8, 20, 21),
+            output: Shape::new(8, oh, ow),
+            in_row0: 0,
+            in_rows: 20,
+            out_row0: 0,
+            out_rows: oh,
+        };
+        let spec = depthwise::pipeline_for(&c, &g, subgroup);
+        let unrolled = depthwise::outputs_per_invocation(&c) > 1;
+        assert_eq!(spec.source.contains("subgroupBroadcast"), subgroup && unrolled, "{}", spec.key);
+        validate(&spec.key, &spec.source);
+    }
+}
+
+#[test]
 fn huge_kernels_compile_in_loop_form() {
     use convscope::graph::Conv2d;
     use convscope::ops::StepGeom;

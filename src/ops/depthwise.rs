@@ -2,7 +2,7 @@
 //! baked into the shader, neighbouring invocations on neighbouring x, the channel per
 //! workgroup so weight loads are uniform. CPU twin: `reference::graph_ops::conv_general`.
 
-use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups, storage_init};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, split_workgroups, storage_init};
 use crate::gpu::GpuContext;
 use crate::graph::ConvG;
 use std::borrow::Cow;
@@ -27,15 +27,34 @@ super::wgsl_struct! {
 
 /// Outputs along x each invocation computes: blocks share loaded inputs between
 /// neighbouring outputs (written out unrolled: indexed arrays live in memory on llvmpipe).
-/// Measured on lavapipe (`bench --shape`, 96 channels, 3×3): two outputs beat one by 1.3–1.7×
-/// at stride 1 (56² and 112²); at stride 2 the shared inputs are fewer and one is best.
+/// Measured on lavapipe (`bench --shape`, 3×3, stride 1, rows flattened, subgroup form):
+/// four outputs against two, 96 channels at 56² 1.47–2.39 ms against 1.92–1.97, 32 channels
+/// at 112² 1.81–1.94 against 2.49–2.52; at stride 2 the shared inputs are fewer and one is
+/// best.
 pub fn outputs_per_invocation(c: &ConvG) -> u32 {
-    if c.stride[1] == 1 && c.kw <= 7 { 2 } else { 1 }
+    if c.stride[1] == 1 && c.kw <= 7 { 4 } else { 1 }
 }
 
+/// The lines of `depthwise.wgsl` the subgroup form replaces, and what with (as the tuned
+/// conv's: every lane of a subgroup takes part in the weights' broadcast).
+const SUBGROUP_EDITS: [(&str, &str); 2] = [
+    (
+        "    @builtin(num_workgroups) nwg: vec3<u32>,\n",
+        "    @builtin(num_workgroups) nwg: vec3<u32>,\n    @builtin(subgroup_invocation_id) sgl: u32,\n",
+    ),
+    (
+        "    let idx = gid.x + gid.y * nwg.x * 64u;\n    if (idx >= NBX * OUT_H) {\n        return;\n    }\n",
+        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * OUT_H - 1u);\n",
+    ),
+];
+
 /// The body for PX outputs per invocation with every value a named variable: the same
-/// sums, in the same order, as the loop form for each output.
-pub fn unrolled_body(c: &ConvG, px: u32) -> String {
+/// sums, in the same order, as the loop form for each output. In subgroup form
+/// (`subgroup`) lane `i` of each subgroup loads the channel's taps `8q + i` and
+/// `subgroupBroadcast` hands every lane each tap: one storage load per 8 taps instead of
+/// one per tap (on lavapipe each storage load is a loop over the lanes; see
+/// `conv_tuned::unrolled_block`).
+pub fn unrolled_body(c: &ConvG, px: u32, subgroup: bool) -> String {
     use std::fmt::Write as _;
     let (kh, kw, sw, dw) = (c.kh as u32, c.kw as u32, c.stride[1] as u32, c.dilation[1] as u32);
     let mut offsets: Vec<u32> = (0..px).flat_map(|p| (0..kw).map(move |kx| p * sw + kx * dw)).collect();
@@ -46,6 +65,12 @@ pub fn unrolled_body(c: &ConvG, px: u32) -> String {
     let _ = writeln!(w, "    // unrolled: {px} outputs along x");
     for p in 0..px {
         let _ = writeln!(w, "    var a{p} = bias[c];");
+    }
+    let taps = kh * kw;
+    if subgroup {
+        for q in 0..taps.div_ceil(8) {
+            let _ = writeln!(w, "    let t{q} = weight[min(c * KH * KW + {}u + sgl % 8u, C * KH * KW - 1u)];", q * 8);
+        }
     }
     for ky in 0..kh {
         let _ = writeln!(w, "    {{");
@@ -59,7 +84,12 @@ pub fn unrolled_body(c: &ConvG, px: u32) -> String {
             );
         }
         for kx in 0..kw {
-            let _ = writeln!(w, "        let w{kx} = weight[(c * KH + {ky}u) * KW + {kx}u];");
+            if subgroup {
+                let t = ky * kw + kx;
+                let _ = writeln!(w, "        let w{kx} = subgroupBroadcast(t{}, {}u);", t / 8, t % 8);
+            } else {
+                let _ = writeln!(w, "        let w{kx} = weight[(c * KH + {ky}u) * KW + {kx}u];");
+            }
             for p in 0..px {
                 let _ = writeln!(w, "        a{p} = a{p} + w{kx} * r{};", p * sw + kx * dw);
             }
@@ -72,6 +102,48 @@ pub fn unrolled_body(c: &ConvG, px: u32) -> String {
     s
 }
 
+/// The depthwise shader specialised to `c` at geometry `g`, in subgroup form when
+/// `subgroup` (blocks of more than one output only).
+pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool) -> PipelineSpec {
+    let u = |v: usize| v as u32;
+    let px = outputs_per_invocation(c);
+    let values = [
+        ("C", u(c.cin)),
+        ("KH", u(c.kh)),
+        ("KW", u(c.kw)),
+        ("STRIDE_H", u(c.stride[0])),
+        ("STRIDE_W", u(c.stride[1])),
+        ("DIL_H", u(c.dilation[0])),
+        ("DIL_W", u(c.dilation[1])),
+        ("PAD_TOP", u(c.pads[0])),
+        ("PAD_LEFT", u(c.pads[1])),
+        ("IN_H", u(g.input.h)),
+        ("IN_W", u(g.input.w)),
+        ("OUT_H", u(g.output.h)),
+        ("OUT_W", u(g.output.w)),
+        ("PX", px),
+        ("NBX", u(g.output.w.div_ceil(px as usize))),
+    ];
+    let key = format!(
+        "depthwise {}x{}x{} k{}x{} s{:?} d{:?} p{:?} {}x{}",
+        c.cin, g.input.h, g.input.w, c.kh, c.kw, c.stride, c.dilation, c.pads, g.output.h, g.output.w
+    );
+    let key = format!("{key} px{px}{}", if subgroup { " subgroups" } else { "" });
+    let mut src = super::conv_tuned::specialise(SHADER.source, &values);
+    if px > 1 {
+        let begin = src.find("    // @body-begin").expect("@body-begin marker");
+        let end = src.find("    // @body-end").expect("@body-end marker");
+        src = format!("{}{}{}", &src[..begin], unrolled_body(c, px, subgroup), &src[end..]);
+        if subgroup {
+            for (from, to) in SUBGROUP_EDITS {
+                assert!(src.contains(from), "depthwise.wgsl no longer has the line the subgroup form replaces: {from}");
+                src = src.replacen(from, to, 1);
+            }
+        }
+    }
+    PipelineSpec { key, source: Cow::Owned(src), shader: &SHADER }
+}
+
 /// Whether `c` is a depthwise convolution this kernel runs.
 pub fn fits(c: &ConvG) -> bool {
     !c.transpose && c.groups == c.cin && c.cout == c.cin && c.groups > 1
@@ -80,6 +152,8 @@ pub fn fits(c: &ConvG) -> bool {
 /// A depthwise convolution's weights and attributes.
 pub struct Depthwise {
     attrs: ConvG,
+    /// Run in subgroup form (a CPU adapter with subgroups, a block written out unrolled).
+    subgroup: bool,
     weight: wgpu::Buffer,
     bias: wgpu::Buffer,
 }
@@ -87,7 +161,9 @@ pub struct Depthwise {
 impl Depthwise {
     pub fn upload(ctx: &GpuContext, name: &str, c: &ConvG) -> Self {
         let bias = if c.bias.is_empty() { vec![0.0; c.cout] } else { c.bias.clone() };
+        let cpu = ctx.info.device_type == wgpu::DeviceType::Cpu;
         Depthwise {
+            subgroup: cpu && ctx.subgroups && outputs_per_invocation(c) > 1,
             attrs: ConvG { weight: Vec::new(), bias: Vec::new(), ..c.clone() },
             weight: storage_init(ctx, &format!("{name} weight"), &c.weight),
             bias: storage_init(ctx, &format!("{name} bias"), &bias),
@@ -96,49 +172,19 @@ impl Depthwise {
 
     /// The shader specialised to this layer at geometry `g`.
     pub fn pipeline(&self, g: &StepGeom) -> PipelineSpec {
-        let c = &self.attrs;
-        let u = |v: usize| v as u32;
-        let px = outputs_per_invocation(c);
-        let values = [
-            ("C", u(c.cin)),
-            ("KH", u(c.kh)),
-            ("KW", u(c.kw)),
-            ("STRIDE_H", u(c.stride[0])),
-            ("STRIDE_W", u(c.stride[1])),
-            ("DIL_H", u(c.dilation[0])),
-            ("DIL_W", u(c.dilation[1])),
-            ("PAD_TOP", u(c.pads[0])),
-            ("PAD_LEFT", u(c.pads[1])),
-            ("IN_H", u(g.input.h)),
-            ("IN_W", u(g.input.w)),
-            ("OUT_H", u(g.output.h)),
-            ("OUT_W", u(g.output.w)),
-            ("PX", px),
-        ];
-        let key = format!(
-            "depthwise {}x{}x{} k{}x{} s{:?} d{:?} p{:?} {}x{}",
-            c.cin, g.input.h, g.input.w, c.kh, c.kw, c.stride, c.dilation, c.pads, g.output.h, g.output.w
-        );
-        let key = format!("{key} px{px}");
-        let mut src = super::conv_tuned::specialise(SHADER.source, &values);
-        if px > 1 {
-            let begin = src.find("    // @body-begin").expect("@body-begin marker");
-            let end = src.find("    // @body-end").expect("@body-end marker");
-            src = format!("{}{}{}", &src[..begin], unrolled_body(c, px), &src[end..]);
-        }
-        PipelineSpec { key, source: Cow::Owned(src), shader: &SHADER }
+        pipeline_for(&self.attrs, g, self.subgroup)
     }
 
-    pub fn dispatch(&self, g: &StepGeom) -> Dispatch<'_> {
+    pub fn dispatch(&self, g: &StepGeom, max_workgroups: u32) -> Dispatch<'_> {
         let p = Params { channels: self.attrs.cin as u32, ..Default::default() };
         Dispatch {
             params: bytemuck::bytes_of(&p).to_vec(),
             bindings: vec![Res::Params, Res::Input(0), Res::Buffer(&self.weight), Res::Buffer(&self.bias), Res::Output],
-            workgroups: per_value_workgroups(
-                g.output.w.div_ceil(outputs_per_invocation(&self.attrs) as usize),
-                g.output.h,
-                g.output.c,
-            ),
+            workgroups: {
+                let blocks = g.output.w.div_ceil(outputs_per_invocation(&self.attrs) as usize) * g.output.h;
+                let (x, y) = split_workgroups(blocks.div_ceil(64) as u32, max_workgroups);
+                (x, y, g.output.c as u32)
+            },
         }
     }
 }

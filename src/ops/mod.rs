@@ -309,7 +309,7 @@ impl GpuNode {
             GpuNode::ConvNaive(c) => one(c.dispatch(g)),
             GpuNode::ConvTuned(c) => one(c.dispatch(g, max_workgroups)),
             GpuNode::ConvGeneral(c) => one(c.dispatch(g)),
-            GpuNode::Depthwise(d) => one(d.dispatch(g)),
+            GpuNode::Depthwise(d) => one(d.dispatch(g, max_workgroups)),
             GpuNode::Pointwise(p) => one(p.dispatch(g)),
             GpuNode::MaxPool(m) => one(m.dispatch(g)),
             GpuNode::Pool(p) => one(p.dispatch(g)),
