@@ -27,8 +27,20 @@ pub const BUDGET_MS: f64 = 800.0;
 /// A candidate replaces the adapter's default block only when it takes less than this
 /// fraction of the default's time.
 pub const MARGIN: f64 = 0.85;
-/// Output rows the candidates are timed on (the cost per row of a layer hardly varies).
+/// Output rows the candidates are timed on at least (the cost per row of a layer hardly
+/// varies), more for thin layers: see [`probe_rows`].
 pub const PROBE_ROWS: usize = 16;
+/// Arithmetic a probe does at least, in FLOP. 16 rows of the tutorial's 3→12 conv were
+/// 0.2 ms on lavapipe, where noise chose a block 3× slower on the whole layer.
+pub const PROBE_FLOP: f64 = 1e8;
+
+/// Output rows to time a conv of shape `c` on at `out_w` × `out_h` outputs: at least
+/// [`PROBE_ROWS`] and [`PROBE_FLOP`], at most the layer.
+pub fn probe_rows(c: &crate::network::Conv2d, out_w: usize, out_h: usize) -> usize {
+    let per_row = 2.0 * (c.cin * c.cout * c.k * c.k * out_w.max(1)) as f64;
+    let rows = (PROBE_FLOP / per_row).ceil() as usize;
+    rows.clamp(PROBE_ROWS, out_h.max(PROBE_ROWS)).min(out_h.max(1))
+}
 
 /// The blocks tried for a layer, the adapter's default first. On CPU adapters
 /// (lavapipe) wide blocks keep the 8-lane vectors busy; interleaved blocks (`l8`: eight
@@ -255,11 +267,13 @@ impl Executor {
         Ok(out)
     }
 
-    /// Times each candidate block on the first [`PROBE_ROWS`] output rows of a
+    /// Times each candidate block on the first [`probe_rows`] output rows of a
     /// conv of shape `c` on an input of `ins`: the fastest (GPU timestamps where the
     /// adapter has them, else wall time; best of three after a warm-up).
     fn measure(&mut self, ctx: &GpuContext, c: &crate::network::Conv2d, ins: Shape, cpu: bool) -> Result<Choice> {
-        let rows = ins.h.min((PROBE_ROWS - 1) * c.stride + c.k);
+        let out = |n: usize| (n + 2 * c.pad).saturating_sub(c.k) / c.stride.max(1) + 1;
+        let want = probe_rows(c, out(ins.w), out(ins.h));
+        let rows = ins.h.min((want - 1) * c.stride + c.k);
         let probe = Shape::new(c.cin, rows.max(1), ins.w);
         let graph = Graph {
             input: crate::graph::INPUT.into(),
@@ -358,6 +372,27 @@ mod tests {
         );
         assert_eq!(TuneCache::default_dir(env(&[("HOME", "/h")])), Some(PathBuf::from("/h/.cache/convscope")));
         assert_eq!(TuneCache::default_dir(env(&[("CONVSCOPE_CACHE_DIR", " ")])), None);
+    }
+
+    #[test]
+    fn probes_are_long_enough_to_time_and_never_past_the_layer() {
+        let conv = |cin, cout, k| crate::network::Conv2d {
+            cin,
+            cout,
+            k,
+            stride: 1,
+            pad: 0,
+            weight: Vec::new(),
+            bias: Vec::new(),
+        };
+        // The tutorial's conv1 at 396x596: 1800 FLOP per output, 1.07 MFLOP a row.
+        assert_eq!(probe_rows(&conv(3, 12, 5), 596, 396), 94);
+        // conv3: 34 MFLOP a row, so the floor of 16 rows.
+        assert_eq!(probe_rows(&conv(24, 48, 5), 592, 392), PROBE_ROWS);
+        // A layer shorter than the probe: the whole layer.
+        assert_eq!(probe_rows(&conv(3, 12, 5), 596, 40), 40);
+        assert_eq!(probe_rows(&conv(3, 12, 5), 596, 3), 3);
+        assert_eq!(probe_rows(&conv(1, 1, 1), 0, 0), 1);
     }
 
     #[test]

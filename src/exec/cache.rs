@@ -62,8 +62,10 @@ impl Caches {
             return p.clone();
         }
         let pl = self.layout(ctx, spec.shader).1.clone();
+        let t0 = std::time::Instant::now();
         let p = gpu::compute_pipeline(ctx, &spec.key, &spec.source, "main", &pl);
-        log::info!("pipeline built: {}", spec.key);
+        // (On lavapipe the shader's machine code is compiled here: seconds for big blocks.)
+        log::info!("pipeline built: {} ({:.0} ms)", spec.key, t0.elapsed().as_secs_f64() * 1e3);
         self.stats.pipelines_built += 1;
         self.pipelines.insert(spec.key.clone(), p.clone());
         p
