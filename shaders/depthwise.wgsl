@@ -40,6 +40,30 @@ struct Params {
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
+// The fused epilogue (a batch norm and/or an activation that directly follow the conv, as
+// the tuned conv's): the batch norm's scale and shift, and the two extra outputs.
+@group(0) @binding(5) var<storage, read> alpha: array<f32>;
+@group(0) @binding(6) var<storage, read> beta: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out_bn: array<f32>;
+@group(0) @binding(8) var<storage, read_write> out_act: array<f32>;
+
+// erf, Abramowitz & Stegun 7.1.26, as pointwise.wgsl computes it (a fused Erf uses it).
+fn erf_as(x: f32) -> f32 {
+    let a = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let p = ((((1.0614054 * t - 1.4531521) * t + 1.4214138) * t - 0.28449674) * t + 0.2548296) * t;
+    return sign(x) * (1.0 - p * exp(-a * a));
+}
+
+// Writes output (c, oy, ox), if it exists. The host rewrites this function with the writes
+// of a fused batch norm and activation (`depthwise::store_fn`).
+// @store-begin
+fn store(c: u32, oy: u32, ox: u32, v: f32) {
+    if (ox < OUT_W) {
+        output[(c * OUT_H + oy) * OUT_W + ox] = v;
+    }
+}
+// @store-end
 
 // One invocation computes PX outputs of channel wid.z: block idx % NBX of row idx / NBX,
 // columns (idx % NBX)·PX .. + PX (this loop form: PX = 1); the taps in ky, kx order.
@@ -73,6 +97,6 @@ fn main(
             acc = acc + w * v;
         }
     }
-    output[(c * OUT_H + oy) * OUT_W + ox] = acc;
+    store(c, oy, ox, acc);
     // @body-end
 }

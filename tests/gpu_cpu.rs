@@ -456,3 +456,85 @@ fn autotune_measures_once_caches_on_disk_and_survives_a_corrupt_file() {
     let version = format!("\"version\": {}", convscope::exec::autotune::VERSION);
     assert!(std::fs::read_to_string(&file).unwrap().contains(&version), "the corrupt file was rewritten");
 }
+
+/// Depthwise conv → BatchNorm → activation runs as one depthwise pass (MobileNets are made
+/// of these): every tensor written equals the CPU twins', kept or not, with fewer steps.
+#[test]
+fn fused_depthwise_batchnorm_activation_equals_the_cpu() {
+    use convscope::graph::*;
+    use convscope::plan::Keep;
+    let Some(ctx) = test_context() else { return };
+    let mut r = Mt19937::new(23);
+    let mut w = |n: usize, lo: f64, hi: f64| r.uniform(n, lo, hi);
+    let c = 6;
+    let dw = |k: usize, stride: usize, pad: usize, weight: Vec<f32>, bias: Vec<f32>| {
+        Op::ConvG(ConvG {
+            cin: c,
+            cout: c,
+            kh: k,
+            kw: k,
+            stride: [stride, stride],
+            dilation: [1, 1],
+            pads: [pad; 4],
+            groups: c,
+            transpose: false,
+            output_padding: [0, 0],
+            weight,
+            bias,
+        })
+    };
+    let mut bn = || Op::BatchNorm {
+        weight: w(c, 0.5, 1.5),
+        bias: w(c, -0.5, 0.5),
+        mean: w(c, -0.2, 0.2),
+        var: w(c, 0.5, 2.0),
+        eps: 1e-5,
+    };
+    let (bn1, bn2) = (bn(), bn());
+    let ops: Vec<(&str, Op, &str)> = vec![
+        ("dw1", dw(3, 1, 1, w(c * 9, -0.5, 0.5), w(c, -0.1, 0.1)), "input"),
+        ("bn1", bn1, "dw1"),
+        ("hswish", Op::Unary(Unary::HardSwish), "bn1"),
+        ("dw2", dw(3, 2, 1, w(c * 9, -0.5, 0.5), w(c, -0.1, 0.1)), "hswish"),
+        ("bn2", bn2, "dw2"),
+        ("relu", Op::Relu, "bn2"),
+        // 25 taps (four loads of 8 in subgroup form), an activation without a batch norm.
+        ("dw3", dw(5, 1, 2, w(c * 25, -0.5, 0.5), w(c, -0.1, 0.1)), "relu"),
+        ("erf", Op::Unary(Unary::Erf), "dw3"),
+    ];
+    let graph = Graph {
+        input: INPUT.into(),
+        nodes: ops
+            .into_iter()
+            .map(|(n, op, i)| Node { name: n.into(), op, inputs: vec![i.into()], output: n.into() })
+            .collect(),
+    };
+    let input = random_input(8, c, 19, 23);
+    let cpu = reference::forward_graph(&graph, &input).unwrap();
+    let mut exec = common::executor(ctx);
+    let g = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
+    let last = graph.nodes.len();
+    for keep in [Keep::All, Keep::Only(vec![last]), Keep::Only(vec![1, 5, last])] {
+        let plan = exec.plan(ctx, &g, input.shape, &keep).unwrap();
+        assert_eq!(plan.fusions.len(), 3, "{keep:?}: dw+bn+act twice, dw+act once");
+        assert_eq!(plan.steps.len(), graph.nodes.len() - 5, "five passes absorbed");
+        let acts =
+            exec.run_with(ctx, &g, &input, &convscope::exec::RunOptions { keep: keep.clone(), ..Default::default() });
+        let acts = acts.unwrap();
+        assert_eq!(acts.shapes.len(), cpu.len() + 1);
+        for (i, want) in cpu.iter().enumerate() {
+            if acts.bands[i + 1].is_empty() {
+                continue;
+            }
+            let got = acts.read(ctx, i + 1).unwrap();
+            assert_eq!(got.shape, want.shape);
+            assert_close(&format!("{keep:?} {}", graph.nodes[i].name), &got.data, &want.data, 2e-6);
+        }
+        assert!(!acts.bands[last].is_empty(), "the last tensor is written");
+        if let Keep::Only(k) = &keep {
+            for t in k {
+                assert!(!acts.bands[*t].is_empty(), "kept tensor {t} is written");
+            }
+        }
+    }
+}

@@ -179,7 +179,7 @@ fn depthwise_specialisations_are_valid() {
             out_row0: 0,
             out_rows: oh,
         };
-        let spec = depthwise::pipeline_for(&c, &g, subgroup);
+        let spec = depthwise::pipeline_for(&c, &g, subgroup, &Default::default());
         let unrolled = depthwise::outputs_per_invocation(&c) > 1;
         assert_eq!(spec.source.contains("subgroupBroadcast"), subgroup && unrolled, "{}", spec.key);
         validate(&spec.key, &spec.source);

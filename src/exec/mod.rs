@@ -351,6 +351,7 @@ impl Executor {
                 (GpuNode::ConvTuned(c), Some(f)) => {
                     ops::conv_tuned::pipeline_fused(&c.spec, &c.block, &g, &epilogue(net, f))
                 }
+                (GpuNode::Depthwise(d), Some(f)) => d.pipeline_fused(&g, &epilogue(net, f)),
                 _ => node.pipeline(&g),
             };
             let pipeline = self.caches.pipeline(ctx, &spec);
@@ -372,7 +373,7 @@ impl Executor {
                     })
                     .collect::<Vec<_>>();
                 let mut resources = resources;
-                if let GpuNode::ConvTuned(_) = node {
+                if let GpuNode::ConvTuned(_) | GpuNode::Depthwise(_) = node {
                     let extra = self.epilogue_bindings(ctx, plan, net, rb, fused, step.band, &resources);
                     resources.extend(extra);
                 }
@@ -420,7 +421,8 @@ impl Executor {
                 [make("unused fused output a"), make("unused fused output b")]
             })
             .clone();
-        // Read-only stand-in: the packed weights, already bound read-only.
+        // Read-only stand-in: binding 1 (packed weights, or the depthwise conv's input),
+        // already bound read-only.
         let ro = base.get(1).cloned().unwrap_or_else(|| (spare[0].clone(), 0, None));
         let band_of = |t: usize| -> (wgpu::Buffer, u64, Option<u64>) {
             ((*rb.bands[plan.tensors[t].bands[band].buffer]).clone(), 0, None)

@@ -124,6 +124,11 @@ pub struct ConvG {
 }
 
 impl ConvG {
+    /// Whether this is a depthwise convolution (one filter per channel, not transposed).
+    pub fn is_depthwise(&self) -> bool {
+        !self.transpose && self.groups == self.cin && self.cout == self.cin && self.groups > 1
+    }
+
     /// The same convolution as a plain [`Conv2d`] when it is one (one group, no dilation,
     /// square kernel, equal strides, symmetric padding, not transposed): the tuned kernel
     /// then runs it.

@@ -244,9 +244,16 @@ impl Default for Epilogue {
 /// The `store` function with only the writes epilogue `e` needs (the constants select the
 /// same, but a function inlined hundreds of times should not carry dead branches).
 pub fn store_fn(e: &Epilogue) -> String {
-    let mut body = String::from(
+    epilogue_store(
+        e,
         "fn store(co: u32, oyl: u32, ox: u32, v: f32) {\n    if (co < COUT && ox < OUT_W) {\n        let i = (co * band.out_rows + oyl) * OUT_W + ox;\n",
-    );
+    )
+}
+
+/// A `store` function: `head` (its signature, the bounds test, the index `i` and the
+/// channel `co`), then the epilogue's writes.
+pub fn epilogue_store(e: &Epilogue, head: &str) -> String {
+    let mut body = String::from(head);
     if e.write_raw {
         body += "        output[i] = v;\n";
     }
@@ -279,8 +286,13 @@ fn activation_expr(act: u32, p: [f32; 2]) -> String {
 
 /// `src` with its `@store-begin`..`@store-end` region replaced by [`store_fn`].
 fn with_store(src: &str, e: &Epilogue) -> String {
+    replace_store(src, &store_fn(e))
+}
+
+/// `src` with its `@store-begin`..`@store-end` region replaced by `store`.
+pub fn replace_store(src: &str, store: &str) -> String {
     match (src.find("// @store-begin"), src.find("// @store-end")) {
-        (Some(b), Some(end)) => format!("{}{}{}", &src[..b], store_fn(e), &src[end..]),
+        (Some(b), Some(end)) => format!("{}{}{}", &src[..b], store, &src[end..]),
         _ => src.to_string(),
     }
 }

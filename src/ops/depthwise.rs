@@ -2,7 +2,8 @@
 //! baked into the shader, neighbouring invocations on neighbouring x, the channel per
 //! workgroup so weight loads are uniform. CPU twin: `reference::graph_ops::conv_general`.
 
-use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, split_workgroups, storage_init};
+use super::conv_tuned::Epilogue;
+use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, split_workgroups, storage_init};
 use crate::gpu::GpuContext;
 use crate::graph::ConvG;
 use std::borrow::Cow;
@@ -10,8 +11,19 @@ use std::borrow::Cow;
 pub const SHADER: ShaderDesc = ShaderDesc {
     file: "depthwise.wgsl",
     source: include_str!("../../shaders/depthwise.wgsl"),
-    // params, input, weight, bias, output
-    bindings: super::PARAMS_IN_TWO_OUT,
+    // params, input, weight, bias, output; the fused epilogue's batch norm scale and shift,
+    // and its two extra outputs (as the tuned conv's)
+    bindings: &[
+        Bind::Uniform,
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: false },
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: true },
+        Bind::Storage { read_only: false },
+        Bind::Storage { read_only: false },
+    ],
     params: Some(Params::layout),
 };
 
@@ -97,14 +109,22 @@ pub fn unrolled_body(c: &ConvG, px: u32, subgroup: bool) -> String {
         let _ = writeln!(w, "    }}");
     }
     for p in 0..px {
-        let _ = writeln!(w, "    if (ox + {p}u < OUT_W) {{ output[(c * OUT_H + oy) * OUT_W + ox + {p}u] = a{p}; }}");
+        let _ = writeln!(w, "    store(c, oy, ox + {p}u, a{p});");
     }
     s
 }
 
+/// The `store` function of the depthwise shader with epilogue `e`.
+pub fn store_fn(e: &Epilogue) -> String {
+    super::conv_tuned::epilogue_store(
+        e,
+        "fn store(co: u32, oy: u32, ox: u32, v: f32) {\n    if (ox < OUT_W) {\n        let i = (co * OUT_H + oy) * OUT_W + ox;\n",
+    )
+}
+
 /// The depthwise shader specialised to `c` at geometry `g`, in subgroup form when
-/// `subgroup` (blocks of more than one output only).
-pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool) -> PipelineSpec {
+/// `subgroup` (blocks of more than one output only), with the fused epilogue `e`.
+pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> PipelineSpec {
     let u = |v: usize| v as u32;
     let px = outputs_per_invocation(c);
     let values = [
@@ -141,12 +161,14 @@ pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool) -> PipelineSpec {
             }
         }
     }
+    let key = if *e == Epilogue::default() { key } else { format!("{key} fused {e:?}") };
+    let src = super::conv_tuned::replace_store(&src, &store_fn(e));
     PipelineSpec { key, source: Cow::Owned(src), shader: &SHADER }
 }
 
 /// Whether `c` is a depthwise convolution this kernel runs.
 pub fn fits(c: &ConvG) -> bool {
-    !c.transpose && c.groups == c.cin && c.cout == c.cin && c.groups > 1
+    c.is_depthwise()
 }
 
 /// A depthwise convolution's weights and attributes.
@@ -172,7 +194,12 @@ impl Depthwise {
 
     /// The shader specialised to this layer at geometry `g`.
     pub fn pipeline(&self, g: &StepGeom) -> PipelineSpec {
-        pipeline_for(&self.attrs, g, self.subgroup)
+        pipeline_for(&self.attrs, g, self.subgroup, &Epilogue::default())
+    }
+
+    /// As [`Depthwise::pipeline`] with a fused batch norm and/or activation.
+    pub fn pipeline_fused(&self, g: &StepGeom, e: &Epilogue) -> PipelineSpec {
+        pipeline_for(&self.attrs, g, self.subgroup, e)
     }
 
     pub fn dispatch(&self, g: &StepGeom, max_workgroups: u32) -> Dispatch<'_> {

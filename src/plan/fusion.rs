@@ -28,11 +28,12 @@ impl Fusion {
     }
 }
 
-/// Whether `op` runs on the tuned kernel (the one with the fused epilogue).
+/// Whether `op` runs on a kernel with the fused epilogue: the tuned conv's or the
+/// depthwise conv's.
 fn tuned_conv(op: &Op) -> bool {
     match op {
         Op::Conv(_) => true,
-        Op::ConvG(c) => c.as_plain().is_some(),
+        Op::ConvG(c) => c.as_plain().is_some() || c.is_depthwise(),
         _ => false,
     }
 }
