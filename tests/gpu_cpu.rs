@@ -36,6 +36,7 @@ fn kernels_match_cpu_on_awkward_shapes() {
         (&[(2, 9, 1, 1, 0), (9, 3, 3, 1, 1)], 10, 7),   // 1x1 conv, width not a multiple of 4/8
         (&[(4, 4, 2, 1, 0), (4, 13, 3, 3, 1)], 17, 29), // even kernel, stride 3
         (&[(1, 1, 7, 1, 3)], 5, 9),                     // padding larger than needed
+        (&[(5, 9, 1, 1, 0), (9, 6, 1, 1, 0)], 6, 16),   // 1x1 on rows of whole vec4s
     ];
     for (n, (specs, h, w)) in cases.iter().enumerate() {
         let net = random_net(n as i64, specs);

@@ -138,10 +138,19 @@ fn tuned_specialisations_are_valid() {
             ("PX", px),
             ("OCV", ocv),
         ];
-        for (unroll, subgroup) in [(false, false), (true, false), (true, true)] {
+        for (in_w, unroll, subgroup) in
+            [(53, false, false), (53, true, false), (53, true, true), (52, true, false), (52, true, true)]
+        {
+            let mut values = values;
+            values[6].1 = in_w;
+            assert_eq!(values[6].0, "IN_W");
+            // 1×1 convs (stride 1, no padding) on rows of whole vec4s read them as vec4s.
+            let vec4 = k == 1 && stride == 1 && pad == 0 && px % 4 == 0 && in_w % 4 == 0;
+            assert_eq!(conv_tuned::vec4_input(&values), vec4);
             let src = conv_tuned::tuned_source(&values, unroll, subgroup);
             assert_eq!(src.contains("unrolled:"), unroll);
             assert_eq!(src.contains("subgroupBroadcast"), subgroup);
+            assert_eq!(src.contains("input4"), vec4 && unroll);
             validate(
                 &format!("tuned {cin}->{cout} k{k} s{stride} p{pad} {px}x{ocv} unroll {unroll} sg {subgroup}"),
                 &src,

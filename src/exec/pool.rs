@@ -53,7 +53,9 @@ pub struct BufferPool {
 impl BufferPool {
     /// A buffer of exactly `size` bytes and `usage`: a free one if there is one, else new.
     pub fn get(&mut self, ctx: &GpuContext, label: &str, size: u64, usage: wgpu::BufferUsages) -> Arc<Pooled> {
-        let size = size.max(4).next_multiple_of(4);
+        // Whole vec4s: a kernel may bind any buffer as an array of vec4 (conv_tuned's
+        // vec4 input rows).
+        let size = size.max(16).next_multiple_of(16);
         let found = self.free.buffers.lock().ok().and_then(|mut free| {
             let i = free.iter().position(|b| b.size() == size && b.usage() == usage)?;
             Some(free.swap_remove(i))
