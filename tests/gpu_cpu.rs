@@ -37,6 +37,7 @@ fn kernels_match_cpu_on_awkward_shapes() {
         (&[(4, 4, 2, 1, 0), (4, 13, 3, 3, 1)], 17, 29), // even kernel, stride 3
         (&[(1, 1, 7, 1, 3)], 5, 9),                     // padding larger than needed
         (&[(5, 9, 1, 1, 0), (9, 6, 1, 1, 0)], 6, 16),   // 1x1 on rows of whole vec4s
+        (&[(3, 8, 3, 1, 1), (8, 5, 5, 1, 2), (5, 4, 7, 1, 3)], 9, 12), // vec4 rows, padded
     ];
     for (n, (specs, h, w)) in cases.iter().enumerate() {
         let net = random_net(n as i64, specs);

@@ -124,6 +124,9 @@ fn tuned_specialisations_are_valid() {
         (3, 12, 5, 2, 2, 8, 2),
         (16, 16, 1, 1, 0, 12, 2),
         (64, 128, 2, 1, 0, 8, 1),
+        (8, 8, 3, 1, 1, 12, 2),
+        (8, 8, 5, 1, 2, 8, 1),
+        (8, 8, 7, 1, 3, 4, 1),
     ] {
         let values = [
             ("CIN", cin),
@@ -144,9 +147,9 @@ fn tuned_specialisations_are_valid() {
             let mut values = values;
             values[6].1 = in_w;
             assert_eq!(values[6].0, "IN_W");
-            // 1×1 convs (stride 1, no padding) on rows of whole vec4s read them as vec4s.
-            let vec4 = k == 1 && stride == 1 && pad == 0 && px % 4 == 0 && in_w % 4 == 0;
-            assert_eq!(conv_tuned::vec4_input(&values), vec4);
+            // Stride-1 convs on rows of whole vec4s read them as vec4s.
+            let vec4 = stride == 1 && px % 4 == 0 && in_w % 4 == 0;
+            assert_eq!(conv_tuned::vec4_input(&values), vec4.then_some(pad));
             let src = conv_tuned::tuned_source(&values, unroll, subgroup);
             assert_eq!(src.contains("unrolled:"), unroll);
             assert_eq!(src.contains("subgroupBroadcast"), subgroup);

@@ -421,11 +421,21 @@ pub fn specialise(src: &str, values: &[(&str, u32)]) -> String {
 /// even when all lanes read the same address; this way one such load brings 8 weights
 /// instead of one (measured: the 5×5 chain layers 1.4–1.6× faster).
 ///
-/// With `vec4_input` (a 1×1 conv, stride 1, no padding, PX a multiple of 4, rows of a
-/// multiple of 4 values: see [`vec4_input`]) an invocation's PX inputs of a row are PX / 4
-/// aligned vec4 loads: on lavapipe a load of a vec4 is one loop over the lanes instead of
-/// four (1×1 convs 10–20% faster, measured with `bench --shape`).
-pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32, lanes: u32, subgroup: bool, vec4_input: bool) -> String {
+/// With `vec4_input` = `Some(pad)` (stride 1, PX a multiple of 4, rows of a multiple of 4
+/// values: see [`vec4_input`]) an invocation's inputs of a row are aligned vec4 loads: its
+/// first input `ix0 = ox0 − pad` lies `(−pad) mod 4` into a vec4, known when the shader is
+/// written, so each value is a fixed component of a fixed load. A vec4 either lies wholly in
+/// the row or wholly outside (masked, its index clamped). On lavapipe a vec4 load is one loop
+/// over the lanes instead of four (1×1 convs 15–25% faster, measured with `bench --shape`).
+pub fn unrolled_block(
+    px: u32,
+    ocv: u32,
+    k: u32,
+    stride: u32,
+    lanes: u32,
+    subgroup: bool,
+    vec4_input: Option<u32>,
+) -> String {
     use std::fmt::Write as _;
     let l = lanes.max(1);
     // Input offsets (from ix0) that output p's tap kx reads: each loaded once.
@@ -456,16 +466,22 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32, lanes: u32, subgro
         w,
         "            let rbase = (ci * in_rows + u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0)) * IN_W;"
     );
-    if vec4_input {
-        let _ = writeln!(w, "            let q0 = (rbase + u32(ix0)) / 4u;");
-        for q in 0..px.div_ceil(4) {
-            let _ = writeln!(w, "            let v{q} = input4[q0 + {q}u];");
+    // Values before ix0 in its vec4.
+    let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
+    if vec4_input.is_some() {
+        let last = offsets.last().copied().unwrap_or(0);
+        let _ = writeln!(w, "            let q0 = (i32(rbase) + ix0 - {lead}) / 4;");
+        for q in 0..(lead + last + 1).div_ceil(4) {
+            let _ = writeln!(w, "            let v{q} = input4[u32(max(q0 + {q}, 0))];");
         }
     }
     for &j in &offsets {
-        if vec4_input {
-            let c = ["x", "y", "z", "w"][j as usize % 4];
-            let _ = writeln!(w, "            let r{j} = select(0.0, v{}.{c}, ix0 + {j} < i32(IN_W) && rowok);", j / 4);
+        if vec4_input.is_some() {
+            let (q, c) = ((lead + j) / 4, ["x", "y", "z", "w"][((lead + j) % 4) as usize]);
+            let _ = writeln!(
+                w,
+                "            let r{j} = select(0.0, v{q}.{c}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
+            );
             continue;
         }
         let _ = writeln!(
@@ -538,17 +554,16 @@ const VEC4_INPUT_EDIT: (&str, &str) = (
 );
 
 /// Whether an unrolled block of a kernel specialised to `values` reads its input rows as
-/// aligned vec4s: a 1×1 conv, stride 1, no padding, adjacent outputs, PX and the input
-/// width multiples of 4 (so every row, and every invocation's first input, starts on a
-/// vec4).
-pub fn vec4_input(values: &[(&str, u32)]) -> bool {
+/// aligned vec4s, and then the padding: stride 1, adjacent outputs, PX and the input width
+/// multiples of 4 (so every row starts on a vec4, and every invocation's first input at
+/// the same place in one).
+pub fn vec4_input(values: &[(&str, u32)]) -> Option<u32> {
     let get = |n: &str| values.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
-    get("K") == Some(1)
-        && get("STRIDE") == Some(1)
-        && get("PAD") == Some(0)
+    let fits = get("STRIDE") == Some(1)
         && get("L").unwrap_or(1) == 1
         && get("PX").is_some_and(|p| p % 4 == 0)
-        && get("IN_W").is_some_and(|w| w % 4 == 0)
+        && get("IN_W").is_some_and(|w| w % 4 == 0);
+    if fits { get("PAD") } else { None }
 }
 
 /// The tuned kernel specialised to `values`, with its block unrolled when `unroll`, in
@@ -568,7 +583,7 @@ pub fn tuned_source(values: &[(&str, u32)], unroll: bool, subgroup: bool) -> Str
     let v4 = vec4_input(values);
     let block = unrolled_block(px, ocv, k, stride, lanes, subgroup, v4);
     let mut out = format!("{}{}{}", &src[..begin], block, &src[end..]);
-    if v4 {
+    if v4.is_some() {
         let (from, to) = VEC4_INPUT_EDIT;
         assert!(out.contains(from), "conv2d_tuned.wgsl no longer has the input declaration: {from}");
         out = out.replacen(from, to, 1);
