@@ -39,6 +39,9 @@ const ACT_P0: u32 = 0u;
 const ACT_P1: u32 = 0u;
 // @constants-end
 
+// Output-channel blocks (of 4·OCV channels).
+const NOCB: u32 = ((COUT + 3u) / 4u + OCV - 1u) / OCV;
+
 // Input values one row of the block reads.
 const RW: u32 = (PX - 1u) * STRIDE + K;
 

@@ -38,7 +38,16 @@ fn kernels_match_cpu_on_awkward_shapes() {
         (&[(1, 1, 7, 1, 3)], 5, 9),                     // padding larger than needed
         (&[(5, 9, 1, 1, 0), (9, 6, 1, 1, 0)], 6, 16),   // 1x1 on rows of whole vec4s
         (&[(3, 8, 3, 1, 1), (8, 5, 5, 1, 2), (5, 4, 7, 1, 3)], 9, 12), // vec4 rows, padded
+        // Over PACK_BELOW invocations per channel block for 8x6s and 3x1l5s (the subgroup
+        // form with the block from the workgroup), under it for the wider blocks (packed).
+        (&[(2, 5, 3, 1, 1)], 64, 130),
     ];
+    {
+        use convscope::ops::conv_tuned::{invocations_per_row, packs_blocks};
+        let per_block = |b: &Block| invocations_per_row(130, b) * 64;
+        let (a, b) = (Block::parse("8x6s").unwrap(), Block::parse("12x4s").unwrap());
+        assert!(!packs_blocks(&a, 3, per_block(&a)) && packs_blocks(&b, 3, per_block(&b)), "both forms run");
+    }
     for (n, (specs, h, w)) in cases.iter().enumerate() {
         let net = random_net(n as i64, specs);
         let input = random_input(100 + n as i64, specs[0].0, *h, *w);

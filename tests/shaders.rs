@@ -150,7 +150,7 @@ fn tuned_specialisations_are_valid() {
             // Stride-1 convs on rows of whole vec4s read them as vec4s.
             let vec4 = stride == 1 && px % 4 == 0 && in_w % 4 == 0;
             assert_eq!(conv_tuned::vec4_input(&values), vec4.then_some(pad));
-            let src = conv_tuned::tuned_source(&values, unroll, subgroup);
+            let src = conv_tuned::tuned_source(&values, unroll, subgroup, false);
             assert_eq!(src.contains("unrolled:"), unroll);
             assert_eq!(src.contains("subgroupBroadcast"), subgroup);
             assert_eq!(src.contains("input4"), vec4 && unroll);
@@ -158,6 +158,12 @@ fn tuned_specialisations_are_valid() {
                 &format!("tuned {cin}->{cout} k{k} s{stride} p{pad} {px}x{ocv} unroll {unroll} sg {subgroup}"),
                 &src,
             );
+            if subgroup {
+                // Small layers: the output-channel blocks packed into the invocation index.
+                let packed = conv_tuned::tuned_source(&values, unroll, subgroup, true);
+                assert!(packed.contains("let ocb = min(flat / per8, NOCB - 1u);"));
+                validate(&format!("tuned {cin}->{cout} k{k} {px}x{ocv} in_w {in_w} packed"), &packed);
+            }
         }
     }
 }

@@ -308,6 +308,7 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
     let unroll = b.unroll && c.k <= MAX_UNROLLED_K;
     // The loop form is written for adjacent outputs.
     let b = &Block { lanes: if unroll { b.lanes.max(1) } else { 1 }, ..*b };
+    let packed = packs_blocks(b, c.k, invocations_per_row(g.output.w, b) * g.out_rows);
     let u = |v: usize| v as u32;
     let src = tuned_source(
         &[
@@ -333,9 +334,10 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
         ],
         unroll,
         b.subgroup_form(c.k),
+        packed,
     );
     let key = format!(
-        "conv2d tuned {}->{} k{} s{} p{} {}x{} block {}{}",
+        "conv2d tuned {}->{} k{} s{} p{} {}x{} block {}{}{}",
         c.cin,
         c.cout,
         c.k,
@@ -344,7 +346,8 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
         g.input.h,
         g.input.w,
         b.name(),
-        if unroll { "" } else { " loops" }
+        if unroll { "" } else { " loops" },
+        if packed { " packed" } else { "" }
     );
     let key = if *e == Epilogue::default() { key } else { format!("{key} fused {e:?}") };
     let src = with_store(&src, e);
@@ -359,8 +362,13 @@ impl TunedConv {
         let unroll = self.block.unroll && self.spec.k <= MAX_UNROLLED_K;
         let block = Block { lanes: if unroll { self.block.lanes.max(1) } else { 1 }, ..self.block };
         let invocations = invocations_per_row(g.output.w, &block) * g.out_rows;
-        let (x, y) = split_workgroups(invocations.div_ceil(64) as u32, max_workgroups);
-        let z = (self.groups / self.block.ocv as usize) as u32;
+        let blocks = self.groups / self.block.ocv as usize;
+        let ((x, y), z) = if packs_blocks(&block, self.spec.k, invocations) {
+            // Every output-channel block in the invocation index (see SUBGROUP_EDITS).
+            (split_workgroups((invocations.next_multiple_of(8) * blocks).div_ceil(64) as u32, max_workgroups), 1)
+        } else {
+            (split_workgroups(invocations.div_ceil(64) as u32, max_workgroups), blocks as u32)
+        };
         Dispatch {
             params: bytemuck::bytes_of(&band).to_vec(),
             bindings: vec![
@@ -491,7 +499,7 @@ pub fn unrolled_block(
     }
     if subgroup {
         let run = subgroup_run(k as usize, ocv as usize) as u32;
-        let _ = writeln!(w, "            let wbase = ((wid.z * CIN + ci) * K + ky) * {run}u + sgl % 8u;");
+        let _ = writeln!(w, "            let wbase = ((ocb * CIN + ci) * K + ky) * {run}u + sgl % 8u;");
         for q in 0..run / 8 {
             let _ = writeln!(w, "            let c{q} = weight[wbase + {}u];", q * 8);
         }
@@ -528,10 +536,23 @@ pub fn unrolled_block(
     s
 }
 
+/// Invocations per output-channel block below which the subgroup form takes the block from
+/// the invocation index ([`PACKED_EDITS`]). Measured on lavapipe (`bench --shape`): 512→512
+/// 1×1 at 7×7 5.0 → 1.3 ms, 512→1280 at 1×1 5.5 → 0.9–1.2 ms, 3×3 64→64 at 56² (280 a
+/// block) 6.7 → 5.4 ms; but the 5×5 chain layers (7000 a block) 20–30% slower with 12x4s.
+pub const PACK_BELOW: usize = 1024;
+
+/// Whether a conv with kernel size `k` and `invocations` per output-channel block runs with
+/// its blocks packed into the invocation index.
+pub fn packs_blocks(b: &Block, k: usize, invocations: usize) -> bool {
+    b.subgroup_form(k) && invocations < PACK_BELOW
+}
+
 /// The lines of `conv2d_tuned.wgsl` the subgroup form replaces, and what with: weights read
 /// as floats (packed by [`pack_weights_subgroup`]), each lane's index in its subgroup, and
 /// no early return (every lane of a subgroup must take part in a broadcast: lanes past the
-/// end compute the last output again and store the same values).
+/// end compute the last output again and store the same values); the output-channel block
+/// `ocb` is the workgroup's.
 const SUBGROUP_EDITS: [(&str, &str); 3] = [
     (
         "@group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;",
@@ -543,8 +564,20 @@ const SUBGROUP_EDITS: [(&str, &str); 3] = [
     ),
     (
         "    let idx = gid.x + gid.y * nwg.x * 64u;\n    if (idx >= NBX * band.out_rows) {\n        return;\n    }\n",
-        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * band.out_rows - 1u);\n",
+        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * band.out_rows - 1u);\n    let ocb = wid.z;\n",
     ),
+];
+
+/// As [`SUBGROUP_EDITS`] for a small layer ([`packs_blocks`]): the output-channel block
+/// taken from the invocation index rather than the workgroup, each block's outputs padded
+/// to whole subgroups of 8 and the blocks one after another, so a 7×7 layer (14 invocations
+/// a block) fills its workgroups of 64 instead of running 50 idle lanes a block.
+const PACKED_EDITS: [(&str, &str); 2] = [
+    (
+        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * band.out_rows - 1u);\n    let ocb = wid.z;\n",
+        "    let per = NBX * band.out_rows;\n    let per8 = (per + 7u) / 8u * 8u;\n    let flat = gid.x + gid.y * nwg.x * 64u;\n    let ocb = min(flat / per8, NOCB - 1u);\n    let idx = min(flat % per8, per - 1u);\n",
+    ),
+    ("    let g0 = wid.z * OCV;\n", "    let g0 = ocb * OCV;\n"),
 ];
 
 /// The input declaration the vec4 form replaces (see [`unrolled_block`]).
@@ -568,7 +601,9 @@ pub fn vec4_input(values: &[(&str, u32)]) -> Option<u32> {
 
 /// The tuned kernel specialised to `values`, with its block unrolled when `unroll`, in
 /// subgroup form when `subgroup` (which needs `unroll`).
-pub fn tuned_source(values: &[(&str, u32)], unroll: bool, subgroup: bool) -> String {
+/// With `packed` (subgroup form only) the output-channel blocks are packed into the
+/// invocation index ([`PACKED_EDITS`]).
+pub fn tuned_source(values: &[(&str, u32)], unroll: bool, subgroup: bool, packed: bool) -> String {
     let src = specialise(SHADER.source, values);
     if !unroll {
         return src;
@@ -589,7 +624,8 @@ pub fn tuned_source(values: &[(&str, u32)], unroll: bool, subgroup: bool) -> Str
         out = out.replacen(from, to, 1);
     }
     if subgroup {
-        for (from, to) in SUBGROUP_EDITS {
+        let packed_edits: &[(&str, &str)] = if packed { &PACKED_EDITS } else { &[] };
+        for (from, to) in SUBGROUP_EDITS.iter().chain(packed_edits) {
             assert!(out.contains(from), "conv2d_tuned.wgsl no longer has the line the subgroup form replaces: {from}");
             out = out.replacen(from, to, 1);
         }
