@@ -24,7 +24,14 @@ const OUT_W: u32 = 56u;
 const PX: u32 = 1u;
 // Blocks of PX outputs per row: ceil(OUT_W / PX) (the host computes it).
 const NBX: u32 = 56u;
+// 1: the channel comes from the invocation index, each channel's blocks padded to whole
+// subgroups of 8 (a small layer's workgroups are then full); 0: from workgroup_id.z.
+const PACK: u32 = 0u;
 // @constants-end
+
+// Blocks of one channel, and the same padded to whole subgroups of 8.
+const PER: u32 = NBX * OUT_H;
+const PER8: u32 = (PER + 7u) / 8u * 8u;
 
 struct Params {
     // Unused by the shader (the shape is in the constants); keeps the binding table the
@@ -65,7 +72,7 @@ fn store(c: u32, oy: u32, ox: u32, v: f32) {
 }
 // @store-end
 
-// One invocation computes PX outputs of channel wid.z: block idx % NBX of row idx / NBX,
+// One invocation computes PX outputs of channel c: block idx % NBX of row idx / NBX,
 // columns (idx % NBX)·PX .. + PX (this loop form: PX = 1); the taps in ky, kx order.
 @compute @workgroup_size(64, 1, 1)
 fn main(
@@ -73,13 +80,16 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let idx = gid.x + gid.y * nwg.x * 64u;
-    if (idx >= NBX * OUT_H) {
+    let flat = gid.x + gid.y * nwg.x * 64u;
+    let cw = select(wid.z, flat / PER8, PACK == 1u);
+    let iw = select(flat, flat % PER8, PACK == 1u);
+    if (iw >= PER || cw >= C) {
         return;
     }
+    let c = cw;
+    let idx = iw;
     let oy = idx / NBX;
     let ox = (idx % NBX) * PX;
-    let c = wid.z;
     let iy0 = i32(oy * STRIDE_H) - i32(PAD_TOP);
     let ix0 = i32(ox * STRIDE_W) - i32(PAD_LEFT);
     // @body-begin

@@ -520,31 +520,35 @@ fn fused_depthwise_batchnorm_activation_equals_the_cpu() {
             .map(|(n, op, i)| Node { name: n.into(), op, inputs: vec![i.into()], output: n.into() })
             .collect(),
     };
-    let input = random_input(8, c, 19, 23);
-    let cpu = reference::forward_graph(&graph, &input).unwrap();
     let mut exec = common::executor(ctx);
     let g = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
     let last = graph.nodes.len();
-    for keep in [Keep::All, Keep::Only(vec![last]), Keep::Only(vec![1, 5, last])] {
-        let plan = exec.plan(ctx, &g, input.shape, &keep).unwrap();
-        assert_eq!(plan.fusions.len(), 3, "{keep:?}: dw+bn+act twice, dw+act once");
-        assert_eq!(plan.steps.len(), graph.nodes.len() - 5, "five passes absorbed");
-        let acts =
-            exec.run_with(ctx, &g, &input, &convscope::exec::RunOptions { keep: keep.clone(), ..Default::default() });
-        let acts = acts.unwrap();
-        assert_eq!(acts.shapes.len(), cpu.len() + 1);
-        for (i, want) in cpu.iter().enumerate() {
-            if acts.bands[i + 1].is_empty() {
-                continue;
+    // Small: channels packed into the invocation index; 40x120: over PACK_BELOW blocks a
+    // channel, the channel from the workgroup.
+    assert!(convscope::ops::depthwise::packs_channels(6 * 19) && !convscope::ops::depthwise::packs_channels(30 * 40));
+    for (h, w) in [(19, 23), (40, 120)] {
+        let input = random_input(8, c, h, w);
+        let cpu = reference::forward_graph(&graph, &input).unwrap();
+        for keep in [Keep::All, Keep::Only(vec![last]), Keep::Only(vec![1, 5, last])] {
+            let plan = exec.plan(ctx, &g, input.shape, &keep).unwrap();
+            assert_eq!(plan.fusions.len(), 3, "{keep:?}: dw+bn+act twice, dw+act once");
+            assert_eq!(plan.steps.len(), graph.nodes.len() - 5, "five passes absorbed");
+            let opts = convscope::exec::RunOptions { keep: keep.clone(), ..Default::default() };
+            let acts = exec.run_with(ctx, &g, &input, &opts).unwrap();
+            assert_eq!(acts.shapes.len(), cpu.len() + 1);
+            for (i, want) in cpu.iter().enumerate() {
+                if acts.bands[i + 1].is_empty() {
+                    continue;
+                }
+                let got = acts.read(ctx, i + 1).unwrap();
+                assert_eq!(got.shape, want.shape);
+                assert_close(&format!("{h}x{w} {keep:?} {}", graph.nodes[i].name), &got.data, &want.data, 2e-6);
             }
-            let got = acts.read(ctx, i + 1).unwrap();
-            assert_eq!(got.shape, want.shape);
-            assert_close(&format!("{keep:?} {}", graph.nodes[i].name), &got.data, &want.data, 2e-6);
-        }
-        assert!(!acts.bands[last].is_empty(), "the last tensor is written");
-        if let Keep::Only(k) = &keep {
-            for t in k {
-                assert!(!acts.bands[*t].is_empty(), "kept tensor {t} is written");
+            assert!(!acts.bands[last].is_empty(), "the last tensor is written");
+            if let Keep::Only(k) = &keep {
+                for t in k {
+                    assert!(!acts.bands[*t].is_empty(), "kept tensor {t} is written");
+                }
             }
         }
     }

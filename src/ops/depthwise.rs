@@ -55,10 +55,20 @@ const SUBGROUP_EDITS: [(&str, &str); 2] = [
         "    @builtin(num_workgroups) nwg: vec3<u32>,\n    @builtin(subgroup_invocation_id) sgl: u32,\n",
     ),
     (
-        "    let idx = gid.x + gid.y * nwg.x * 64u;\n    if (idx >= NBX * OUT_H) {\n        return;\n    }\n",
-        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * OUT_H - 1u);\n",
+        "    if (iw >= PER || cw >= C) {\n        return;\n    }\n    let c = cw;\n    let idx = iw;\n",
+        "    let c = min(cw, C - 1u);\n    let idx = min(iw, PER - 1u);\n",
     ),
 ];
+
+/// Blocks per channel below which the channels are packed into the invocation index
+/// (`PACK` in `depthwise.wgsl`): a 7×7 layer has 14 blocks a channel, and its workgroups
+/// of 64 ran 50 idle lanes each.
+pub const PACK_BELOW: usize = 1024;
+
+/// Whether a depthwise conv with `blocks` blocks of outputs per channel packs its channels.
+pub fn packs_channels(blocks: usize) -> bool {
+    blocks < PACK_BELOW
+}
 
 /// The body for PX outputs per invocation with every value a named variable: the same
 /// sums, in the same order, as the loop form for each output. In subgroup form
@@ -143,6 +153,7 @@ pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> Pi
         ("OUT_W", u(g.output.w)),
         ("PX", px),
         ("NBX", u(g.output.w.div_ceil(px as usize))),
+        ("PACK", u32::from(packs_channels(g.output.w.div_ceil(px as usize) * g.output.h))),
     ];
     let key = format!(
         "depthwise {}x{}x{} k{}x{} s{:?} d{:?} p{:?} {}x{}",
@@ -209,8 +220,14 @@ impl Depthwise {
             bindings: vec![Res::Params, Res::Input(0), Res::Buffer(&self.weight), Res::Buffer(&self.bias), Res::Output],
             workgroups: {
                 let blocks = g.output.w.div_ceil(outputs_per_invocation(&self.attrs) as usize) * g.output.h;
-                let (x, y) = split_workgroups(blocks.div_ceil(64) as u32, max_workgroups);
-                (x, y, g.output.c as u32)
+                if packs_channels(blocks) {
+                    let total = blocks.next_multiple_of(8) * g.output.c;
+                    let (x, y) = split_workgroups(total.div_ceil(64) as u32, max_workgroups);
+                    (x, y, 1)
+                } else {
+                    let (x, y) = split_workgroups(blocks.div_ceil(64) as u32, max_workgroups);
+                    (x, y, g.output.c as u32)
+                }
             },
         }
     }
