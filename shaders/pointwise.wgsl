@@ -37,15 +37,18 @@ fn erf_as(x: f32) -> f32 {
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
-// One invocation computes one output value: column gid.x, band row gid.y, channel gid.z.
+// One invocation computes one output value of channel gid.z: value `flat` of the band's
+// rows, row by row (a small channel, 7×7, fills most of a workgroup rather than 7 lanes
+// of 64 a row).
 @compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let x = gid.x;
-    let r = gid.y;
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let flat = gid.x + gid.y * nwg.x * 64u;
     let c = gid.z;
-    if (x >= p.width || r >= p.out_rows || c >= p.channels) {
+    if (flat >= p.width * p.out_rows || c >= p.channels) {
         return;
     }
+    let x = flat % p.width;
+    let r = flat / p.width;
     let v = input[(c * p.in_rows + r + p.row_off) * p.width + x];
     let i = select(0u, c, p.per_channel == 1u);
     var y: f32;

@@ -310,7 +310,7 @@ impl GpuNode {
             GpuNode::ConvTuned(c) => one(c.dispatch(g, max_workgroups)),
             GpuNode::ConvGeneral(c) => one(c.dispatch(g)),
             GpuNode::Depthwise(d) => one(d.dispatch(g, max_workgroups)),
-            GpuNode::Pointwise(p) => one(p.dispatch(g)),
+            GpuNode::Pointwise(p) => one(p.dispatch(g, max_workgroups)),
             GpuNode::MaxPool(m) => one(m.dispatch(g)),
             GpuNode::Pool(p) => one(p.dispatch(g)),
             GpuNode::Binary(b) => one(b.dispatch(g.output, ins, max_workgroups)),

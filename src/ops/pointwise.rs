@@ -3,7 +3,7 @@
 //! HardSwish, Tanh, Erf); one output per invocation. CPU twins: `reference::apply`,
 //! `reference::graph_ops::unary`.
 
-use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups, storage_init};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, split_workgroups, storage_init};
 use crate::gpu::GpuContext;
 use crate::graph::{Op, Unary};
 use std::borrow::Cow;
@@ -104,7 +104,7 @@ impl Pointwise {
         }
     }
 
-    pub fn dispatch(&self, g: &StepGeom) -> Dispatch<'_> {
+    pub fn dispatch(&self, g: &StepGeom, max_workgroups: u32) -> Dispatch<'_> {
         let u = |v: usize| v as u32;
         let p = Params {
             channels: u(g.output.c),
@@ -121,7 +121,10 @@ impl Pointwise {
         Dispatch {
             params: bytemuck::bytes_of(&p).to_vec(),
             bindings: vec![Res::Params, Res::Input(0), Res::Buffer(&self.a), Res::Buffer(&self.b), Res::Output],
-            workgroups: per_value_workgroups(g.output.w, g.out_rows, g.output.c),
+            workgroups: {
+                let (x, y) = split_workgroups((g.output.w * g.out_rows).div_ceil(64) as u32, max_workgroups);
+                (x, y, g.output.c as u32)
+            },
         }
     }
 }
