@@ -1,5 +1,6 @@
 // Elementwise arithmetic with broadcasting on flat f32 buffers: out = a ∘ b, where each
-// operand is the full tensor, one value per channel ([1,C,1,1]) or a scalar.
+// operand is the full tensor, one value per channel ([1,C,1,1]) or a scalar; an activation
+// that directly follows may be fused (the host rewrites `store`).
 
 struct Params {
     // Output values, values per channel plane.
@@ -19,6 +20,24 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> output: array<f32>;
+// The fused activation's output.
+@group(0) @binding(4) var<storage, read_write> out_act: array<f32>;
+
+// erf, Abramowitz & Stegun 7.1.26, as pointwise.wgsl computes it (a fused Erf uses it).
+fn erf_as(x: f32) -> f32 {
+    let a = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let p = ((((1.0614054 * t - 1.4531521) * t + 1.4214138) * t - 0.28449674) * t + 0.2548296) * t;
+    return sign(x) * (1.0 - p * exp(-a * a));
+}
+
+// Writes output value i. The host rewrites this function with a fused activation's write
+// (`binary::store_fn`).
+// @store-begin
+fn store(i: u32, y: f32) {
+    output[i] = y;
+}
+// @store-end
 
 fn operand_index(mode: u32, i: u32) -> u32 {
     switch mode {
@@ -44,5 +63,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         case 2u: { r = x * y; }
         default: { r = x / y; }
     }
-    output[i] = r;
+    store(i, r);
 }

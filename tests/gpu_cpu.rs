@@ -553,3 +553,59 @@ fn fused_depthwise_batchnorm_activation_equals_the_cpu() {
         }
     }
 }
+
+/// Add → ReLU (every ResNet block ends so) runs as one binary pass, as do other binary ops
+/// with the activation after them; every written tensor equals the CPU twins', kept or not.
+#[test]
+fn fused_binary_activation_equals_the_cpu() {
+    use convscope::graph::*;
+    use convscope::plan::Keep;
+    let Some(ctx) = test_context() else { return };
+    let c = 5;
+    let mut r = Mt19937::new(31);
+    let scale = r.uniform(c, -1.0, 1.0);
+    let ops: Vec<(&str, Op, Vec<&str>)> = vec![
+        ("relu0", Op::Relu, vec!["input"]),
+        ("add", Op::Binary { kind: BinKind::Add, constant: None }, vec!["input", "relu0"]),
+        ("relu", Op::Relu, vec!["add"]),
+        ("mul", Op::Binary { kind: BinKind::Mul, constant: Some((scale, Shape::new(c, 1, 1))) }, vec!["relu"]),
+        ("hsig", Op::Unary(Unary::HardSigmoid { alpha: 0.3, beta: 0.4 }), vec!["mul"]),
+        ("sub", Op::Binary { kind: BinKind::Sub, constant: None }, vec!["hsig", "add"]),
+        ("erf", Op::Unary(Unary::Erf), vec!["sub"]),
+    ];
+    let graph = Graph {
+        input: INPUT.into(),
+        nodes: ops
+            .into_iter()
+            .map(|(n, op, ins)| Node {
+                name: n.into(),
+                op,
+                inputs: ins.into_iter().map(String::from).collect(),
+                output: n.into(),
+            })
+            .collect(),
+    };
+    let input = random_input(12, c, 9, 13);
+    let cpu = reference::forward_graph(&graph, &input).unwrap();
+    let mut exec = common::executor(ctx);
+    let g = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
+    let last = graph.nodes.len();
+    // add's output is read by sub too, so it is written even when not kept.
+    for keep in [Keep::All, Keep::Only(vec![last]), Keep::Only(vec![4, last])] {
+        let plan = exec.plan(ctx, &g, input.shape, &keep).unwrap();
+        assert_eq!(plan.fusions.len(), 3, "{keep:?}: add+relu, mul+hardsigmoid, sub+erf");
+        assert_eq!(plan.steps.len(), graph.nodes.len() - 3, "three passes absorbed");
+        let opts = convscope::exec::RunOptions { keep: keep.clone(), ..Default::default() };
+        let acts = exec.run_with(ctx, &g, &input, &opts).unwrap();
+        assert_eq!(acts.shapes.len(), cpu.len() + 1);
+        for (i, want) in cpu.iter().enumerate() {
+            if acts.bands[i + 1].is_empty() {
+                continue;
+            }
+            let got = acts.read(ctx, i + 1).unwrap();
+            assert_eq!(got.shape, want.shape);
+            assert_close(&format!("{keep:?} {}", graph.nodes[i].name), &got.data, &want.data, 2e-6);
+        }
+        assert!(!acts.bands[last].is_empty(), "the last tensor is written");
+    }
+}

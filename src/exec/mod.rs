@@ -352,6 +352,7 @@ impl Executor {
                     ops::conv_tuned::pipeline_fused(&c.spec, &c.block, &g, &epilogue(net, f))
                 }
                 (GpuNode::Depthwise(d), Some(f)) => d.pipeline_fused(&g, &epilogue(net, f)),
+                (GpuNode::Binary(_), Some(f)) => ops::binary::pipeline_fused(&epilogue(net, f)),
                 _ => node.pipeline(&g),
             };
             let pipeline = self.caches.pipeline(ctx, &spec);
@@ -376,6 +377,10 @@ impl Executor {
                 if let GpuNode::ConvTuned(_) | GpuNode::Depthwise(_) = node {
                     let extra = self.epilogue_bindings(ctx, plan, net, rb, fused, step.band, &resources);
                     resources.extend(extra);
+                } else if let GpuNode::Binary(_) = node {
+                    // Only the activation's output (or a stand-in never written).
+                    let extra = self.epilogue_bindings(ctx, plan, net, rb, fused, step.band, &resources);
+                    resources.extend(extra.into_iter().last());
                 }
                 let label = format!("{name} band {} dispatch {k} bind group", step.band);
                 groups.push((self.caches.bind_group(ctx, spec.shader, &label, resources), d.workgroups));

@@ -2,6 +2,7 @@
 //! tensor, one value per channel, or a scalar; a weight operand is uploaded once.
 //! CPU twin: `reference::graph_ops::binary`.
 
+use super::conv_tuned::Epilogue;
 use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, WgslStruct, flat_workgroups, storage_init};
 use crate::gpu::GpuContext;
 use crate::graph::BinKind;
@@ -11,11 +12,12 @@ use std::borrow::Cow;
 pub const SHADER: ShaderDesc = ShaderDesc {
     file: "binary.wgsl",
     source: include_str!("../../shaders/binary.wgsl"),
-    // params, a, b, output
+    // params, a, b, output, the fused activation's output
     bindings: &[
         Bind::Uniform,
         Bind::Storage { read_only: true },
         Bind::Storage { read_only: true },
+        Bind::Storage { read_only: false },
         Bind::Storage { read_only: false },
     ],
     params: Some(Params::layout),
@@ -43,6 +45,28 @@ pub struct Binary {
 
 pub fn pipeline() -> PipelineSpec {
     PipelineSpec { key: "binary".into(), source: Cow::Borrowed(SHADER.source), shader: &SHADER }
+}
+
+/// The `store` function with a fused activation (`e.act`, its parameters `e.p`), writing
+/// the binary op's own value too when `e.write_raw`.
+pub fn store_fn(e: &Epilogue) -> String {
+    let mut f = String::from("fn store(i: u32, y: f32) {\n");
+    if e.write_raw {
+        f += "    output[i] = y;\n";
+    }
+    if e.act != 0 {
+        f += &format!("    out_act[i] = {};\n", super::conv_tuned::activation_expr(e.act, e.p));
+    }
+    f + "}\n"
+}
+
+/// The binary shader with the epilogue `e` (only its activation applies).
+pub fn pipeline_fused(e: &Epilogue) -> PipelineSpec {
+    if *e == Epilogue::default() {
+        return pipeline();
+    }
+    let src = super::conv_tuned::replace_store(SHADER.source, &store_fn(e));
+    PipelineSpec { key: format!("binary fused {e:?}"), source: Cow::Owned(src), shader: &SHADER }
 }
 
 /// How an operand of shape `s` is read for an output of shape `out`: 0 full, 1 per

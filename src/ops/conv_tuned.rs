@@ -270,7 +270,7 @@ pub fn epilogue_store(e: &Epilogue, head: &str) -> String {
 
 /// The WGSL expression of activation `act` (as `activate` in the shader numbers it) of `y`,
 /// parameters written as exact f32 bit casts.
-fn activation_expr(act: u32, p: [f32; 2]) -> String {
+pub fn activation_expr(act: u32, p: [f32; 2]) -> String {
     let (p0, p1) = (format!("bitcast<f32>({}u)", p[0].to_bits()), format!("bitcast<f32>({}u)", p[1].to_bits()));
     match act {
         3 => format!("min(max(y, {p0}), {p1})"),

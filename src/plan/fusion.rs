@@ -38,6 +38,11 @@ fn tuned_conv(op: &Op) -> bool {
     }
 }
 
+/// Whether `op` runs on the binary kernel, which can apply a following activation.
+fn binary(op: &Op) -> bool {
+    matches!(op, Op::Binary { .. })
+}
+
 fn activation(op: &Op) -> bool {
     matches!(op, Op::Relu | Op::Unary(_))
 }
@@ -52,12 +57,14 @@ pub fn find(graph: &Graph, needed: &dyn Fn(usize, &[usize]) -> bool) -> Vec<Fusi
     let mut out = Vec::new();
     let mut i = 0;
     while i < graph.nodes.len() {
-        if !tuned_conv(&graph.nodes[i].op) {
+        let head = &graph.nodes[i].op;
+        if !tuned_conv(head) && !binary(head) {
             i += 1;
             continue;
         }
         let mut last = i;
-        let bn = (last + 1 < graph.nodes.len()
+        let bn = (tuned_conv(head)
+            && last + 1 < graph.nodes.len()
             && matches!(graph.nodes[last + 1].op, Op::BatchNorm { .. })
             && reads(last + 1, &graph.nodes[last].output))
         .then_some(last + 1);
