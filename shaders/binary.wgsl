@@ -23,14 +23,6 @@ struct Params {
 // The fused activation's output.
 @group(0) @binding(4) var<storage, read_write> out_act: array<f32>;
 
-// erf, Abramowitz & Stegun 7.1.26, as pointwise.wgsl computes it (a fused Erf uses it).
-fn erf_as(x: f32) -> f32 {
-    let a = abs(x);
-    let t = 1.0 / (1.0 + 0.3275911 * a);
-    let p = ((((1.0614054 * t - 1.4531521) * t + 1.4214138) * t - 0.28449674) * t + 0.2548296) * t;
-    return sign(x) * (1.0 - p * exp(-a * a));
-}
-
 // Writes output value i. The host rewrites this function with a fused activation's write
 // (`binary::store_fn`).
 // @store-begin

@@ -54,14 +54,6 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> out_bn: array<f32>;
 @group(0) @binding(8) var<storage, read_write> out_act: array<f32>;
 
-// erf, Abramowitz & Stegun 7.1.26, as pointwise.wgsl computes it (a fused Erf uses it).
-fn erf_as(x: f32) -> f32 {
-    let a = abs(x);
-    let t = 1.0 / (1.0 + 0.3275911 * a);
-    let p = ((((1.0614054 * t - 1.4531521) * t + 1.4214138) * t - 0.28449674) * t + 0.2548296) * t;
-    return sign(x) * (1.0 - p * exp(-a * a));
-}
-
 // Writes output (c, oy, ox), if it exists. The host rewrites this function with the writes
 // of a fused batch norm and activation (`depthwise::store_fn`).
 // @store-begin

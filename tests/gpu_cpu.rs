@@ -344,18 +344,7 @@ fn graph_ops_match_their_cpu_twins() {
         // 15 taps: the subgroup form's second load of 8 taps runs past the channel's last.
         ("dw35", conv(6, 6, [3, 5], [1, 1], [1, 1], [1, 2, 1, 2], 6, false, w(90), w(6)), vec!["input"]),
     ];
-    let graph = Graph {
-        input: INPUT.into(),
-        nodes: ops
-            .into_iter()
-            .map(|(n, op, ins)| Node {
-                name: n.into(),
-                op,
-                inputs: ins.into_iter().map(String::from).collect(),
-                output: n.into(),
-            })
-            .collect(),
-    };
+    let graph = graph_of(ops);
     let input = random_input(3, 6, 15, 12);
     let cpu = reference::forward_graph(&graph, &input).unwrap();
     let mut exec = common::executor(ctx);
@@ -513,13 +502,7 @@ fn fused_depthwise_batchnorm_activation_equals_the_cpu() {
         ("dw3", dw(5, 1, 2, w(c * 25, -0.5, 0.5), w(c, -0.1, 0.1)), "relu"),
         ("erf", Op::Unary(Unary::Erf), "dw3"),
     ];
-    let graph = Graph {
-        input: INPUT.into(),
-        nodes: ops
-            .into_iter()
-            .map(|(n, op, i)| Node { name: n.into(), op, inputs: vec![i.into()], output: n.into() })
-            .collect(),
-    };
+    let graph = graph_of(ops.into_iter().map(|(n, op, i)| (n, op, vec![i])).collect());
     let mut exec = common::executor(ctx);
     let g = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
     let last = graph.nodes.len();
@@ -530,26 +513,8 @@ fn fused_depthwise_batchnorm_activation_equals_the_cpu() {
         let input = random_input(8, c, h, w);
         let cpu = reference::forward_graph(&graph, &input).unwrap();
         for keep in [Keep::All, Keep::Only(vec![last]), Keep::Only(vec![1, 5, last])] {
-            let plan = exec.plan(ctx, &g, input.shape, &keep).unwrap();
-            assert_eq!(plan.fusions.len(), 3, "{keep:?}: dw+bn+act twice, dw+act once");
-            assert_eq!(plan.steps.len(), graph.nodes.len() - 5, "five passes absorbed");
-            let opts = convscope::exec::RunOptions { keep: keep.clone(), ..Default::default() };
-            let acts = exec.run_with(ctx, &g, &input, &opts).unwrap();
-            assert_eq!(acts.shapes.len(), cpu.len() + 1);
-            for (i, want) in cpu.iter().enumerate() {
-                if acts.bands[i + 1].is_empty() {
-                    continue;
-                }
-                let got = acts.read(ctx, i + 1).unwrap();
-                assert_eq!(got.shape, want.shape);
-                assert_close(&format!("{h}x{w} {keep:?} {}", graph.nodes[i].name), &got.data, &want.data, 2e-6);
-            }
-            assert!(!acts.bands[last].is_empty(), "the last tensor is written");
-            if let Keep::Only(k) = &keep {
-                for t in k {
-                    assert!(!acts.bands[*t].is_empty(), "kept tensor {t} is written");
-                }
-            }
+            // dw+bn+act twice, dw+act once: five passes absorbed.
+            check_fused(ctx, &mut exec, &g, &input, &cpu, &keep, (3, 5));
         }
     }
 }
@@ -573,18 +538,7 @@ fn fused_binary_activation_equals_the_cpu() {
         ("sub", Op::Binary { kind: BinKind::Sub, constant: None }, vec!["hsig", "add"]),
         ("erf", Op::Unary(Unary::Erf), vec!["sub"]),
     ];
-    let graph = Graph {
-        input: INPUT.into(),
-        nodes: ops
-            .into_iter()
-            .map(|(n, op, ins)| Node {
-                name: n.into(),
-                op,
-                inputs: ins.into_iter().map(String::from).collect(),
-                output: n.into(),
-            })
-            .collect(),
-    };
+    let graph = graph_of(ops);
     let input = random_input(12, c, 9, 13);
     let cpu = reference::forward_graph(&graph, &input).unwrap();
     let mut exec = common::executor(ctx);
@@ -592,20 +546,60 @@ fn fused_binary_activation_equals_the_cpu() {
     let last = graph.nodes.len();
     // add's output is read by sub too, so it is written even when not kept.
     for keep in [Keep::All, Keep::Only(vec![last]), Keep::Only(vec![4, last])] {
-        let plan = exec.plan(ctx, &g, input.shape, &keep).unwrap();
-        assert_eq!(plan.fusions.len(), 3, "{keep:?}: add+relu, mul+hardsigmoid, sub+erf");
-        assert_eq!(plan.steps.len(), graph.nodes.len() - 3, "three passes absorbed");
-        let opts = convscope::exec::RunOptions { keep: keep.clone(), ..Default::default() };
-        let acts = exec.run_with(ctx, &g, &input, &opts).unwrap();
-        assert_eq!(acts.shapes.len(), cpu.len() + 1);
-        for (i, want) in cpu.iter().enumerate() {
-            if acts.bands[i + 1].is_empty() {
-                continue;
-            }
-            let got = acts.read(ctx, i + 1).unwrap();
-            assert_eq!(got.shape, want.shape);
-            assert_close(&format!("{keep:?} {}", graph.nodes[i].name), &got.data, &want.data, 2e-6);
+        // add+relu, mul+hardsigmoid, sub+erf: three passes absorbed.
+        check_fused(ctx, &mut exec, &g, &input, &cpu, &keep, (3, 3));
+    }
+}
+
+/// Runs `g` on `input` keeping `keep`: the plan has `fusions.0` fusions absorbing
+/// `fusions.1` passes, every tensor written equals the CPU's `cpu`, and the last tensor and
+/// every kept one are written.
+fn check_fused(
+    ctx: &convscope::gpu::GpuContext,
+    exec: &mut convscope::exec::Executor,
+    g: &convscope::exec::GpuNetwork,
+    input: &convscope::tensor::Tensor,
+    cpu: &[convscope::tensor::Tensor],
+    keep: &convscope::plan::Keep,
+    fusions: (usize, usize),
+) {
+    let graph = &g.graph;
+    let plan = exec.plan(ctx, g, input.shape, keep).unwrap();
+    assert_eq!(plan.fusions.len(), fusions.0, "{keep:?}");
+    assert_eq!(plan.steps.len(), graph.nodes.len() - fusions.1, "{keep:?}: passes absorbed");
+    let opts = convscope::exec::RunOptions { keep: keep.clone(), ..Default::default() };
+    let acts = exec.run_with(ctx, g, input, &opts).unwrap();
+    assert_eq!(acts.shapes.len(), cpu.len() + 1);
+    for (i, want) in cpu.iter().enumerate() {
+        if acts.bands[i + 1].is_empty() {
+            continue;
         }
-        assert!(!acts.bands[last].is_empty(), "the last tensor is written");
+        let got = acts.read(ctx, i + 1).unwrap();
+        assert_eq!(got.shape, want.shape);
+        let what = format!("{} {keep:?} {}", input.shape, graph.nodes[i].name);
+        assert_close(&what, &got.data, &want.data, 2e-6);
+    }
+    let last = graph.nodes.len();
+    assert!(!acts.bands[last].is_empty(), "the last tensor is written");
+    if let convscope::plan::Keep::Only(k) = keep {
+        for t in k {
+            assert!(!acts.bands[*t].is_empty(), "kept tensor {t} is written");
+        }
+    }
+}
+
+/// A graph of `(name, op, inputs)` nodes, each writing the tensor of its name.
+fn graph_of(ops: Vec<(&str, convscope::graph::Op, Vec<&str>)>) -> convscope::graph::Graph {
+    convscope::graph::Graph {
+        input: convscope::graph::INPUT.into(),
+        nodes: ops
+            .into_iter()
+            .map(|(n, op, ins)| convscope::graph::Node {
+                name: n.into(),
+                op,
+                inputs: ins.into_iter().map(String::from).collect(),
+                output: n.into(),
+            })
+            .collect(),
     }
 }

@@ -57,7 +57,7 @@ pub fn store_fn(e: &Epilogue) -> String {
     if e.act != 0 {
         f += &format!("    out_act[i] = {};\n", super::conv_tuned::activation_expr(e.act, e.p));
     }
-    f + "}\n"
+    super::conv_tuned::with_erf(e, f + "}\n")
 }
 
 /// The binary shader with the epilogue `e` (only its activation applies).

@@ -250,6 +250,22 @@ pub fn store_fn(e: &Epilogue) -> String {
     )
 }
 
+/// `erf_as` as `pointwise.wgsl` computes it (Abramowitz & Stegun 7.1.26), for shaders
+/// whose fused activation is Erf ([`with_erf`]).
+pub const ERF_AS: &str = "fn erf_as(x: f32) -> f32 {
+    let a = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let p = ((((1.0614054 * t - 1.4531521) * t + 1.4214138) * t - 0.28449674) * t + 0.2548296) * t;
+    return sign(x) * (1.0 - p * exp(-a * a));
+}
+";
+
+/// `store` preceded by [`ERF_AS`] when the epilogue's activation is Erf (9), for the
+/// shaders that do not define it themselves (depthwise, binary).
+pub fn with_erf(e: &Epilogue, store: String) -> String {
+    if e.act == 9 { format!("{ERF_AS}\n{store}") } else { store }
+}
+
 /// A `store` function: `head` (its signature, the bounds test, the index `i` and the
 /// channel `co`), then the epilogue's writes.
 pub fn epilogue_store(e: &Epilogue, head: &str) -> String {

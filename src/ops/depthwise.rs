@@ -126,10 +126,11 @@ pub fn unrolled_body(c: &ConvG, px: u32, subgroup: bool) -> String {
 
 /// The `store` function of the depthwise shader with epilogue `e`.
 pub fn store_fn(e: &Epilogue) -> String {
-    super::conv_tuned::epilogue_store(
+    let store = super::conv_tuned::epilogue_store(
         e,
         "fn store(co: u32, oy: u32, ox: u32, v: f32) {\n    if (ox < OUT_W) {\n        let i = (co * OUT_H + oy) * OUT_W + ox;\n",
-    )
+    );
+    super::conv_tuned::with_erf(e, store)
 }
 
 /// The depthwise shader specialised to `c` at geometry `g`, in subgroup form when
