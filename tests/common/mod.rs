@@ -132,3 +132,25 @@ pub fn run_net(
 pub fn executor(ctx: &GpuContext) -> Executor {
     Executor::with_env(ctx, &convscope::env::EngineEnv::default())
 }
+
+/// A graph of `(name, op, inputs)` nodes, each writing the tensor of its name.
+pub fn graph_of(ops: Vec<(&str, convscope::graph::Op, Vec<&str>)>) -> convscope::graph::Graph {
+    convscope::graph::Graph {
+        input: convscope::graph::INPUT.into(),
+        nodes: ops
+            .into_iter()
+            .map(|(n, op, ins)| convscope::graph::Node {
+                name: n.into(),
+                op,
+                inputs: ins.into_iter().map(String::from).collect(),
+                output: n.into(),
+            })
+            .collect(),
+    }
+}
+
+/// `c × h × w` values uniform in [-1, 1) from the PyTorch-compatible generator seeded `seed`.
+pub fn random_input(seed: i64, c: usize, h: usize, w: usize) -> Tensor {
+    let mut r = convscope::torch_init::Mt19937::new(seed);
+    Tensor::new(Shape::new(c, h, w), r.uniform(c * h * w, -1.0, 1.0))
+}

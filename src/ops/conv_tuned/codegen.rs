@@ -1,0 +1,328 @@
+//! The tuned convolution's shader text: the layer's constants written in, the register
+//! block written out unrolled (subgroup form, vec4 input rows, packed channel blocks) and
+//! the fused epilogue's `store` function. Pure strings, validated by naga in
+//! `tests/shaders.rs`.
+
+use super::{Block, Epilogue, SHADER, subgroup_run};
+
+/// The `store` function with only the writes epilogue `e` needs (the constants select the
+/// same, but a function inlined hundreds of times should not carry dead branches).
+pub fn store_fn(e: &Epilogue) -> String {
+    epilogue_store(
+        e,
+        "fn store(co: u32, oyl: u32, ox: u32, v: f32) {\n    if (co < COUT && ox < OUT_W) {\n        let i = (co * band.out_rows + oyl) * OUT_W + ox;\n",
+    )
+}
+
+/// `erf_as` as `pointwise.wgsl` computes it (Abramowitz & Stegun 7.1.26), for shaders
+/// whose fused activation is Erf ([`with_erf`]).
+pub const ERF_AS: &str = "fn erf_as(x: f32) -> f32 {
+    let a = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let p = ((((1.0614054 * t - 1.4531521) * t + 1.4214138) * t - 0.28449674) * t + 0.2548296) * t;
+    return sign(x) * (1.0 - p * exp(-a * a));
+}
+";
+
+/// `store` preceded by [`ERF_AS`] when the epilogue's activation is Erf (9), for the
+/// shaders that do not define it themselves (depthwise, binary).
+pub fn with_erf(e: &Epilogue, store: String) -> String {
+    if e.act == 9 { format!("{ERF_AS}\n{store}") } else { store }
+}
+
+/// A `store` function: `head` (its signature, the bounds test, the index `i` and the
+/// channel `co`), then the epilogue's writes.
+pub fn epilogue_store(e: &Epilogue, head: &str) -> String {
+    let mut body = String::from(head);
+    if e.write_raw {
+        body += "        output[i] = v;\n";
+    }
+    body += if e.bn { "        let y = v * alpha[co] + beta[co];\n" } else { "        let y = v;\n" };
+    if e.bn && e.write_bn {
+        body += "        out_bn[i] = y;\n";
+    }
+    if e.act != 0 {
+        body += &format!("        out_act[i] = {};\n", activation_expr(e.act, e.p));
+    }
+    body += "    }\n}\n";
+    body
+}
+
+/// The WGSL expression of activation `act` (as `activate` in the shader numbers it) of `y`,
+/// parameters written as exact f32 bit casts.
+pub fn activation_expr(act: u32, p: [f32; 2]) -> String {
+    let (p0, p1) = (format!("bitcast<f32>({}u)", p[0].to_bits()), format!("bitcast<f32>({}u)", p[1].to_bits()));
+    match act {
+        3 => format!("min(max(y, {p0}), {p1})"),
+        4 => format!("select({p0} * y, y, y >= 0.0)"),
+        5 => "1.0 / (1.0 + exp(-y))".to_string(),
+        6 => format!("clamp({p0} * y + {p1}, 0.0, 1.0)"),
+        7 => "y * clamp(y / 6.0 + 0.5, 0.0, 1.0)".to_string(),
+        8 => "tanh(y)".to_string(),
+        9 => "erf_as(y)".to_string(),
+        _ => "max(y, 0.0)".to_string(),
+    }
+}
+
+/// `src` with its `@store-begin`..`@store-end` region replaced by [`store_fn`].
+pub(super) fn with_store(src: &str, e: &Epilogue) -> String {
+    replace_store(src, &store_fn(e))
+}
+
+/// `src` with its `@store-begin`..`@store-end` region replaced by `store`.
+pub fn replace_store(src: &str, store: &str) -> String {
+    match (src.find("// @store-begin"), src.find("// @store-end")) {
+        (Some(b), Some(end)) => format!("{}{}{}", &src[..b], store, &src[end..]),
+        _ => src.to_string(),
+    }
+}
+
+/// Replaces the value of each `const NAME: u32 = ...;` line between the
+/// `// @constants-begin` and `// @constants-end` markers with the given one.
+/// Panics if a name is not declared there: that is a programming error, not user input.
+pub fn specialise(src: &str, values: &[(&str, u32)]) -> String {
+    let mut inside = false;
+    let mut seen = vec![false; values.len()];
+    let mut out = String::with_capacity(src.len());
+    for line in src.lines() {
+        let t = line.trim();
+        if t == "// @constants-begin" {
+            inside = true;
+        } else if t == "// @constants-end" {
+            inside = false;
+        }
+        let mut replaced = false;
+        if inside && let Some(rest) = t.strip_prefix("const ") {
+            let name = rest.split(':').next().unwrap_or("").trim();
+            if let Some(i) = values.iter().position(|(n, _)| *n == name) {
+                out.push_str(&format!("const {name}: u32 = {}u;\n", values[i].1));
+                seen[i] = true;
+                replaced = true;
+            }
+        }
+        if !replaced {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    for (i, s) in seen.iter().enumerate() {
+        assert!(s, "shader constant {} is not declared in the @constants block", values[i].0);
+    }
+    out
+}
+
+/// The tuned convolution's `@block-begin`..`@block-end` region written out unrolled for
+/// one register block (`px` x outputs × `ocv` vec4 channel groups), kernel size `k` and
+/// stride: the same arithmetic in the same order as the loop form, with every register
+/// a named variable so no driver has to keep an indexed array in memory.
+///
+/// In subgroup form (`subgroup`) the weights of one (input channel, kernel row) step are
+/// one run of [`subgroup_run`] floats: lane `i` of each subgroup loads float `8q + i` of
+/// it and `subgroupBroadcast` hands every lane each weight. On lavapipe (Mesa 22.3) every
+/// storage-buffer load is a loop over the 8 lanes with a bounds check and a branch per lane,
+/// even when all lanes read the same address; this way one such load brings 8 weights
+/// instead of one (measured: the 5×5 chain layers 1.4–1.6× faster).
+///
+/// With `vec4_input` = `Some(pad)` (stride 1, PX a multiple of 4, rows of a multiple of 4
+/// values: see [`vec4_input`]) an invocation's inputs of a row are aligned vec4 loads: its
+/// first input `ix0 = ox0 − pad` lies `(−pad) mod 4` into a vec4, known when the shader is
+/// written, so each value is a fixed component of a fixed load. A vec4 either lies wholly in
+/// the row or wholly outside (masked, its index clamped). On lavapipe a vec4 load is one loop
+/// over the lanes instead of four (1×1 convs 15–25% faster, measured with `bench --shape`).
+pub fn unrolled_block(
+    px: u32,
+    ocv: u32,
+    k: u32,
+    stride: u32,
+    lanes: u32,
+    subgroup: bool,
+    vec4_input: Option<u32>,
+) -> String {
+    use std::fmt::Write as _;
+    let l = lanes.max(1);
+    // Input offsets (from ix0) that output p's tap kx reads: each loaded once.
+    let mut offsets: Vec<u32> = (0..px).flat_map(|p| (0..k).map(move |kx| p * l * stride + kx)).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    let mut s = String::new();
+    let w = &mut s;
+    let _ = writeln!(
+        w,
+        "    // unrolled: {px} x outputs (spacing {l}) x {ocv} vec4 channel groups, k {k}, stride {stride}"
+    );
+    for o in 0..ocv {
+        let _ = writeln!(w, "    let b{o} = bias[g0 + {o}u];");
+        for p in 0..px {
+            let _ = writeln!(w, "    var a{p}_{o} = b{o};");
+        }
+    }
+    let _ = writeln!(w, "    let ix0 = i32(ox0 * STRIDE) - i32(PAD);");
+    let _ = writeln!(w, "    for (var ci = 0u; ci < CIN; ci++) {{");
+    let _ = writeln!(w, "        for (var ky = 0u; ky < K; ky++) {{");
+    // No branch on rows of the padding (each lane's row can differ): the row is clamped
+    // into the band and its values masked to zero, like the columns (5-10% faster on
+    // lavapipe, measured with `bench --shape`).
+    let _ = writeln!(w, "            let iy = i32(oy * STRIDE + ky) - i32(PAD);");
+    let _ = writeln!(w, "            let rowok = iy >= 0 && iy < i32(IN_H);");
+    let _ = writeln!(
+        w,
+        "            let rbase = (ci * in_rows + u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0)) * IN_W;"
+    );
+    // Values before ix0 in its vec4.
+    let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
+    if vec4_input.is_some() {
+        let last = offsets.last().copied().unwrap_or(0);
+        let _ = writeln!(w, "            let q0 = (i32(rbase) + ix0 - {lead}) / 4;");
+        for q in 0..(lead + last + 1).div_ceil(4) {
+            let _ = writeln!(w, "            let v{q} = input4[u32(max(q0 + {q}, 0))];");
+        }
+    }
+    for &j in &offsets {
+        if vec4_input.is_some() {
+            let (q, c) = ((lead + j) / 4, ["x", "y", "z", "w"][((lead + j) % 4) as usize]);
+            let _ = writeln!(
+                w,
+                "            let r{j} = select(0.0, v{q}.{c}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
+            );
+            continue;
+        }
+        let _ = writeln!(
+            w,
+            "            let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
+        );
+    }
+    if subgroup {
+        let run = subgroup_run(k as usize, ocv as usize) as u32;
+        let _ = writeln!(w, "            let wbase = ((ocb * CIN + ci) * K + ky) * {run}u + sgl % 8u;");
+        for q in 0..run / 8 {
+            let _ = writeln!(w, "            let c{q} = weight[wbase + {}u];", q * 8);
+        }
+    } else {
+        let _ = writeln!(w, "            let wbase = ((g0 * CIN + ci) * K + ky) * K;");
+    }
+    for kx in 0..k {
+        for o in 0..ocv {
+            if subgroup {
+                let f = |c: u32| {
+                    let i = (kx * ocv + o) * 4 + c;
+                    format!("subgroupBroadcast(c{}, {}u)", i / 8, i % 8)
+                };
+                let _ = writeln!(w, "            let w{kx}_{o} = vec4<f32>({}, {}, {}, {});", f(0), f(1), f(2), f(3));
+            } else {
+                let _ = writeln!(w, "            let w{kx}_{o} = weight[wbase + {o}u * CIN * K * K + {kx}u];");
+            }
+            for p in 0..px {
+                let r = p * l * stride + kx;
+                let _ = writeln!(w, "            a{p}_{o} = fma(vec4<f32>(r{r}), w{kx}_{o}, a{p}_{o});");
+            }
+        }
+    }
+    let _ = writeln!(w, "        }}");
+    let _ = writeln!(w, "    }}");
+    for o in 0..ocv {
+        let _ = writeln!(w, "    let co{o} = (g0 + {o}u) * 4u;");
+        for p in 0..px {
+            for (lane, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                let _ = writeln!(w, "    store(co{o} + {lane}u, oyl, ox0 + {}u, a{p}_{o}.{c});", p * l, lane = lane);
+            }
+        }
+    }
+    s
+}
+
+/// Invocations per output-channel block below which the subgroup form takes the block from
+/// the invocation index ([`PACKED_EDITS`]). Measured on lavapipe (`bench --shape`): 512→512
+/// 1×1 at 7×7 5.0 → 1.3 ms, 512→1280 at 1×1 5.5 → 0.9–1.2 ms, 3×3 64→64 at 56² (280 a
+/// block) 6.7 → 5.4 ms; but the 5×5 chain layers (7000 a block) 20–30% slower with 12x4s.
+pub const PACK_BELOW: usize = 1024;
+
+/// Whether a conv with kernel size `k` and `invocations` per output-channel block runs with
+/// its blocks packed into the invocation index.
+pub fn packs_blocks(b: &Block, k: usize, invocations: usize) -> bool {
+    b.subgroup_form(k) && invocations < PACK_BELOW
+}
+
+/// The lines of `conv2d_tuned.wgsl` the subgroup form replaces, and what with: weights read
+/// as floats (packed by [`pack_weights_subgroup`]), each lane's index in its subgroup, and
+/// no early return (every lane of a subgroup must take part in a broadcast: lanes past the
+/// end compute the last output again and store the same values); the output-channel block
+/// `ocb` is the workgroup's.
+const SUBGROUP_EDITS: [(&str, &str); 3] = [
+    (
+        "@group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;",
+        "@group(0) @binding(1) var<storage, read> weight: array<f32>;",
+    ),
+    (
+        "    @builtin(num_workgroups) nwg: vec3<u32>,\n",
+        "    @builtin(num_workgroups) nwg: vec3<u32>,\n    @builtin(subgroup_invocation_id) sgl: u32,\n",
+    ),
+    (
+        "    let idx = gid.x + gid.y * nwg.x * 64u;\n    if (idx >= NBX * band.out_rows) {\n        return;\n    }\n",
+        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * band.out_rows - 1u);\n    let ocb = wid.z;\n",
+    ),
+];
+
+/// As [`SUBGROUP_EDITS`] for a small layer ([`packs_blocks`]): the output-channel block
+/// taken from the invocation index rather than the workgroup, each block's outputs padded
+/// to whole subgroups of 8 and the blocks one after another, so a 7×7 layer (14 invocations
+/// a block) fills its workgroups of 64 instead of running 50 idle lanes a block.
+const PACKED_EDITS: [(&str, &str); 2] = [
+    (
+        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * band.out_rows - 1u);\n    let ocb = wid.z;\n",
+        "    let per = NBX * band.out_rows;\n    let per8 = (per + 7u) / 8u * 8u;\n    let flat = gid.x + gid.y * nwg.x * 64u;\n    let ocb = min(flat / per8, NOCB - 1u);\n    let idx = min(flat % per8, per - 1u);\n",
+    ),
+    ("    let g0 = wid.z * OCV;\n", "    let g0 = ocb * OCV;\n"),
+];
+
+/// The input declaration the vec4 form replaces (see [`unrolled_block`]).
+const VEC4_INPUT_EDIT: (&str, &str) = (
+    "@group(0) @binding(0) var<storage, read> input: array<f32>;",
+    "@group(0) @binding(0) var<storage, read> input4: array<vec4<f32>>;",
+);
+
+/// Whether an unrolled block of a kernel specialised to `values` reads its input rows as
+/// aligned vec4s, and then the padding: stride 1, adjacent outputs, PX and the input width
+/// multiples of 4 (so every row starts on a vec4, and every invocation's first input at
+/// the same place in one).
+pub fn vec4_input(values: &[(&str, u32)]) -> Option<u32> {
+    let get = |n: &str| values.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+    let fits = get("STRIDE") == Some(1)
+        && get("L").unwrap_or(1) == 1
+        && get("PX").is_some_and(|p| p % 4 == 0)
+        && get("IN_W").is_some_and(|w| w % 4 == 0);
+    if fits { get("PAD") } else { None }
+}
+
+/// The tuned kernel specialised to `values`, with its block unrolled when `unroll`, in
+/// subgroup form when `subgroup` (which needs `unroll`).
+/// With `packed` (subgroup form only) the output-channel blocks are packed into the
+/// invocation index ([`PACKED_EDITS`]).
+pub fn tuned_source(values: &[(&str, u32)], unroll: bool, subgroup: bool, packed: bool) -> String {
+    let src = specialise(SHADER.source, values);
+    if !unroll {
+        return src;
+    }
+    let get = |n: &str| values.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+    let (Some(px), Some(ocv), Some(k), Some(stride)) = (get("PX"), get("OCV"), get("K"), get("STRIDE")) else {
+        panic!("unrolling needs PX, OCV, K and STRIDE");
+    };
+    let lanes = get("L").unwrap_or(1);
+    let begin = src.find("    // @block-begin").expect("@block-begin marker");
+    let end = src.find("    // @block-end").expect("@block-end marker");
+    let v4 = vec4_input(values);
+    let block = unrolled_block(px, ocv, k, stride, lanes, subgroup, v4);
+    let mut out = format!("{}{}{}", &src[..begin], block, &src[end..]);
+    if v4.is_some() {
+        let (from, to) = VEC4_INPUT_EDIT;
+        assert!(out.contains(from), "conv2d_tuned.wgsl no longer has the input declaration: {from}");
+        out = out.replacen(from, to, 1);
+    }
+    if subgroup {
+        let packed_edits: &[(&str, &str)] = if packed { &PACKED_EDITS } else { &[] };
+        for (from, to) in SUBGROUP_EDITS.iter().chain(packed_edits) {
+            assert!(out.contains(from), "conv2d_tuned.wgsl no longer has the line the subgroup form replaces: {from}");
+            out = out.replacen(from, to, 1);
+        }
+    }
+    out
+}
