@@ -68,16 +68,35 @@ impl Viewer {
         // Blocks stay fixed (the re-roll test counts pipelines built), and no cache is written
         // outside the build folder.
         cmd.env("CONVSCOPE_AUTOTUNE", "0").env("CONVSCOPE_CACHE_DIR", dir.join("cache"));
+        // stderr is read (and echoed) either way: a launch that could not open a window says
+        // so there.
+        cmd.stderr(Stdio::piped());
         if with_log {
-            cmd.env("RUST_LOG", "convscope=info").stderr(Stdio::piped());
-        } else {
-            cmd.stderr(Stdio::inherit());
+            cmd.env("RUST_LOG", "convscope=info");
         }
-        let mut child = cmd.spawn().expect("launch viewer");
-        let lines = lines_of(child.stdout.take().expect("stdout"), "viewer");
-        let log = child.stderr.take().map(|e| lines_of(e, "viewer log"));
-        let mut v = Viewer { child, lines, log, seen: Vec::new(), wid: String::new() };
-        v.expect(first);
+        // On a loaded machine Xvfb has refused a connection now and then ("Failed to open
+        // connection to X server", seen once in CI): such a launch is tried again.
+        let mut attempts = 0;
+        let mut v = loop {
+            attempts += 1;
+            let mut child = cmd.spawn().expect("launch viewer");
+            let lines = lines_of(child.stdout.take().expect("stdout"), "viewer");
+            let log = child.stderr.take().map(|e| lines_of(e, "viewer log"));
+            let mut v = Viewer { child, lines, log, seen: Vec::new(), wid: String::new() };
+            match v.wait_line(first) {
+                Ok(()) => break v,
+                Err(e) => {
+                    let status = v.child.wait().ok();
+                    let no_display = v.log.as_ref().is_some_and(|rx| {
+                        let until = Instant::now() + Duration::from_secs(2);
+                        std::iter::from_fn(|| rx.recv_timeout(until.saturating_duration_since(Instant::now())).ok())
+                            .any(|l| l.contains("cannot open a window"))
+                    });
+                    assert!(no_display && attempts < 3, "{e} (exit {status:?})");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        };
         let pid = v.child.id().to_string();
         let wid = xdotool(&["search", "--sync", "--onlyvisible", "--pid", &pid]);
         v.wid = wid.lines().next().expect("viewer window").to_string();
@@ -86,6 +105,13 @@ impl Viewer {
     }
 
     fn expect(&mut self, want: &str) {
+        if let Err(e) = self.wait_line(want) {
+            panic!("{e}");
+        }
+    }
+
+    /// Waits (a minute at most) for the line `want`; the error says what was seen instead.
+    fn wait_line(&mut self, want: &str) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -93,10 +119,10 @@ impl Viewer {
                 Ok(l) => {
                     self.seen.push(l.clone());
                     if l == want {
-                        return;
+                        return Ok(());
                     }
                 }
-                Err(_) => panic!("viewer never printed {want:?}; saw {:?}", self.seen),
+                Err(_) => return Err(format!("viewer never printed {want:?}; saw {:?}", self.seen)),
             }
         }
     }

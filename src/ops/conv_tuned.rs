@@ -136,16 +136,22 @@ impl Block {
 
     /// Fails with what to do when this block needs what `ctx`'s device lacks.
     pub fn check_device(&self, ctx: &GpuContext) -> Result<()> {
-        if self.sg && !ctx.subgroups {
-            bail!(
-                "block {} needs subgroup operations (subgroups of 8 or more), which {} does not offer; \
+        match self.unsupported(ctx.subgroups, &ctx.describe()) {
+            Some(e) => bail!("{e}"),
+            None => Ok(()),
+        }
+    }
+
+    /// What is wrong with running this block on `adapter`, given whether it has subgroups.
+    pub fn unsupported(&self, subgroups: bool, adapter: &str) -> Option<String> {
+        (self.sg && !subgroups).then(|| {
+            format!(
+                "block {} needs subgroup operations (subgroups of 8 or more), which {adapter} does not offer; \
                  use the block without the trailing s, e.g. {}",
                 self.name(),
-                ctx.describe(),
                 Block { sg: false, ..*self }.name()
-            );
-        }
-        Ok(())
+            )
+        })
     }
 }
 
@@ -391,6 +397,15 @@ mod tests {
         }
         // Every weight appears exactly once; the rest is padding.
         assert_eq!(w.iter().filter(|v| **v != 0.0).count(), weight.len());
+    }
+
+    #[test]
+    fn subgroup_blocks_are_refused_where_there_are_no_subgroups() {
+        let b = Block::parse("12x4s").unwrap();
+        let e = b.unsupported(false, "some GPU").unwrap();
+        assert!(e.contains("12x4s") && e.contains("some GPU") && e.contains("e.g. 12x4"), "{e}");
+        assert_eq!(b.unsupported(true, "lavapipe"), None);
+        assert_eq!(Block::parse("12x4").unwrap().unsupported(false, "some GPU"), None);
     }
 
     #[test]
