@@ -1,6 +1,7 @@
-//! Fusing a convolution with the batch norm and activation that directly follow it: one
-//! pass computes all three and writes each output some later step, the caller or a page
-//! needs (a fused node's page still shows the value that node produces). Pure data.
+//! Fusing a convolution (plain or depthwise) with the batch norm and activation that
+//! directly follow it, and a binary op with the activation after it: one pass computes them
+//! all and writes each output some later step, the caller or a page needs (a fused node's
+//! page still shows the value that node produces). Pure data.
 
 use crate::graph::{Graph, Op};
 
@@ -113,5 +114,32 @@ mod tests {
         let f = find(&g, &|_, _| true);
         assert!(f.iter().all(|f| f.write_raw));
         assert_eq!(f[0].extra_outputs(), vec![2]);
+    }
+
+    #[test]
+    fn binary_ops_take_a_following_activation_but_no_batch_norm() {
+        use crate::graph::{BinKind, INPUT, Node};
+        let node = |name: &str, op: Op, inputs: &[&str]| Node {
+            name: name.into(),
+            op,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            output: name.into(),
+        };
+        let add = || Op::Binary { kind: BinKind::Add, constant: None };
+        let bn = Op::BatchNorm { weight: vec![1.0], bias: vec![0.0], mean: vec![0.0], var: vec![1.0], eps: 1e-5 };
+        let g = Graph {
+            input: INPUT.into(),
+            nodes: vec![
+                node("a", add(), &[INPUT, INPUT]),
+                node("r", Op::Relu, &["a"]),
+                node("b", add(), &["r", "a"]),
+                node("n", bn, &["b"]),
+                node("r2", Op::Relu, &["n"]),
+            ],
+        };
+        // "a" is read again by "b", so it is written; the batch norm after "b" is not
+        // folded into a binary op (nor the ReLU after it, which does not follow "b").
+        let f = find(&g, &|t, members| t == 1 && !members.contains(&2));
+        assert_eq!(f, vec![Fusion { conv: 0, bn: None, act: Some(1), write_raw: true, write_bn: false }]);
     }
 }
