@@ -98,23 +98,24 @@ impl Block {
     /// invocation), optionally interleaved over L invocations: `PXxOCVlL`, e.g. `8x3l8`,
     /// and in subgroup form with a trailing `s`: `8x6s`.
     pub fn parse(s: &str) -> Result<Block> {
-        let (s, sg) = match s.trim().strip_suffix(['s', 'S']) {
-            Some(rest) => (rest, true),
-            None => (s, false),
+        // Errors quote the block as given, suffix and all.
+        let (s, sg, b) = match s.trim().strip_suffix(['s', 'S']) {
+            Some(rest) => (rest, true, s),
+            None => (s, false, s),
         };
-        let (px, rest) = s.split_once(['x', 'X']).ok_or_else(|| anyhow!("block {s:?} is not PXxOCV, e.g. 8x2"))?;
+        let (px, rest) = s.split_once(['x', 'X']).ok_or_else(|| anyhow!("block {b:?} is not PXxOCV, e.g. 8x2"))?;
         let (ocv, lanes) = match rest.split_once(['l', 'L']) {
             Some((o, l)) => (o, Some(l)),
             None => (rest, None),
         };
-        let px: u32 = px.trim().parse().map_err(|_| anyhow!("block {s:?}: PX is not a number"))?;
-        let ocv: u32 = ocv.trim().parse().map_err(|_| anyhow!("block {s:?}: OCV is not a number"))?;
+        let px: u32 = px.trim().parse().map_err(|_| anyhow!("block {b:?}: PX is not a number"))?;
+        let ocv: u32 = ocv.trim().parse().map_err(|_| anyhow!("block {b:?}: OCV is not a number"))?;
         let lanes: u32 = match lanes {
-            Some(l) => l.trim().parse().map_err(|_| anyhow!("block {s:?}: L is not a number"))?,
+            Some(l) => l.trim().parse().map_err(|_| anyhow!("block {b:?}: L is not a number"))?,
             None => 1,
         };
         if !(1..=32).contains(&px) || !(1..=8).contains(&ocv) || !(1..=64).contains(&lanes) {
-            bail!("block {s:?}: PX must be 1..32, OCV 1..8 and L 1..64");
+            bail!("block {b:?}: PX must be 1..32, OCV 1..8 and L 1..64");
         }
         Ok(Block { px, ocv, unroll: true, lanes, sg })
     }
@@ -417,6 +418,8 @@ mod tests {
         assert_eq!(Block::parse("8x3l8S").unwrap().name(), "8x3l8s");
         assert_eq!(Block::parse("12x4s").unwrap().name(), "12x4s");
         assert!(Block::parse("s").is_err() && Block::parse("8x4ss").is_err() && Block::parse("8s").is_err());
+        let e = Block::parse("8x9s").unwrap_err().to_string();
+        assert!(e.contains("\"8x9s\""), "the error quotes the block as given: {e}");
         assert!(Block::parse("8x6s").unwrap().subgroup_form(MAX_UNROLLED_K));
         assert!(!Block::parse("8x6s").unwrap().subgroup_form(MAX_UNROLLED_K + 1), "huge kernels run in loop form");
         assert!(!Block::parse("8x6").unwrap().subgroup_form(3));
