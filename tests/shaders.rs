@@ -147,20 +147,35 @@ fn tuned_specialisations_are_valid() {
             let mut values = values;
             values[6].1 = in_w;
             assert_eq!(values[6].0, "IN_W");
+            // Rows of whole vec4s in and out (the output width follows the input's here).
+            let out_w = if in_w % 4 == 0 { 48 } else { 49 };
+            values[8].1 = out_w;
+            assert_eq!(values[8].0, "OUT_W");
             // Stride-1 convs on rows of whole vec4s read them as vec4s.
             let vec4 = stride == 1 && px % 4 == 0 && in_w % 4 == 0;
             assert_eq!(conv_tuned::vec4_input(&values), vec4.then_some(pad));
-            let src = conv_tuned::tuned_source(&values, unroll, subgroup, false);
+            // Blocks of whole vec4s on rows of whole vec4s write vec4s.
+            let vec4_out = px % 4 == 0 && out_w % 4 == 0;
+            assert_eq!(conv_tuned::vec4_output(&values), vec4_out);
+            let src = conv_tuned::tuned_source(&values, &Default::default(), unroll, subgroup, false);
             assert_eq!(src.contains("unrolled:"), unroll);
             assert_eq!(src.contains("subgroupBroadcast"), subgroup);
             assert_eq!(src.contains("input4"), vec4 && unroll);
+            assert_eq!(src.contains("store4("), vec4_out && unroll);
+            if unroll {
+                // Every fused epilogue in both store forms, Erf (a helper function) included.
+                let e = conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 9, p: [0.0; 2] };
+                let fused = conv_tuned::tuned_source(&values, &e, unroll, subgroup, false);
+                assert!(fused.contains("out_act[i] = "));
+                validate(&format!("tuned {cin}->{cout} k{k} {px}x{ocv} in_w {in_w} fused"), &fused);
+            }
             validate(
                 &format!("tuned {cin}->{cout} k{k} s{stride} p{pad} {px}x{ocv} unroll {unroll} sg {subgroup}"),
                 &src,
             );
             if subgroup {
                 // Small layers: the output-channel blocks packed into the invocation index.
-                let packed = conv_tuned::tuned_source(&values, unroll, subgroup, true);
+                let packed = conv_tuned::tuned_source(&values, &Default::default(), unroll, subgroup, true);
                 assert!(packed.contains("let ocb = min(flat / per8, NOCB - 1u);"));
                 validate(&format!("tuned {cin}->{cout} k{k} {px}x{ocv} in_w {in_w} packed"), &packed);
             }

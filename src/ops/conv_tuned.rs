@@ -286,6 +286,7 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
             ("ACT_P0", e.p[0].to_bits()),
             ("ACT_P1", e.p[1].to_bits()),
         ],
+        e,
         unroll,
         b.subgroup_form(c.k),
         packed,
@@ -304,7 +305,6 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
         if packed { " packed" } else { "" }
     );
     let key = if *e == Epilogue::default() { key } else { format!("{key} fused {e:?}") };
-    let src = with_store(&src, e);
     PipelineSpec { key, source: Cow::Owned(src), shader: &SHADER }
 }
 

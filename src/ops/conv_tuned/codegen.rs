@@ -64,10 +64,47 @@ pub fn activation_expr(act: u32, p: [f32; 2]) -> String {
     }
 }
 
-/// `src` with its `@store-begin`..`@store-end` region replaced by [`store_fn`].
-pub(super) fn with_store(src: &str, e: &Epilogue) -> String {
-    replace_store(src, &store_fn(e))
+/// The vec4 form of [`store_fn`] (see [`vec4_output`]): `store4` writes four adjacent
+/// outputs of channel `co` as one vec4 to each output the epilogue writes (declared as
+/// vec4 arrays by [`VEC4_OUTPUT_EDITS`]); `ox` is a multiple of 4 and `OUT_W` too, so the
+/// four lie wholly inside the row or wholly past it. The activation is applied per
+/// component by `act1`, the same expression `store` uses.
+pub fn store4_fn(e: &Epilogue) -> String {
+    let mut s = String::new();
+    if e.act != 0 {
+        s += &format!("fn act1(y: f32) -> f32 {{\n    return {};\n}}\n\n", activation_expr(e.act, e.p));
+    }
+    s += "fn store4(co: u32, oyl: u32, ox: u32, v: vec4<f32>) {\n    if (co < COUT && ox < OUT_W) {\n";
+    s += "        let i = ((co * band.out_rows + oyl) * OUT_W + ox) / 4u;\n";
+    if e.write_raw {
+        s += "        output[i] = v;\n";
+    }
+    s += if e.bn { "        let y = v * alpha[co] + beta[co];\n" } else { "        let y = v;\n" };
+    if e.bn && e.write_bn {
+        s += "        out_bn[i] = y;\n";
+    }
+    if e.act != 0 {
+        s += "        out_act[i] = vec4<f32>(act1(y.x), act1(y.y), act1(y.z), act1(y.w));\n";
+    }
+    s += "    }\n}\n";
+    s
 }
+
+/// The output declarations the vec4-output form replaces (see [`vec4_output`]).
+const VEC4_OUTPUT_EDITS: [(&str, &str); 3] = [
+    (
+        "@group(0) @binding(3) var<storage, read_write> output: array<f32>;",
+        "@group(0) @binding(3) var<storage, read_write> output: array<vec4<f32>>;",
+    ),
+    (
+        "@group(0) @binding(7) var<storage, read_write> out_bn: array<f32>;",
+        "@group(0) @binding(7) var<storage, read_write> out_bn: array<vec4<f32>>;",
+    ),
+    (
+        "@group(0) @binding(8) var<storage, read_write> out_act: array<f32>;",
+        "@group(0) @binding(8) var<storage, read_write> out_act: array<vec4<f32>>;",
+    ),
+];
 
 /// `src` with its `@store-begin`..`@store-end` region replaced by `store`.
 pub fn replace_store(src: &str, store: &str) -> String {
@@ -137,6 +174,7 @@ pub fn unrolled_block(
     lanes: u32,
     subgroup: bool,
     vec4_input: Option<u32>,
+    vec4_output: bool,
 ) -> String {
     use std::fmt::Write as _;
     let l = lanes.max(1);
@@ -221,6 +259,15 @@ pub fn unrolled_block(
     let _ = writeln!(w, "    }}");
     for o in 0..ocv {
         let _ = writeln!(w, "    let co{o} = (g0 + {o}u) * 4u;");
+        if vec4_output {
+            for (lane, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                for p in (0..px).step_by(4) {
+                    let v: Vec<String> = (p..p + 4).map(|q| format!("a{q}_{o}.{c}")).collect();
+                    let _ = writeln!(w, "    store4(co{o} + {lane}u, oyl, ox0 + {p}u, vec4<f32>({}));", v.join(", "));
+                }
+            }
+            continue;
+        }
         for p in 0..px {
             for (lane, c) in ["x", "y", "z", "w"].iter().enumerate() {
                 let _ = writeln!(w, "    store(co{o} + {lane}u, oyl, ox0 + {}u, a{p}_{o}.{c});", p * l, lane = lane);
@@ -293,14 +340,24 @@ pub fn vec4_input(values: &[(&str, u32)]) -> Option<u32> {
     if fits { get("PAD") } else { None }
 }
 
-/// The tuned kernel specialised to `values`, with its block unrolled when `unroll`, in
-/// subgroup form when `subgroup` (which needs `unroll`).
+/// Whether an unrolled block of a kernel specialised to `values` writes its outputs as
+/// aligned vec4s: adjacent outputs, PX and the output width multiples of 4 (every
+/// invocation's first output starts a vec4). On lavapipe every storage write is a loop over
+/// the 8 lanes with a bounds check and a branch per lane, as loads are: a 1×1 conv from 64
+/// channels spent half its time in its 256 scalar stores per invocation (`perf`).
+pub fn vec4_output(values: &[(&str, u32)]) -> bool {
+    let get = |n: &str| values.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+    get("L").unwrap_or(1) == 1 && get("PX").is_some_and(|p| p % 4 == 0) && get("OUT_W").is_some_and(|w| w % 4 == 0)
+}
+
+/// The tuned kernel specialised to `values` with epilogue `e`, with its block unrolled when
+/// `unroll`, in subgroup form when `subgroup` (which needs `unroll`).
 /// With `packed` (subgroup form only) the output-channel blocks are packed into the
 /// invocation index ([`PACKED_EDITS`]).
-pub fn tuned_source(values: &[(&str, u32)], unroll: bool, subgroup: bool, packed: bool) -> String {
+pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, unroll: bool, subgroup: bool, packed: bool) -> String {
     let src = specialise(SHADER.source, values);
     if !unroll {
-        return src;
+        return replace_store(&src, &store_fn(e));
     }
     let get = |n: &str| values.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
     let (Some(px), Some(ocv), Some(k), Some(stride)) = (get("PX"), get("OCV"), get("K"), get("STRIDE")) else {
@@ -310,8 +367,18 @@ pub fn tuned_source(values: &[(&str, u32)], unroll: bool, subgroup: bool, packed
     let begin = src.find("    // @block-begin").expect("@block-begin marker");
     let end = src.find("    // @block-end").expect("@block-end marker");
     let v4 = vec4_input(values);
-    let block = unrolled_block(px, ocv, k, stride, lanes, subgroup, v4);
+    let v4out = vec4_output(values);
+    let block = unrolled_block(px, ocv, k, stride, lanes, subgroup, v4, v4out);
     let mut out = format!("{}{}{}", &src[..begin], block, &src[end..]);
+    if v4out {
+        for (from, to) in VEC4_OUTPUT_EDITS {
+            assert!(out.contains(from), "conv2d_tuned.wgsl no longer has the output declaration: {from}");
+            out = out.replacen(from, to, 1);
+        }
+        out = replace_store(&out, &store4_fn(e));
+    } else {
+        out = replace_store(&out, &store_fn(e));
+    }
     if v4.is_some() {
         let (from, to) = VEC4_INPUT_EDIT;
         assert!(out.contains(from), "conv2d_tuned.wgsl no longer has the input declaration: {from}");
