@@ -148,6 +148,14 @@ pub fn specialise(src: &str, values: &[(&str, u32)]) -> String {
     out
 }
 
+/// Which of a block's rows are whole aligned vec4s: the input's (then its padding, see
+/// [`vec4_input`]) and the output's ([`vec4_output`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Vec4Rows {
+    pub input: Option<u32>,
+    pub output: bool,
+}
+
 /// The tuned convolution's `@block-begin`..`@block-end` region written out unrolled for
 /// one register block (`px` x outputs × `ocv` vec4 channel groups), kernel size `k` and
 /// stride: the same arithmetic in the same order as the loop form, with every register
@@ -166,16 +174,8 @@ pub fn specialise(src: &str, values: &[(&str, u32)]) -> String {
 /// written, so each value is a fixed component of a fixed load. A vec4 either lies wholly in
 /// the row or wholly outside (masked, its index clamped). On lavapipe a vec4 load is one loop
 /// over the lanes instead of four (1×1 convs 15–25% faster, measured with `bench --shape`).
-pub fn unrolled_block(
-    px: u32,
-    ocv: u32,
-    k: u32,
-    stride: u32,
-    lanes: u32,
-    subgroup: bool,
-    vec4_input: Option<u32>,
-    vec4_output: bool,
-) -> String {
+pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32, lanes: u32, subgroup: bool, rows: Vec4Rows) -> String {
+    let Vec4Rows { input: vec4_input, output: vec4_output } = rows;
     use std::fmt::Write as _;
     let l = lanes.max(1);
     // Input offsets (from ix0) that output p's tap kx reads: each loaded once.
@@ -368,7 +368,7 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, unroll: bool, subgroup
     let end = src.find("    // @block-end").expect("@block-end marker");
     let v4 = vec4_input(values);
     let v4out = vec4_output(values);
-    let block = unrolled_block(px, ocv, k, stride, lanes, subgroup, v4, v4out);
+    let block = unrolled_block(px, ocv, k, stride, lanes, subgroup, Vec4Rows { input: v4, output: v4out });
     let mut out = format!("{}{}{}", &src[..begin], block, &src[end..]);
     if v4out {
         for (from, to) in VEC4_OUTPUT_EDITS {
