@@ -19,18 +19,21 @@ const IN_H: u32 = 56u;
 const IN_W: u32 = 56u;
 const OUT_H: u32 = 56u;
 const OUT_W: u32 = 56u;
-// Outputs along x per invocation (1 in this loop form; the host writes blocks of PX > 1
-// out unrolled, see `depthwise::unrolled_body`).
+// Outputs along x and rows per invocation (1 and 1 in this loop form; the host writes
+// blocks of PX > 1 out unrolled, see `depthwise::unrolled_body`).
 const PX: u32 = 1u;
-// Blocks of PX outputs per row: ceil(OUT_W / PX) (the host computes it).
+const PY: u32 = 1u;
+// Blocks of PX outputs per row, ceil(OUT_W / PX), and of PY rows, ceil(OUT_H / PY) (the
+// host computes them).
 const NBX: u32 = 56u;
+const NBY: u32 = 56u;
 // 1: the channel comes from the invocation index, each channel's blocks padded to whole
 // subgroups of 8 (a small layer's workgroups are then full); 0: from workgroup_id.z.
 const PACK: u32 = 0u;
 // @constants-end
 
 // Blocks of one channel, and the same padded to whole subgroups of 8.
-const PER: u32 = NBX * OUT_H;
+const PER: u32 = NBX * NBY;
 const PER8: u32 = (PER + 7u) / 8u * 8u;
 
 struct Params {
@@ -58,14 +61,14 @@ struct Params {
 // of a fused batch norm and activation (`depthwise::store_fn`).
 // @store-begin
 fn store(c: u32, oy: u32, ox: u32, v: f32) {
-    if (ox < OUT_W) {
+    if (ox < OUT_W && oy < OUT_H) {
         output[(c * OUT_H + oy) * OUT_W + ox] = v;
     }
 }
 // @store-end
 
-// One invocation computes PX outputs of channel c: block idx % NBX of row idx / NBX,
-// columns (idx % NBX)·PX .. + PX (this loop form: PX = 1); the taps in ky, kx order.
+// One invocation computes PX × PY outputs of channel c: columns (idx % NBX)·PX .. + PX of
+// rows (idx / NBX)·PY .. + PY (this loop form: PX = PY = 1); the taps in ky, kx order.
 @compute @workgroup_size(64, 1, 1)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -80,7 +83,7 @@ fn main(
     }
     let c = cw;
     let idx = iw;
-    let oy = idx / NBX;
+    let oy = (idx / NBX) * PY;
     let ox = (idx % NBX) * PX;
     let iy0 = i32(oy * STRIDE_H) - i32(PAD_TOP);
     let ix0 = i32(ox * STRIDE_W) - i32(PAD_LEFT);

@@ -94,10 +94,23 @@ fn fused_depthwise_batchnorm_activation_equals_the_cpu() {
     let mut exec = common::executor(ctx);
     let g = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
     let last = graph.nodes.len();
-    // Small: channels packed into the invocation index; 40x120: over PACK_BELOW blocks a
-    // channel, the channel from the workgroup.
-    assert!(convscope::ops::depthwise::packs_channels(6 * 19) && !convscope::ops::depthwise::packs_channels(30 * 40));
-    for (h, w) in [(19, 23), (40, 120)] {
+    // Small: channels packed into the invocation index (19x23: rows not of whole vec4s;
+    // 40x120: of whole vec4s, written as vec4s); 98x264: over PACK_BELOW blocks a channel,
+    // the channel from the workgroup. Heights not multiples of the block's rows.
+    {
+        use convscope::ops::{StepGeom, depthwise};
+        let Op::ConvG(c3) = &graph.nodes[0].op else { panic!("dw1 is a depthwise conv") };
+        let blocks = |h: usize, w: usize| {
+            let s = convscope::tensor::Shape::new(c, h, w);
+            let g = StepGeom { input: s, output: s, in_row0: 0, in_rows: h, out_row0: 0, out_rows: h };
+            let (px, py) = (depthwise::outputs_per_invocation(c3), depthwise::rows_per_invocation(c3, &g));
+            assert!(h % py as usize != 0, "a partial block of rows at {h}");
+            depthwise::blocks_per_channel(px, py, &g)
+        };
+        assert!(depthwise::packs_channels(blocks(19, 23)) && depthwise::packs_channels(blocks(40, 120)));
+        assert!(!depthwise::packs_channels(blocks(98, 264)));
+    }
+    for (h, w) in [(19, 23), (40, 120), (98, 264)] {
         let input = random_input(8, c, h, w);
         let cpu = reference::forward_graph(&graph, &input).unwrap();
         for keep in [Keep::All, Keep::Only(vec![last]), Keep::Only(vec![1, 5, last])] {

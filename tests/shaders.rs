@@ -203,19 +203,29 @@ fn depthwise_specialisations_are_valid() {
             weight: Vec::new(),
             bias: Vec::new(),
         };
-        let (oh, ow) = ((20 + 2 - k[0]) / stride + 1, (21 + 2 - k[1]) / stride + 1);
-        let g = StepGeom {
-            input: Shape::new(8, 20, 21),
-            output: Shape::new(8, oh, ow),
-            in_row0: 0,
-            in_rows: 20,
-            out_row0: 0,
-            out_rows: oh,
-        };
-        let spec = depthwise::pipeline_for(&c, &g, subgroup, &Default::default());
-        let unrolled = depthwise::outputs_per_invocation(&c) > 1;
-        assert_eq!(spec.source.contains("subgroupBroadcast"), subgroup && unrolled, "{}", spec.key);
-        validate(&spec.key, &spec.source);
+        // Rows of 21 (scalar stores) and 20 (vec4 stores at stride 1).
+        for in_w in [21, 20] {
+            let (oh, ow) = ((20 + 2 - k[0]) / stride + 1, (in_w + 2 - k[1]) / stride + 1);
+            let g = StepGeom {
+                input: Shape::new(8, 20, in_w),
+                output: Shape::new(8, oh, ow),
+                in_row0: 0,
+                in_rows: 20,
+                out_row0: 0,
+                out_rows: oh,
+            };
+            let unrolled = depthwise::outputs_per_invocation(&c) > 1;
+            let vec4 = unrolled && ow % 4 == 0;
+            assert_eq!(vec4, stride == 1 && in_w == 20 && k[1] == 3);
+            let fused =
+                convscope::ops::conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 9, p: [0.0; 2] };
+            for e in [Default::default(), fused] {
+                let spec = depthwise::pipeline_for(&c, &g, subgroup, &e);
+                assert_eq!(spec.source.contains("subgroupBroadcast"), subgroup && unrolled, "{}", spec.key);
+                assert_eq!(spec.source.contains("store4("), vec4, "{}", spec.key);
+                validate(&spec.key, &spec.source);
+            }
+        }
     }
 }
 

@@ -39,12 +39,22 @@ super::wgsl_struct! {
 
 /// Outputs along x each invocation computes: blocks share loaded inputs between
 /// neighbouring outputs (written out unrolled: indexed arrays live in memory on llvmpipe).
-/// Measured on lavapipe (`bench --shape`, 3×3, stride 1, rows flattened, subgroup form):
-/// four outputs against two, 96 channels at 56² 1.47–2.39 ms against 1.92–1.97, 32 channels
-/// at 112² 1.81–1.94 against 2.49–2.52; at stride 2 the shared inputs are fewer and one is
-/// best.
+/// Measured on lavapipe (`bench --shape`, 3×3, stride 1, rows flattened, subgroup form, 96
+/// channels at 56² and 32 at 112²): four outputs 1.18 and 1.56 ms against two's 1.92 and
+/// 2.5; eight with vec4 stores 0.89–0.93 and 1.18–1.25. At stride 2 the shared inputs are
+/// fewer and one is best.
 pub fn outputs_per_invocation(c: &ConvG) -> u32 {
-    if c.stride[1] == 1 && c.kw <= 7 { 4 } else { 1 }
+    if c.stride[1] == 1 && c.kw <= 7 { 8 } else { 1 }
+}
+
+/// Output rows each invocation computes (blocks of more than one output along x only):
+/// neighbouring rows share input rows, each loaded once for the block. Measured as above
+/// (8 outputs along x): 3 rows 0.61–0.64 and 0.77–0.80 ms against one row's 0.91 and 1.23,
+/// 5×5 ×144 at 28² 0.59–0.63 against 2 rows' 0.83; 4 rows no better; but at 7×7 (512
+/// channels, 5×5) one row 0.20–0.22 ms against 3 rows' 0.28–0.29 (7 rows in blocks of 3
+/// compute 9).
+pub fn rows_per_invocation(c: &ConvG, g: &StepGeom) -> u32 {
+    if outputs_per_invocation(c) > 1 && g.output.h >= 16 { 3 } else { 1 }
 }
 
 /// The lines of `depthwise.wgsl` the subgroup form replaces, and what with (as the tuned
@@ -70,23 +80,31 @@ pub fn packs_channels(blocks: usize) -> bool {
     blocks < PACK_BELOW
 }
 
-/// The body for PX outputs per invocation with every value a named variable: the same
-/// sums, in the same order, as the loop form for each output. In subgroup form
+/// The body for PX × PY outputs per invocation with every value a named variable: the same
+/// sums, in the same order, as the loop form for each output. Each input row the block
+/// reads is loaded once and used by every output row that reads it. In subgroup form
 /// (`subgroup`) lane `i` of each subgroup loads the channel's taps `8q + i` and
 /// `subgroupBroadcast` hands every lane each tap: one storage load per 8 taps instead of
 /// one per tap (on lavapipe each storage load is a loop over the lanes; see
-/// `conv_tuned::unrolled_block`).
-pub fn unrolled_body(c: &ConvG, px: u32, subgroup: bool) -> String {
+/// `conv_tuned::unrolled_block`). With `vec4` ([`vec4_output`]) the outputs are written as
+/// vec4s (`store4`): one such loop per 4 outputs instead of 4.
+pub fn unrolled_body(c: &ConvG, px: u32, py: u32, subgroup: bool, vec4: bool) -> String {
     use std::fmt::Write as _;
-    let (kh, kw, sw, dw) = (c.kh as u32, c.kw as u32, c.stride[1] as u32, c.dilation[1] as u32);
+    let (kh, kw, sh, sw, dh, dw) =
+        (c.kh as u32, c.kw as u32, c.stride[0] as u32, c.stride[1] as u32, c.dilation[0] as u32, c.dilation[1] as u32);
     let mut offsets: Vec<u32> = (0..px).flat_map(|p| (0..kw).map(move |kx| p * sw + kx * dw)).collect();
     offsets.sort_unstable();
     offsets.dedup();
+    let mut rows: Vec<u32> = (0..py).flat_map(|y| (0..kh).map(move |ky| y * sh + ky * dh)).collect();
+    rows.sort_unstable();
+    rows.dedup();
     let mut s = String::new();
     let w = &mut s;
-    let _ = writeln!(w, "    // unrolled: {px} outputs along x");
-    for p in 0..px {
-        let _ = writeln!(w, "    var a{p} = bias[c];");
+    let _ = writeln!(w, "    // unrolled: {px} outputs along x, {py} rows");
+    for y in 0..py {
+        for p in 0..px {
+            let _ = writeln!(w, "    var a{y}_{p} = bias[c];");
+        }
     }
     let taps = kh * kw;
     if subgroup {
@@ -95,8 +113,18 @@ pub fn unrolled_body(c: &ConvG, px: u32, subgroup: bool) -> String {
         }
     }
     for ky in 0..kh {
+        for kx in 0..kw {
+            if subgroup {
+                let t = ky * kw + kx;
+                let _ = writeln!(w, "    let w{ky}_{kx} = subgroupBroadcast(t{}, {}u);", t / 8, t % 8);
+            } else {
+                let _ = writeln!(w, "    let w{ky}_{kx} = weight[(c * KH + {ky}u) * KW + {kx}u];");
+            }
+        }
+    }
+    for &r in &rows {
         let _ = writeln!(w, "    {{");
-        let _ = writeln!(w, "        let iy = iy0 + i32({ky}u * DIL_H);");
+        let _ = writeln!(w, "        let iy = iy0 + {r};");
         let _ = writeln!(w, "        let rowok = iy >= 0 && iy < i32(IN_H);");
         let _ = writeln!(w, "        let row = (c * IN_H + u32(clamp(iy, 0, i32(IN_H) - 1))) * IN_W;");
         for &j in &offsets {
@@ -105,30 +133,73 @@ pub fn unrolled_body(c: &ConvG, px: u32, subgroup: bool) -> String {
                 "        let r{j} = select(0.0, input[row + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], rowok && ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W));"
             );
         }
-        for kx in 0..kw {
-            if subgroup {
-                let t = ky * kw + kx;
-                let _ = writeln!(w, "        let w{kx} = subgroupBroadcast(t{}, {}u);", t / 8, t % 8);
-            } else {
-                let _ = writeln!(w, "        let w{kx} = weight[(c * KH + {ky}u) * KW + {kx}u];");
-            }
-            for p in 0..px {
-                let _ = writeln!(w, "        a{p} = a{p} + w{kx} * r{};", p * sw + kx * dw);
+        // Output row y reads input row r with tap row ky where y·SH + ky·DH = r; ky grows
+        // with r for each y, so every output sums its taps in ky, kx order.
+        for y in 0..py {
+            for ky in 0..kh {
+                if y * sh + ky * dh != r {
+                    continue;
+                }
+                for kx in 0..kw {
+                    for p in 0..px {
+                        let _ = writeln!(w, "        a{y}_{p} = a{y}_{p} + w{ky}_{kx} * r{};", p * sw + kx * dw);
+                    }
+                }
             }
         }
         let _ = writeln!(w, "    }}");
     }
-    for p in 0..px {
-        let _ = writeln!(w, "    store(c, oy, ox + {p}u, a{p});");
+    for y in 0..py {
+        if vec4 {
+            for p in (0..px).step_by(4) {
+                let v: Vec<String> = (p..p + 4).map(|q| format!("a{y}_{q}")).collect();
+                let _ = writeln!(w, "    store4(c, oy + {y}u, ox + {p}u, vec4<f32>({}));", v.join(", "));
+            }
+        } else {
+            for p in 0..px {
+                let _ = writeln!(w, "    store(c, oy + {y}u, ox + {p}u, a{y}_{p});");
+            }
+        }
     }
     s
+}
+
+/// Whether a depthwise conv at geometry `g` with `px` outputs per invocation writes its
+/// rows as aligned vec4s: PX and the output width multiples of 4.
+pub fn vec4_output(g: &StepGeom, px: u32) -> bool {
+    px % 4 == 0 && g.output.w % 4 == 0
+}
+
+/// The output declarations the vec4 form replaces.
+const VEC4_EDITS: [(&str, &str); 3] = [
+    (
+        "@group(0) @binding(4) var<storage, read_write> output: array<f32>;",
+        "@group(0) @binding(4) var<storage, read_write> output: array<vec4<f32>>;",
+    ),
+    (
+        "@group(0) @binding(7) var<storage, read_write> out_bn: array<f32>;",
+        "@group(0) @binding(7) var<storage, read_write> out_bn: array<vec4<f32>>;",
+    ),
+    (
+        "@group(0) @binding(8) var<storage, read_write> out_act: array<f32>;",
+        "@group(0) @binding(8) var<storage, read_write> out_act: array<vec4<f32>>;",
+    ),
+];
+
+/// The `store4` function of the depthwise shader's vec4 form with epilogue `e`.
+pub fn store4_fn(e: &Epilogue) -> String {
+    let store = super::conv_tuned::epilogue_store4(
+        e,
+        "fn store4(co: u32, oy: u32, ox: u32, v: vec4<f32>) {\n    if (ox < OUT_W && oy < OUT_H) {\n        let i = ((co * OUT_H + oy) * OUT_W + ox) / 4u;\n",
+    );
+    super::conv_tuned::with_erf(e, store)
 }
 
 /// The `store` function of the depthwise shader with epilogue `e`.
 pub fn store_fn(e: &Epilogue) -> String {
     let store = super::conv_tuned::epilogue_store(
         e,
-        "fn store(co: u32, oy: u32, ox: u32, v: f32) {\n    if (ox < OUT_W) {\n        let i = (co * OUT_H + oy) * OUT_W + ox;\n",
+        "fn store(co: u32, oy: u32, ox: u32, v: f32) {\n    if (ox < OUT_W && oy < OUT_H) {\n        let i = (co * OUT_H + oy) * OUT_W + ox;\n",
     );
     super::conv_tuned::with_erf(e, store)
 }
@@ -138,6 +209,7 @@ pub fn store_fn(e: &Epilogue) -> String {
 pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> PipelineSpec {
     let u = |v: usize| v as u32;
     let px = outputs_per_invocation(c);
+    let py = rows_per_invocation(c, g);
     let values = [
         ("C", u(c.cin)),
         ("KH", u(c.kh)),
@@ -153,19 +225,32 @@ pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> Pi
         ("OUT_H", u(g.output.h)),
         ("OUT_W", u(g.output.w)),
         ("PX", px),
+        ("PY", py),
         ("NBX", u(g.output.w.div_ceil(px as usize))),
-        ("PACK", u32::from(packs_channels(g.output.w.div_ceil(px as usize) * g.output.h))),
+        ("NBY", u(g.output.h.div_ceil(py as usize))),
+        ("PACK", u32::from(packs_channels(blocks_per_channel(px, py, g)))),
     ];
     let key = format!(
         "depthwise {}x{}x{} k{}x{} s{:?} d{:?} p{:?} {}x{}",
         c.cin, g.input.h, g.input.w, c.kh, c.kw, c.stride, c.dilation, c.pads, g.output.h, g.output.w
     );
-    let key = format!("{key} px{px}{}", if subgroup { " subgroups" } else { "" });
+    let vec4 = px > 1 && vec4_output(g, px);
+    let key =
+        format!("{key} px{px} py{py}{}{}", if subgroup { " subgroups" } else { "" }, if vec4 { " vec4" } else { "" });
     let mut src = super::conv_tuned::specialise(SHADER.source, &values);
     if px > 1 {
         let begin = src.find("    // @body-begin").expect("@body-begin marker");
         let end = src.find("    // @body-end").expect("@body-end marker");
-        src = format!("{}{}{}", &src[..begin], unrolled_body(c, px, subgroup), &src[end..]);
+        src = format!("{}{}{}", &src[..begin], unrolled_body(c, px, py, subgroup, vec4), &src[end..]);
+        if vec4 {
+            for (from, to) in VEC4_EDITS {
+                assert!(
+                    src.contains(from),
+                    "depthwise.wgsl no longer has the declaration the vec4 form replaces: {from}"
+                );
+                src = src.replacen(from, to, 1);
+            }
+        }
         if subgroup {
             for (from, to) in SUBGROUP_EDITS {
                 assert!(src.contains(from), "depthwise.wgsl no longer has the line the subgroup form replaces: {from}");
@@ -174,8 +259,14 @@ pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> Pi
         }
     }
     let key = if *e == Epilogue::default() { key } else { format!("{key} fused {e:?}") };
-    let src = super::conv_tuned::replace_store(&src, &store_fn(e));
+    let store = if vec4 { store4_fn(e) } else { store_fn(e) };
+    let src = super::conv_tuned::replace_store(&src, &store);
     PipelineSpec { key, source: Cow::Owned(src), shader: &SHADER }
+}
+
+/// Invocations per channel: blocks of `px` outputs by `py` rows.
+pub fn blocks_per_channel(px: u32, py: u32, g: &StepGeom) -> usize {
+    g.output.w.div_ceil(px as usize) * g.output.h.div_ceil(py as usize)
 }
 
 /// Whether `c` is a depthwise convolution this kernel runs.
@@ -220,7 +311,8 @@ impl Depthwise {
             params: bytemuck::bytes_of(&p).to_vec(),
             bindings: vec![Res::Params, Res::Input(0), Res::Buffer(&self.weight), Res::Buffer(&self.bias), Res::Output],
             workgroups: {
-                let blocks = g.output.w.div_ceil(outputs_per_invocation(&self.attrs) as usize) * g.output.h;
+                let blocks =
+                    blocks_per_channel(outputs_per_invocation(&self.attrs), rows_per_invocation(&self.attrs, g), g);
                 if packs_channels(blocks) {
                     let total = blocks.next_multiple_of(8) * g.output.c;
                     let (x, y) = split_workgroups(total.div_ceil(64) as u32, max_workgroups);

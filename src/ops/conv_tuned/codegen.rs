@@ -70,12 +70,21 @@ pub fn activation_expr(act: u32, p: [f32; 2]) -> String {
 /// four lie wholly inside the row or wholly past it. The activation is applied per
 /// component by `act1`, the same expression `store` uses.
 pub fn store4_fn(e: &Epilogue) -> String {
+    epilogue_store4(
+        e,
+        "fn store4(co: u32, oyl: u32, ox: u32, v: vec4<f32>) {\n    if (co < COUT && ox < OUT_W) {\n        let i = ((co * band.out_rows + oyl) * OUT_W + ox) / 4u;\n",
+    )
+}
+
+/// A `store4` function: `head` (its signature, the bounds test, the vec4 index `i` and the
+/// channel `co`), then the epilogue's writes of `v`, the activation applied per component
+/// by `act1` (the expression `store` uses).
+pub fn epilogue_store4(e: &Epilogue, head: &str) -> String {
     let mut s = String::new();
     if e.act != 0 {
         s += &format!("fn act1(y: f32) -> f32 {{\n    return {};\n}}\n\n", activation_expr(e.act, e.p));
     }
-    s += "fn store4(co: u32, oyl: u32, ox: u32, v: vec4<f32>) {\n    if (co < COUT && ox < OUT_W) {\n";
-    s += "        let i = ((co * band.out_rows + oyl) * OUT_W + ox) / 4u;\n";
+    s += head;
     if e.write_raw {
         s += "        output[i] = v;\n";
     }
