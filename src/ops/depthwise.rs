@@ -167,7 +167,7 @@ pub fn unrolled_body(c: &ConvG, px: u32, py: u32, subgroup: bool, vec4: bool) ->
 /// Whether a depthwise conv at geometry `g` with `px` outputs per invocation writes its
 /// rows as aligned vec4s: PX and the output width multiples of 4.
 pub fn vec4_output(g: &StepGeom, px: u32) -> bool {
-    px % 4 == 0 && g.output.w % 4 == 0
+    px.is_multiple_of(4) && g.output.w.is_multiple_of(4)
 }
 
 /// The output declarations the vec4 form replaces.
