@@ -104,7 +104,7 @@ fn fused_depthwise_batchnorm_activation_equals_the_cpu() {
             let s = convscope::tensor::Shape::new(c, h, w);
             let g = StepGeom { input: s, output: s, in_row0: 0, in_rows: h, out_row0: 0, out_rows: h };
             let (px, py) = (depthwise::outputs_per_invocation(c3), depthwise::rows_per_invocation(c3, &g));
-            assert!(h % py as usize != 0, "a partial block of rows at {h}");
+            assert!(!h.is_multiple_of(py as usize), "a partial block of rows at {h}");
             depthwise::blocks_per_channel(px, py, &g)
         };
         assert!(depthwise::packs_channels(blocks(19, 23)) && depthwise::packs_channels(blocks(40, 120)));
