@@ -27,6 +27,8 @@ const OCV: u32 = 2u;
 const L: u32 = 1u;
 // Invocations per output row: ceil(OUT_W / (PX·L))·L (the host computes it).
 const NBX: u32 = 49u;
+// Output rows per invocation (1 in the loop form; see `unrolled_block`).
+const PY: u32 = 1u;
 // Fused epilogue (a batch norm and/or an activation that directly follow the conv): 1 to
 // write the conv's own output, 1 to apply the batch norm `y = v · alpha[c] + beta[c]`, 1
 // to write its result; the activation (0 none, else `pointwise.wgsl`'s modes 3..9 and 10
@@ -94,7 +96,7 @@ fn activate(v: f32) -> f32 {
 // hundreds of times, and dead branches there cost compile time.
 // @store-begin
 fn store(co: u32, oyl: u32, ox: u32, v: f32) {
-    if (co < COUT && ox < OUT_W) {
+    if (co < COUT && ox < OUT_W && oyl < band.out_rows) {
         let i = (co * band.out_rows + oyl) * OUT_W + ox;
         if (WRITE_RAW == 1u) {
             output[i] = v;
@@ -122,10 +124,10 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let idx = gid.x + gid.y * nwg.x * 64u;
-    if (idx >= NBX * band.out_rows) {
+    if (idx >= NBX * ((band.out_rows + PY - 1u) / PY)) {
         return;
     }
-    let oyl = idx / NBX;
+    let oyl = (idx / NBX) * PY;
     let oy = band.out_row0 + oyl;
     let in_rows = band.in_rows;
     let in_row0 = i32(band.in_row0);

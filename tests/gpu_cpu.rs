@@ -49,18 +49,23 @@ fn kernels_match_cpu_on_awkward_shapes() {
         let cpu = reference::forward(&net, &input).unwrap();
         for block in [
             Block::default(),
-            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: false },
-            Block { px: 12, ocv: 2, unroll: true, lanes: 1, sg: false },
-            Block { px: 8, ocv: 2, unroll: false, lanes: 1, sg: false },
-            Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false },
-            Block { px: 4, ocv: 2, unroll: true, lanes: 8, sg: false },
-            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: false },
+            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: false, py: 1 },
+            Block { px: 12, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1 },
+            Block { px: 8, ocv: 2, unroll: false, lanes: 1, sg: false, py: 1 },
+            Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false, py: 1 },
+            Block { px: 4, ocv: 2, unroll: true, lanes: 8, sg: false, py: 1 },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: false, py: 1 },
             // Subgroup forms (weights loaded 8 at a time and broadcast), where the device
             // has subgroups; the loop form has none and runs as without `s`.
-            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true },
-            Block { px: 12, ocv: 4, unroll: true, lanes: 1, sg: true },
-            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true },
-            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: true },
+            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1 },
+            Block { px: 12, ocv: 4, unroll: true, lanes: 1, sg: true, py: 1 },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 1 },
+            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: true, py: 1 },
+            // Several output rows per invocation (rows sharing input rows and weights),
+            // heights not multiples of PY; with and without subgroups, vec4 rows and not.
+            Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: true, py: 3 },
+            Block { px: 4, ocv: 1, unroll: true, lanes: 1, sg: false, py: 2 },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 2 },
         ] {
             if block.sg && !ctx.subgroups {
                 eprintln!("{} skipped: the device has no subgroup operations", block.name());
@@ -164,10 +169,17 @@ fn banded_run_equals_unbanded_run() {
     whole.max_binding = None;
     let a = common::run_net(&mut whole, ctx, &net, &input, Kernel::Tuned, Block::default());
     assert!(a.band_counts().iter().all(|&n| n == 1));
-    for (kb, kernel) in [(64u64, Kernel::Tuned), (150, Kernel::Tuned), (64, Kernel::Naive)] {
+    // Bands whose rows are not whole blocks of three output rows, too.
+    let rows3 = Block { py: 3, sg: ctx.subgroups, ..Block::default() };
+    for (kb, kernel, block) in [
+        (64u64, Kernel::Tuned, Block::default()),
+        (150, Kernel::Tuned, Block::default()),
+        (64, Kernel::Naive, Block::default()),
+        (64, Kernel::Tuned, rows3),
+    ] {
         let mut banded = common::executor(ctx);
         banded.max_binding = Some(kb << 10);
-        let b = common::run_net(&mut banded, ctx, &net, &input, kernel, Block::default());
+        let b = common::run_net(&mut banded, ctx, &net, &input, kernel, block);
         assert!(b.band_counts().iter().all(|&n| n > 2), "{:?}", b.band_counts());
         for i in 0..a.shapes.len() {
             let (ta, tb) = (a.read(ctx, i).unwrap(), b.read(ctx, i).unwrap());

@@ -140,6 +140,7 @@ fn tuned_specialisations_are_valid() {
             ("OUT_W", 49),
             ("PX", px),
             ("OCV", ocv),
+            ("PY", 1),
         ];
         for (in_w, unroll, subgroup) in
             [(53, false, false), (53, true, false), (53, true, true), (52, true, false), (52, true, true)]
@@ -163,6 +164,13 @@ fn tuned_specialisations_are_valid() {
             assert_eq!(src.contains("input4"), vec4 && unroll);
             assert_eq!(src.contains("store4("), vec4_out && unroll);
             if unroll {
+                // Several output rows per invocation: kernel rows unrolled over the rows read.
+                let mut rows3 = values;
+                rows3[11].1 = 3;
+                assert_eq!(rows3[11].0, "PY");
+                let src3 = conv_tuned::tuned_source(&rows3, &Default::default(), unroll, subgroup, false);
+                assert!(src3.contains(" x 3 rows ") && !src3.contains("for (var ky"));
+                validate(&format!("tuned {cin}->{cout} k{k} s{stride} {px}x{ocv}y3 in_w {in_w} sg {subgroup}"), &src3);
                 // Every fused epilogue in both store forms, Erf (a helper function) included.
                 let e = conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 9, p: [0.0; 2] };
                 let fused = conv_tuned::tuned_source(&values, &e, unroll, subgroup, false);

@@ -60,11 +60,14 @@ pub struct Block {
     /// weights at once and broadcast them, instead of every lane loading every weight.
     /// Needs subgroup operations ([`GpuContext::subgroups`]).
     pub sg: bool,
+    /// Output rows per invocation (name part `yPY`, unrolled blocks only): the rows share
+    /// their input rows and weights (see `unrolled_block`).
+    pub py: u32,
 }
 
 impl Default for Block {
     fn default() -> Self {
-        Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false }
+        Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1 }
     }
 }
 
@@ -72,6 +75,11 @@ impl Default for Block {
 pub fn invocations_per_row(out_w: usize, b: &Block) -> usize {
     let l = b.lanes.max(1) as usize;
     out_w.div_ceil(b.px as usize * l) * l
+}
+
+/// Invocations per output-channel block over `rows` output rows of width `out_w`.
+pub fn invocations(out_w: usize, rows: usize, b: &Block) -> usize {
+    invocations_per_row(out_w, b) * rows.div_ceil(b.py.max(1) as usize)
 }
 
 impl Block {
@@ -88,20 +96,25 @@ impl Block {
             return b;
         }
         match (info.device_type, subgroups) {
-            (wgpu::DeviceType::Cpu, true) => Block { px: 12, ocv: 4, unroll: true, lanes: 1, sg: true },
-            (wgpu::DeviceType::Cpu, false) => Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false },
+            (wgpu::DeviceType::Cpu, true) => Block { px: 12, ocv: 4, unroll: true, lanes: 1, sg: true, py: 1 },
+            (wgpu::DeviceType::Cpu, false) => Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false, py: 1 },
             _ => Block::default(),
         }
     }
 
     /// Parses a register block `PXxOCV` (x outputs × vec4 output-channel groups per
     /// invocation), optionally interleaved over L invocations: `PXxOCVlL`, e.g. `8x3l8`,
-    /// and in subgroup form with a trailing `s`: `8x6s`.
+    /// over PY output rows: `PXxOCVyPY`, e.g. `8x4y2`, and in subgroup form with a trailing
+    /// `s`: `8x6s`, `8x4y2s`.
     pub fn parse(s: &str) -> Result<Block> {
         // Errors quote the block as given, suffix and all.
         let (s, sg, b) = match s.trim().strip_suffix(['s', 'S']) {
             Some(rest) => (rest, true, s),
             None => (s, false, s),
+        };
+        let (s, py) = match s.split_once(['y', 'Y']) {
+            Some((rest, y)) => (rest, Some(y)),
+            None => (s, None),
         };
         let (px, rest) = s.split_once(['x', 'X']).ok_or_else(|| anyhow!("block {b:?} is not PXxOCV, e.g. 8x2"))?;
         let (ocv, lanes) = match rest.split_once(['l', 'L']) {
@@ -114,19 +127,29 @@ impl Block {
             Some(l) => l.trim().parse().map_err(|_| anyhow!("block {b:?}: L is not a number"))?,
             None => 1,
         };
-        if !(1..=32).contains(&px) || !(1..=8).contains(&ocv) || !(1..=64).contains(&lanes) {
-            bail!("block {b:?}: PX must be 1..32, OCV 1..8 and L 1..64");
+        let py: u32 = match py {
+            Some(y) => y.trim().parse().map_err(|_| anyhow!("block {b:?}: PY is not a number"))?,
+            None => 1,
+        };
+        if !(1..=32).contains(&px) || !(1..=8).contains(&ocv) || !(1..=64).contains(&lanes) || !(1..=8).contains(&py) {
+            bail!("block {b:?}: PX must be 1..32, OCV 1..8, L 1..64 and PY 1..8");
         }
-        Ok(Block { px, ocv, unroll: true, lanes, sg })
+        Ok(Block { px, ocv, unroll: true, lanes, sg, py })
     }
 
-    /// `PXxOCV`, `PXxOCVlL` when interleaved, with `s` appended in subgroup form.
+    /// `PXxOCV`, with `lL` when interleaved, `yPY` over several rows and `s` appended in
+    /// subgroup form.
     pub fn name(&self) -> String {
         let s = if self.sg { "s" } else { "" };
-        match self.lanes {
-            0 | 1 => format!("{}x{}{s}", self.px, self.ocv),
-            l => format!("{}x{}l{l}{s}", self.px, self.ocv),
-        }
+        let l = match self.lanes {
+            0 | 1 => String::new(),
+            l => format!("l{l}"),
+        };
+        let y = match self.py {
+            0 | 1 => String::new(),
+            y => format!("y{y}"),
+        };
+        format!("{}x{}{l}{y}{s}", self.px, self.ocv)
     }
 
     /// Whether a conv with kernel size `k` runs this block in subgroup form (huge kernels
@@ -261,8 +284,8 @@ pub fn pipeline_for(c: &ConvShape, b: &Block, g: &StepGeom) -> PipelineSpec {
 pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> PipelineSpec {
     let unroll = b.unroll && c.k <= MAX_UNROLLED_K;
     // The loop form is written for adjacent outputs.
-    let b = &Block { lanes: if unroll { b.lanes.max(1) } else { 1 }, ..*b };
-    let packed = packs_blocks(b, c.k, invocations_per_row(g.output.w, b) * g.out_rows);
+    let b = &Block { lanes: if unroll { b.lanes.max(1) } else { 1 }, py: if unroll { b.py.max(1) } else { 1 }, ..*b };
+    let packed = packs_blocks(b, c.k, invocations(g.output.w, g.out_rows, b));
     let u = |v: usize| v as u32;
     let src = tuned_source(
         &[
@@ -279,6 +302,7 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
             ("OCV", b.ocv),
             ("L", b.lanes),
             ("NBX", u(invocations_per_row(g.output.w, b))),
+            ("PY", b.py),
             ("WRITE_RAW", u32::from(e.write_raw)),
             ("FUSE_BN", u32::from(e.bn)),
             ("WRITE_BN", u32::from(e.write_bn)),
@@ -314,8 +338,12 @@ impl TunedConv {
         let band =
             Band { out_row0: u(g.out_row0), out_rows: u(g.out_rows), in_row0: u(g.in_row0), in_rows: u(g.in_rows) };
         let unroll = self.block.unroll && self.spec.k <= MAX_UNROLLED_K;
-        let block = Block { lanes: if unroll { self.block.lanes.max(1) } else { 1 }, ..self.block };
-        let invocations = invocations_per_row(g.output.w, &block) * g.out_rows;
+        let block = Block {
+            lanes: if unroll { self.block.lanes.max(1) } else { 1 },
+            py: if unroll { self.block.py.max(1) } else { 1 },
+            ..self.block
+        };
+        let invocations = invocations(g.output.w, g.out_rows, &block);
         let blocks = self.groups / self.block.ocv as usize;
         let ((x, y), z) = if packs_blocks(&block, self.spec.k, invocations) {
             // Every output-channel block in the invocation index (see SUBGROUP_EDITS).
@@ -411,10 +439,10 @@ mod tests {
 
     #[test]
     fn blocks_parse() {
-        assert_eq!(Block::parse("8x2").unwrap(), Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false });
-        assert_eq!(Block::parse("8x3l8").unwrap(), Block { px: 8, ocv: 3, unroll: true, lanes: 8, sg: false });
+        assert_eq!(Block::parse("8x2").unwrap(), Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1 });
+        assert_eq!(Block::parse("8x3l8").unwrap(), Block { px: 8, ocv: 3, unroll: true, lanes: 8, sg: false, py: 1 });
         assert_eq!(Block::parse("8x3l8").unwrap().name(), "8x3l8");
-        assert_eq!(Block::parse("8x6s").unwrap(), Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true });
+        assert_eq!(Block::parse("8x6s").unwrap(), Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1 });
         assert_eq!(Block::parse("8x3l8S").unwrap().name(), "8x3l8s");
         assert_eq!(Block::parse("12x4s").unwrap().name(), "12x4s");
         assert!(Block::parse("s").is_err() && Block::parse("8x4ss").is_err() && Block::parse("8s").is_err());
@@ -430,5 +458,12 @@ mod tests {
         assert!(Block::parse("8x9").is_err());
         assert!(Block::parse("33x1").is_err());
         assert!(Block::parse("8").is_err());
+        // Several output rows per invocation.
+        let b = Block::parse("8x4y3s").unwrap();
+        assert_eq!(b, Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 3 });
+        assert_eq!(b.name(), "8x4y3s");
+        assert_eq!(Block::parse("4x2l8y2").unwrap().name(), "4x2l8y2");
+        assert_eq!(invocations(100, 10, &b), 13 * 4, "ceil(10 / 3) row blocks of 13");
+        assert!(Block::parse("8x4y0").is_err() && Block::parse("8x4y9").is_err() && Block::parse("8x4yzs").is_err());
     }
 }

@@ -10,7 +10,7 @@ use super::{Block, Epilogue, SHADER, subgroup_run};
 pub fn store_fn(e: &Epilogue) -> String {
     epilogue_store(
         e,
-        "fn store(co: u32, oyl: u32, ox: u32, v: f32) {\n    if (co < COUT && ox < OUT_W) {\n        let i = (co * band.out_rows + oyl) * OUT_W + ox;\n",
+        "fn store(co: u32, oyl: u32, ox: u32, v: f32) {\n    if (co < COUT && ox < OUT_W && oyl < band.out_rows) {\n        let i = (co * band.out_rows + oyl) * OUT_W + ox;\n",
     )
 }
 
@@ -72,7 +72,7 @@ pub fn activation_expr(act: u32, p: [f32; 2]) -> String {
 pub fn store4_fn(e: &Epilogue) -> String {
     epilogue_store4(
         e,
-        "fn store4(co: u32, oyl: u32, ox: u32, v: vec4<f32>) {\n    if (co < COUT && ox < OUT_W) {\n        let i = ((co * band.out_rows + oyl) * OUT_W + ox) / 4u;\n",
+        "fn store4(co: u32, oyl: u32, ox: u32, v: vec4<f32>) {\n    if (co < COUT && ox < OUT_W && oyl < band.out_rows) {\n        let i = ((co * band.out_rows + oyl) * OUT_W + ox) / 4u;\n",
     )
 }
 
@@ -183,10 +183,24 @@ pub struct Vec4Rows {
 /// written, so each value is a fixed component of a fixed load. A vec4 either lies wholly in
 /// the row or wholly outside (masked, its index clamped). On lavapipe a vec4 load is one loop
 /// over the lanes instead of four (1×1 convs 15–25% faster, measured with `bench --shape`).
-pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32, lanes: u32, subgroup: bool, rows: Vec4Rows) -> String {
+///
+/// With `py` > 1 an invocation computes `py` output rows (`oyl`, `oyl + 1`, …): each
+/// input row the block reads is loaded once per input channel for every output row that
+/// reads it (K + (py − 1)·stride rows for py·K row reads), and the weights of an input
+/// channel once for all its rows. Each output still sums ky then kx in order.
+pub fn unrolled_block(
+    (px, py, ocv): (u32, u32, u32),
+    k: u32,
+    stride: u32,
+    lanes: u32,
+    subgroup: bool,
+    rows: Vec4Rows,
+) -> String {
     let Vec4Rows { input: vec4_input, output: vec4_output } = rows;
     use std::fmt::Write as _;
     let l = lanes.max(1);
+    let py = py.max(1);
+    let acc = |y: u32, p: u32, o: u32| if py == 1 { format!("a{p}_{o}") } else { format!("a{y}_{p}_{o}") };
     // Input offsets (from ix0) that output p's tap kx reads: each loaded once.
     let mut offsets: Vec<u32> = (0..px).flat_map(|p| (0..k).map(move |kx| p * l * stride + kx)).collect();
     offsets.sort_unstable();
@@ -195,91 +209,154 @@ pub fn unrolled_block(px: u32, ocv: u32, k: u32, stride: u32, lanes: u32, subgro
     let w = &mut s;
     let _ = writeln!(
         w,
-        "    // unrolled: {px} x outputs (spacing {l}) x {ocv} vec4 channel groups, k {k}, stride {stride}"
+        "    // unrolled: {px} x outputs (spacing {l}) x {py} rows x {ocv} vec4 channel groups, k {k}, stride {stride}"
     );
     for o in 0..ocv {
         let _ = writeln!(w, "    let b{o} = bias[g0 + {o}u];");
-        for p in 0..px {
-            let _ = writeln!(w, "    var a{p}_{o} = b{o};");
+        for y in 0..py {
+            for p in 0..px {
+                let _ = writeln!(w, "    var {} = b{o};", acc(y, p, o));
+            }
         }
     }
+    let run = subgroup_run(k as usize, ocv as usize) as u32;
     let _ = writeln!(w, "    let ix0 = i32(ox0 * STRIDE) - i32(PAD);");
     let _ = writeln!(w, "    for (var ci = 0u; ci < CIN; ci++) {{");
-    let _ = writeln!(w, "        for (var ky = 0u; ky < K; ky++) {{");
-    // No branch on rows of the padding (each lane's row can differ): the row is clamped
-    // into the band and its values masked to zero, like the columns (5-10% faster on
-    // lavapipe, measured with `bench --shape`).
-    let _ = writeln!(w, "            let iy = i32(oy * STRIDE + ky) - i32(PAD);");
-    let _ = writeln!(w, "            let rowok = iy >= 0 && iy < i32(IN_H);");
-    let _ = writeln!(
-        w,
-        "            let rbase = (ci * in_rows + u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0)) * IN_W;"
-    );
-    // Values before ix0 in its vec4.
-    let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
-    if vec4_input.is_some() {
-        let last = offsets.last().copied().unwrap_or(0);
-        let _ = writeln!(w, "            let q0 = (i32(rbase) + ix0 - {lead}) / 4;");
-        for q in 0..(lead + last + 1).div_ceil(4) {
-            let _ = writeln!(w, "            let v{q} = input4[u32(max(q0 + {q}, 0))];");
+    // The input rows a step reads (relative to oy·STRIDE), and the (output row, kernel row)
+    // pairs that read each. One row (`py` = 1): the kernel rows in a loop.
+    let row_steps: Vec<(String, Vec<(u32, String)>)> = if py == 1 {
+        let _ = writeln!(w, "        for (var ky = 0u; ky < K; ky++) {{");
+        vec![("ky".to_string(), vec![(0, "ky".to_string())])]
+    } else {
+        if subgroup {
+            for ky in 0..k {
+                let _ = writeln!(w, "        let wbase{ky} = ((ocb * CIN + ci) * K + {ky}u) * {run}u + sgl % 8u;");
+                for q in 0..run / 8 {
+                    let _ = writeln!(w, "        let c{ky}_{q} = weight[wbase{ky} + {}u];", q * 8);
+                }
+            }
         }
-    }
-    for &j in &offsets {
-        if vec4_input.is_some() {
-            let (q, c) = ((lead + j) / 4, ["x", "y", "z", "w"][((lead + j) % 4) as usize]);
-            let _ = writeln!(
-                w,
-                "            let r{j} = select(0.0, v{q}.{c}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
-            );
-            continue;
+        let _ = writeln!(w, "        {{");
+        (0..(py - 1) * stride + k)
+            .map(|r| {
+                let readers = (0..py)
+                    .filter(|y| r >= y * stride && r - y * stride < k)
+                    .map(|y| (y, format!("{}u", r - y * stride)))
+                    .collect();
+                (format!("{r}u"), readers)
+            })
+            .collect()
+    };
+    for (ri, (r, readers)) in row_steps.iter().enumerate() {
+        let ind = "            ";
+        if py > 1 {
+            let _ = writeln!(w, "{ind}// input row {ri}");
+            let _ = writeln!(w, "{ind}{{");
         }
+        // No branch on rows of the padding (each lane's row can differ): the row is clamped
+        // into the band and its values masked to zero, like the columns (5-10% faster on
+        // lavapipe, measured with `bench --shape`).
+        let _ = writeln!(w, "{ind}let iy = i32(oy * STRIDE + {r}) - i32(PAD);");
+        let _ = writeln!(w, "{ind}let rowok = iy >= 0 && iy < i32(IN_H);");
         let _ = writeln!(
             w,
-            "            let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
+            "{ind}let rbase = (ci * in_rows + u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0)) * IN_W;"
         );
-    }
-    if subgroup {
-        let run = subgroup_run(k as usize, ocv as usize) as u32;
-        let _ = writeln!(w, "            let wbase = ((ocb * CIN + ci) * K + ky) * {run}u + sgl % 8u;");
-        for q in 0..run / 8 {
-            let _ = writeln!(w, "            let c{q} = weight[wbase + {}u];", q * 8);
+        // Values before ix0 in its vec4.
+        let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
+        if vec4_input.is_some() {
+            let last = offsets.last().copied().unwrap_or(0);
+            let _ = writeln!(w, "{ind}let q0 = (i32(rbase) + ix0 - {lead}) / 4;");
+            for q in 0..(lead + last + 1).div_ceil(4) {
+                let _ = writeln!(w, "{ind}let v{q} = input4[u32(max(q0 + {q}, 0))];");
+            }
         }
-    } else {
-        let _ = writeln!(w, "            let wbase = ((g0 * CIN + ci) * K + ky) * K;");
-    }
-    for kx in 0..k {
-        for o in 0..ocv {
+        for &j in &offsets {
+            if vec4_input.is_some() {
+                let (q, c) = ((lead + j) / 4, ["x", "y", "z", "w"][((lead + j) % 4) as usize]);
+                let _ = writeln!(
+                    w,
+                    "{ind}let r{j} = select(0.0, v{q}.{c}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
+                );
+                continue;
+            }
+            let _ = writeln!(
+                w,
+                "{ind}let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
+            );
+        }
+        if py == 1 {
             if subgroup {
-                let f = |c: u32| {
-                    let i = (kx * ocv + o) * 4 + c;
-                    format!("subgroupBroadcast(c{}, {}u)", i / 8, i % 8)
-                };
-                let _ = writeln!(w, "            let w{kx}_{o} = vec4<f32>({}, {}, {}, {});", f(0), f(1), f(2), f(3));
+                let _ = writeln!(w, "{ind}let wbase = ((ocb * CIN + ci) * K + ky) * {run}u + sgl % 8u;");
+                for q in 0..run / 8 {
+                    let _ = writeln!(w, "{ind}let c{q} = weight[wbase + {}u];", q * 8);
+                }
             } else {
-                let _ = writeln!(w, "            let w{kx}_{o} = weight[wbase + {o}u * CIN * K * K + {kx}u];");
+                let _ = writeln!(w, "{ind}let wbase = ((g0 * CIN + ci) * K + ky) * K;");
             }
-            for p in 0..px {
-                let r = p * l * stride + kx;
-                let _ = writeln!(w, "            a{p}_{o} = fma(vec4<f32>(r{r}), w{kx}_{o}, a{p}_{o});");
+        }
+        for (y, ky) in readers {
+            for kx in 0..k {
+                for o in 0..ocv {
+                    let wname = format!("w{y}_{kx}_{o}");
+                    if subgroup {
+                        // The step's weights: c{q} (one row), c{ky}_{q} (all rows loaded).
+                        let cname = |q: u32| {
+                            if py == 1 { format!("c{q}") } else { format!("c{}_{q}", ky.trim_end_matches('u')) }
+                        };
+                        let f = |c: u32| {
+                            let i = (kx * ocv + o) * 4 + c;
+                            format!("subgroupBroadcast({}, {}u)", cname(i / 8), i % 8)
+                        };
+                        let _ = writeln!(w, "{ind}let {wname} = vec4<f32>({}, {}, {}, {});", f(0), f(1), f(2), f(3));
+                    } else if py == 1 {
+                        let _ = writeln!(w, "{ind}let {wname} = weight[wbase + {o}u * CIN * K * K + {kx}u];");
+                    } else {
+                        let _ = writeln!(
+                            w,
+                            "{ind}let {wname} = weight[((g0 + {o}u) * CIN + ci) * K * K + {ky} * K + {kx}u];"
+                        );
+                    }
+                    for p in 0..px {
+                        let r = p * l * stride + kx;
+                        let a = acc(*y, p, o);
+                        let _ = writeln!(w, "{ind}{a} = fma(vec4<f32>(r{r}), {wname}, {a});");
+                    }
+                }
             }
+        }
+        if py > 1 {
+            let _ = writeln!(w, "{ind}}}");
         }
     }
     let _ = writeln!(w, "        }}");
     let _ = writeln!(w, "    }}");
     for o in 0..ocv {
         let _ = writeln!(w, "    let co{o} = (g0 + {o}u) * 4u;");
-        if vec4_output {
-            for (lane, c) in ["x", "y", "z", "w"].iter().enumerate() {
-                for p in (0..px).step_by(4) {
-                    let v: Vec<String> = (p..p + 4).map(|q| format!("a{q}_{o}.{c}")).collect();
-                    let _ = writeln!(w, "    store4(co{o} + {lane}u, oyl, ox0 + {p}u, vec4<f32>({}));", v.join(", "));
+        for y in 0..py {
+            if vec4_output {
+                for (lane, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                    for p in (0..px).step_by(4) {
+                        let v: Vec<String> = (p..p + 4).map(|q| format!("{}.{c}", acc(y, q, o))).collect();
+                        let _ = writeln!(
+                            w,
+                            "    store4(co{o} + {lane}u, oyl + {y}u, ox0 + {p}u, vec4<f32>({}));",
+                            v.join(", ")
+                        );
+                    }
                 }
+                continue;
             }
-            continue;
-        }
-        for p in 0..px {
-            for (lane, c) in ["x", "y", "z", "w"].iter().enumerate() {
-                let _ = writeln!(w, "    store(co{o} + {lane}u, oyl, ox0 + {}u, a{p}_{o}.{c});", p * l, lane = lane);
+            for p in 0..px {
+                for (lane, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                    let _ = writeln!(
+                        w,
+                        "    store(co{o} + {lane}u, oyl + {y}u, ox0 + {}u, {}.{c});",
+                        p * l,
+                        acc(y, p, o),
+                        lane = lane
+                    );
+                }
             }
         }
     }
@@ -313,8 +390,8 @@ const SUBGROUP_EDITS: [(&str, &str); 3] = [
         "    @builtin(num_workgroups) nwg: vec3<u32>,\n    @builtin(subgroup_invocation_id) sgl: u32,\n",
     ),
     (
-        "    let idx = gid.x + gid.y * nwg.x * 64u;\n    if (idx >= NBX * band.out_rows) {\n        return;\n    }\n",
-        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * band.out_rows - 1u);\n    let ocb = wid.z;\n",
+        "    let idx = gid.x + gid.y * nwg.x * 64u;\n    if (idx >= NBX * ((band.out_rows + PY - 1u) / PY)) {\n        return;\n    }\n",
+        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * ((band.out_rows + PY - 1u) / PY) - 1u);\n    let ocb = wid.z;\n",
     ),
 ];
 
@@ -324,8 +401,8 @@ const SUBGROUP_EDITS: [(&str, &str); 3] = [
 /// a block) fills its workgroups of 64 instead of running 50 idle lanes a block.
 const PACKED_EDITS: [(&str, &str); 2] = [
     (
-        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * band.out_rows - 1u);\n    let ocb = wid.z;\n",
-        "    let per = NBX * band.out_rows;\n    let per8 = (per + 7u) / 8u * 8u;\n    let flat = gid.x + gid.y * nwg.x * 64u;\n    let ocb = min(flat / per8, NOCB - 1u);\n    let idx = min(flat % per8, per - 1u);\n",
+        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * ((band.out_rows + PY - 1u) / PY) - 1u);\n    let ocb = wid.z;\n",
+        "    let per = NBX * ((band.out_rows + PY - 1u) / PY);\n    let per8 = (per + 7u) / 8u * 8u;\n    let flat = gid.x + gid.y * nwg.x * 64u;\n    let ocb = min(flat / per8, NOCB - 1u);\n    let idx = min(flat % per8, per - 1u);\n",
     ),
     ("    let g0 = wid.z * OCV;\n", "    let g0 = ocb * OCV;\n"),
 ];
@@ -373,11 +450,12 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, unroll: bool, subgroup
         panic!("unrolling needs PX, OCV, K and STRIDE");
     };
     let lanes = get("L").unwrap_or(1);
+    let py = get("PY").unwrap_or(1);
     let begin = src.find("    // @block-begin").expect("@block-begin marker");
     let end = src.find("    // @block-end").expect("@block-end marker");
     let v4 = vec4_input(values);
     let v4out = vec4_output(values);
-    let block = unrolled_block(px, ocv, k, stride, lanes, subgroup, Vec4Rows { input: v4, output: v4out });
+    let block = unrolled_block((px, py, ocv), k, stride, lanes, subgroup, Vec4Rows { input: v4, output: v4out });
     let mut out = format!("{}{}{}", &src[..begin], block, &src[end..]);
     if v4out {
         for (from, to) in VEC4_OUTPUT_EDITS {
