@@ -428,3 +428,64 @@ fn autotune_measures_once_caches_on_disk_and_survives_a_corrupt_file() {
     let version = format!("\"version\": {}", convscope::exec::autotune::VERSION);
     assert!(std::fs::read_to_string(&file).unwrap().contains(&version), "the corrupt file was rewritten");
 }
+
+/// The depthwise kernel's halo form (each lane loads its own 8 columns as vec4s and takes
+/// the columns beside them from its neighbouring lanes) against the CPU: rows whose blocks
+/// straddle subgroups and rows, widths not multiples of 8, valid and asymmetric padding
+/// (a right halo inside the row at its end), 3×3 and 5×5, channels packed and not.
+#[test]
+fn depthwise_halo_rows_match_the_cpu() {
+    use convscope::graph::*;
+    use convscope::ops::{StepGeom, depthwise};
+    let Some(ctx) = test_context() else { return };
+    let mut r = Mt19937::new(29);
+    let c = 5;
+    // (kernel, pads [top, left, bottom, right], input h, w)
+    let cases: [(usize, [usize; 4], usize, usize); 6] = [
+        (3, [1, 1, 1, 1], 13, 36),
+        (3, [0, 0, 0, 0], 9, 20),
+        (3, [1, 3, 1, 0], 11, 28),
+        (5, [2, 2, 2, 2], 10, 44),
+        (5, [1, 0, 2, 4], 12, 24),
+        (3, [1, 1, 1, 1], 100, 332),
+    ];
+    for (n, (k, pads, h, w)) in cases.into_iter().enumerate() {
+        let conv = ConvG {
+            cin: c,
+            cout: c,
+            kh: k,
+            kw: k,
+            stride: [1, 1],
+            dilation: [1, 1],
+            pads,
+            groups: c,
+            transpose: false,
+            output_padding: [0, 0],
+            weight: r.uniform(c * k * k, -0.5, 0.5),
+            bias: r.uniform(c, -0.1, 0.1),
+        };
+        let (oh, ow) = (h + pads[0] + pads[2] - k + 1, w + pads[1] + pads[3] - k + 1);
+        let g = StepGeom {
+            input: Shape::new(c, h, w),
+            output: Shape::new(c, oh, ow),
+            in_row0: 0,
+            in_rows: h,
+            out_row0: 0,
+            out_rows: oh,
+        };
+        let px = depthwise::outputs_per_invocation(&conv);
+        assert!(depthwise::halo_rows(&conv, &g, px, true), "case {n} runs in halo form");
+        let packed =
+            depthwise::packs_channels(depthwise::blocks_per_channel(px, depthwise::rows_per_invocation(&conv, &g), &g));
+        assert_eq!(packed, n < 5, "case {n}: only the last is unpacked");
+        let graph = common::graph_of(vec![("dw", Op::ConvG(conv), vec!["input"])]);
+        let input = random_input(40 + n as i64, c, h, w);
+        let cpu = reference::forward_graph(&graph, &input).unwrap();
+        let mut exec = common::executor(ctx);
+        let gn = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
+        let acts = exec.run(ctx, &gn, &input).unwrap();
+        let got = acts.read(ctx, 1).unwrap();
+        assert_eq!(got.shape, cpu[0].shape);
+        assert_close(&format!("halo case {n}"), &got.data, &cpu[0].data, 2e-6);
+    }
+}

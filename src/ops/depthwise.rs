@@ -88,7 +88,15 @@ pub fn packs_channels(blocks: usize) -> bool {
 /// one per tap (on lavapipe each storage load is a loop over the lanes; see
 /// `conv_tuned::unrolled_block`). With `vec4` ([`vec4_output`]) the outputs are written as
 /// vec4s (`store4`): one such loop per 4 outputs instead of 4.
-pub fn unrolled_body(c: &ConvG, px: u32, py: u32, subgroup: bool, vec4: bool) -> String {
+///
+/// With `halo` ([`halo_rows`]: subgroup form, 8 outputs along x at stride and dilation 1,
+/// rows of whole vec4s) each lane loads its own 8 columns of a row as two aligned vec4s and
+/// takes the columns left and right of them (the padding's width) from its neighbouring
+/// lanes, which hold the neighbouring blocks of the same row: `nb_left`/`nb_right` select
+/// among the 8 lanes' broadcasts. A lane whose neighbour holds another row, channel or the
+/// same block (the subgroup's ends, a row's ends, lanes past the end) loads them itself.
+/// Per row: two vec4 loads and mostly idle loads at the edges, instead of 10 scalar loads.
+pub fn unrolled_body(c: &ConvG, px: u32, py: u32, subgroup: bool, vec4: bool, halo: bool) -> String {
     use std::fmt::Write as _;
     let (kh, kw, sh, sw, dh, dw) =
         (c.kh as u32, c.kw as u32, c.stride[0] as u32, c.stride[1] as u32, c.dilation[0] as u32, c.dilation[1] as u32);
@@ -122,12 +130,55 @@ pub fn unrolled_body(c: &ConvG, px: u32, py: u32, subgroup: bool, vec4: bool) ->
             }
         }
     }
+    let (pad_l, pad_r) = (c.pads[1] as u32, (kw - 1).saturating_sub(c.pads[1] as u32));
+    if halo {
+        // Whether the neighbouring lanes hold the neighbouring blocks of this row.
+        let _ = writeln!(w, "    let key = c * PER + idx;");
+        let _ = writeln!(w, "    let xb = idx % NBX;");
+        let _ = writeln!(w, "    let lfetch = xb > 0u && !(sgl > 0u && nb_left_u(key, sgl) + 1u == key);");
+        let _ = writeln!(w, "    let rfetch = !(sgl < 7u && xb + 1u < NBX && nb_right_u(key, sgl) == key + 1u);");
+    }
     for &r in &rows {
         let _ = writeln!(w, "    {{");
         let _ = writeln!(w, "        let iy = iy0 + {r};");
         let _ = writeln!(w, "        let rowok = iy >= 0 && iy < i32(IN_H);");
         let _ = writeln!(w, "        let row = (c * IN_H + u32(clamp(iy, 0, i32(IN_H) - 1))) * IN_W;");
-        for &j in &offsets {
+        if halo {
+            let comp = ["x", "y", "z", "w"];
+            let _ = writeln!(w, "        let q0 = (row + ox) / 4u;");
+            let _ = writeln!(w, "        let v0 = input4[q0];");
+            let _ = writeln!(w, "        let v1 = input4[q0 + 1u];");
+            // The left neighbour's last `pad_l` columns, the right one's first `pad_r`.
+            let _ = writeln!(w, "        var lv = vec4<f32>(0.0);");
+            for k in 4 - pad_l..4 {
+                let _ = writeln!(w, "        lv.{0} = nb_left_f(v1.{0}, sgl);", comp[k as usize]);
+            }
+            let _ = writeln!(w, "        if (lfetch) {{");
+            let _ = writeln!(w, "            lv = input4[max(q0, 1u) - 1u];");
+            let _ = writeln!(w, "        }}");
+            let _ = writeln!(w, "        var rv = vec4<f32>(0.0);");
+            for k in 0..pad_r {
+                let _ = writeln!(w, "        rv.{0} = nb_right_f(v0.{0}, sgl);", comp[k as usize]);
+            }
+            let _ = writeln!(w, "        if (rfetch) {{");
+            let _ = writeln!(w, "            rv = input4[q0 + 2u];");
+            let _ = writeln!(w, "        }}");
+            for &j in &offsets {
+                // Column ox − pad_l + j: in lv, v0, v1 or rv.
+                let col = j as i32 - pad_l as i32;
+                let src = match col {
+                    ..0 => format!("lv.{}", comp[(4 + col) as usize]),
+                    0..4 => format!("v0.{}", comp[col as usize]),
+                    4..8 => format!("v1.{}", comp[(col - 4) as usize]),
+                    _ => format!("rv.{}", comp[(col - 8) as usize]),
+                };
+                let _ = writeln!(
+                    w,
+                    "        let r{j} = select(0.0, {src}, rowok && ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W));"
+                );
+            }
+        }
+        for &j in offsets.iter().filter(|_| !halo) {
             let _ = writeln!(
                 w,
                 "        let r{j} = select(0.0, input[row + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], rowok && ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W));"
@@ -164,11 +215,64 @@ pub fn unrolled_body(c: &ConvG, px: u32, py: u32, subgroup: bool, vec4: bool) ->
     s
 }
 
+/// Whether a depthwise conv `c` at geometry `g` with `px` outputs per invocation, in
+/// subgroup form when `subgroup`, reads its rows in halo form (see [`unrolled_body`]).
+pub fn halo_rows(c: &ConvG, g: &StepGeom, px: u32, subgroup: bool) -> bool {
+    let pad_r = (c.kw - 1).saturating_sub(c.pads[1]);
+    subgroup
+        && px == 8
+        && c.stride[1] == 1
+        && c.dilation[1] == 1
+        && c.pads[1] <= 4
+        && pad_r <= 4
+        && g.input.w.is_multiple_of(4)
+}
+
+/// The neighbouring lanes' values for the halo form: lane `i` gets lane `i − 1`'s
+/// (`nb_left`) or lane `i + 1`'s (`nb_right`) from the 8 lanes' broadcasts; lanes 0 and 7
+/// get a value they do not use.
+const NEIGHBOURS: &str = "fn nb_left_f(x: f32, sgl: u32) -> f32 {
+    var r = subgroupBroadcast(x, 0u);
+    r = select(r, subgroupBroadcast(x, 1u), sgl == 2u);
+    r = select(r, subgroupBroadcast(x, 2u), sgl == 3u);
+    r = select(r, subgroupBroadcast(x, 3u), sgl == 4u);
+    r = select(r, subgroupBroadcast(x, 4u), sgl == 5u);
+    r = select(r, subgroupBroadcast(x, 5u), sgl == 6u);
+    r = select(r, subgroupBroadcast(x, 6u), sgl == 7u);
+    return r;
+}
+
+fn nb_right_f(x: f32, sgl: u32) -> f32 {
+    var r = subgroupBroadcast(x, 7u);
+    r = select(r, subgroupBroadcast(x, 1u), sgl == 0u);
+    r = select(r, subgroupBroadcast(x, 2u), sgl == 1u);
+    r = select(r, subgroupBroadcast(x, 3u), sgl == 2u);
+    r = select(r, subgroupBroadcast(x, 4u), sgl == 3u);
+    r = select(r, subgroupBroadcast(x, 5u), sgl == 4u);
+    r = select(r, subgroupBroadcast(x, 6u), sgl == 5u);
+    return r;
+}
+
+fn nb_left_u(x: u32, sgl: u32) -> u32 {
+    return bitcast<u32>(nb_left_f(bitcast<f32>(x), sgl));
+}
+
+fn nb_right_u(x: u32, sgl: u32) -> u32 {
+    return bitcast<u32>(nb_right_f(bitcast<f32>(x), sgl));
+}
+";
+
 /// Whether a depthwise conv at geometry `g` with `px` outputs per invocation writes its
 /// rows as aligned vec4s: PX and the output width multiples of 4.
 pub fn vec4_output(g: &StepGeom, px: u32) -> bool {
     px.is_multiple_of(4) && g.output.w.is_multiple_of(4)
 }
+
+/// The input declaration the halo form replaces (rows read as vec4s).
+const HALO_INPUT_EDIT: (&str, &str) = (
+    "@group(0) @binding(1) var<storage, read> input: array<f32>;",
+    "@group(0) @binding(1) var<storage, read> input4: array<vec4<f32>>;",
+);
 
 /// The output declarations the vec4 form replaces.
 const VEC4_EDITS: [(&str, &str); 3] = [
@@ -235,13 +339,19 @@ pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> Pi
         c.cin, g.input.h, g.input.w, c.kh, c.kw, c.stride, c.dilation, c.pads, g.output.h, g.output.w
     );
     let vec4 = px > 1 && vec4_output(g, px);
+    let halo = px > 1 && halo_rows(c, g, px, subgroup);
     let key =
         format!("{key} px{px} py{py}{}{}", if subgroup { " subgroups" } else { "" }, if vec4 { " vec4" } else { "" });
     let mut src = super::conv_tuned::specialise(SHADER.source, &values);
     if px > 1 {
         let begin = src.find("    // @body-begin").expect("@body-begin marker");
         let end = src.find("    // @body-end").expect("@body-end marker");
-        src = format!("{}{}{}", &src[..begin], unrolled_body(c, px, py, subgroup, vec4), &src[end..]);
+        src = format!("{}{}{}", &src[..begin], unrolled_body(c, px, py, subgroup, vec4, halo), &src[end..]);
+        if halo {
+            let (from, to) = HALO_INPUT_EDIT;
+            assert!(src.contains(from), "depthwise.wgsl no longer has the declaration the halo form replaces: {from}");
+            src = src.replacen(from, &format!("{to}\n\n{NEIGHBOURS}"), 1);
+        }
         if vec4 {
             for (from, to) in VEC4_EDITS {
                 assert!(
