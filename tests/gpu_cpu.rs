@@ -36,6 +36,10 @@ fn kernels_match_cpu_on_awkward_shapes() {
         // Over PACK_BELOW invocations per channel block for 8x6s and 3x1l5s (the subgroup
         // form with the block from the workgroup), under it for the wider blocks (packed).
         (&[(2, 5, 3, 1, 1)], 64, 130),
+        // Halo form (subgroup blocks on vec4 rows: columns beside a block from the
+        // neighbouring lanes), packed and not (8x6s over PACK_BELOW here), a valid 5×5 whose
+        // right halo at a row's end lies inside the row, rows straddling subgroups.
+        (&[(2, 5, 3, 1, 1), (5, 4, 5, 1, 0), (4, 3, 3, 1, 0)], 64, 132),
     ];
     {
         use convscope::ops::conv_tuned::{invocations_per_row, packs_blocks};

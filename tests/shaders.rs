@@ -163,6 +163,10 @@ fn tuned_specialisations_are_valid() {
             assert_eq!(src.contains("subgroupBroadcast"), subgroup);
             assert_eq!(src.contains("input4"), vec4 && unroll);
             assert_eq!(src.contains("store4("), vec4_out && unroll);
+            // Subgroup blocks on vec4 rows take the columns beside them from their neighbours.
+            let halo = vec4 && k > 1 && pad <= 4 && k - 1 - pad <= 4;
+            assert_eq!(conv_tuned::halo_input(&values, true), halo);
+            assert_eq!(src.contains("fn nb_left_f"), halo && subgroup && unroll);
             if unroll {
                 // Several output rows per invocation: kernel rows unrolled over the rows read.
                 let mut rows3 = values;

@@ -228,40 +228,6 @@ pub fn halo_rows(c: &ConvG, g: &StepGeom, px: u32, subgroup: bool) -> bool {
         && g.input.w.is_multiple_of(4)
 }
 
-/// The neighbouring lanes' values for the halo form: lane `i` gets lane `i − 1`'s
-/// (`nb_left`) or lane `i + 1`'s (`nb_right`) from the 8 lanes' broadcasts; lanes 0 and 7
-/// get a value they do not use.
-const NEIGHBOURS: &str = "fn nb_left_f(x: f32, sgl: u32) -> f32 {
-    var r = subgroupBroadcast(x, 0u);
-    r = select(r, subgroupBroadcast(x, 1u), sgl == 2u);
-    r = select(r, subgroupBroadcast(x, 2u), sgl == 3u);
-    r = select(r, subgroupBroadcast(x, 3u), sgl == 4u);
-    r = select(r, subgroupBroadcast(x, 4u), sgl == 5u);
-    r = select(r, subgroupBroadcast(x, 5u), sgl == 6u);
-    r = select(r, subgroupBroadcast(x, 6u), sgl == 7u);
-    return r;
-}
-
-fn nb_right_f(x: f32, sgl: u32) -> f32 {
-    var r = subgroupBroadcast(x, 7u);
-    r = select(r, subgroupBroadcast(x, 1u), sgl == 0u);
-    r = select(r, subgroupBroadcast(x, 2u), sgl == 1u);
-    r = select(r, subgroupBroadcast(x, 3u), sgl == 2u);
-    r = select(r, subgroupBroadcast(x, 4u), sgl == 3u);
-    r = select(r, subgroupBroadcast(x, 5u), sgl == 4u);
-    r = select(r, subgroupBroadcast(x, 6u), sgl == 5u);
-    return r;
-}
-
-fn nb_left_u(x: u32, sgl: u32) -> u32 {
-    return bitcast<u32>(nb_left_f(bitcast<f32>(x), sgl));
-}
-
-fn nb_right_u(x: u32, sgl: u32) -> u32 {
-    return bitcast<u32>(nb_right_f(bitcast<f32>(x), sgl));
-}
-";
-
 /// Whether a depthwise conv at geometry `g` with `px` outputs per invocation writes its
 /// rows as aligned vec4s: PX and the output width multiples of 4.
 pub fn vec4_output(g: &StepGeom, px: u32) -> bool {
@@ -350,7 +316,7 @@ pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> Pi
         if halo {
             let (from, to) = HALO_INPUT_EDIT;
             assert!(src.contains(from), "depthwise.wgsl no longer has the declaration the halo form replaces: {from}");
-            src = src.replacen(from, &format!("{to}\n\n{NEIGHBOURS}"), 1);
+            src = src.replacen(from, &format!("{to}\n\n{}", super::conv_tuned::NEIGHBOURS), 1);
         }
         if vec4 {
             for (from, to) in VEC4_EDITS {

@@ -163,6 +163,9 @@ pub fn specialise(src: &str, values: &[(&str, u32)]) -> String {
 pub struct Vec4Rows {
     pub input: Option<u32>,
     pub output: bool,
+    /// Halo form ([`halo_input`]): own columns loaded, those beside them from the
+    /// neighbouring lanes.
+    pub halo: bool,
 }
 
 /// The tuned convolution's `@block-begin`..`@block-end` region written out unrolled for
@@ -196,7 +199,7 @@ pub fn unrolled_block(
     subgroup: bool,
     rows: Vec4Rows,
 ) -> String {
-    let Vec4Rows { input: vec4_input, output: vec4_output } = rows;
+    let Vec4Rows { input: vec4_input, output: vec4_output, halo } = rows;
     use std::fmt::Write as _;
     let l = lanes.max(1);
     let py = py.max(1);
@@ -221,6 +224,13 @@ pub fn unrolled_block(
     }
     let run = subgroup_run(k as usize, ocv as usize) as u32;
     let _ = writeln!(w, "    let ix0 = i32(ox0 * STRIDE) - i32(PAD);");
+    if halo {
+        // Whether the neighbouring lanes hold this row's neighbouring blocks (same channel
+        // block, same row, the next block along x).
+        let _ = writeln!(w, "    let key = ocb * NBX * ((band.out_rows + PY - 1u) / PY) + idx;");
+        let _ = writeln!(w, "    let lfetch = xi > 0u && !(sgl > 0u && nb_left_u(key, sgl) + 1u == key);");
+        let _ = writeln!(w, "    let rfetch = !(sgl < 7u && xi + 1u < NBX && nb_right_u(key, sgl) == key + 1u);");
+    }
     let _ = writeln!(w, "    for (var ci = 0u; ci < CIN; ci++) {{");
     // The input rows a step reads (relative to oy·STRIDE), and the (output row, kernel row)
     // pairs that read each. One row (`py` = 1): the kernel rows in a loop.
@@ -262,16 +272,20 @@ pub fn unrolled_block(
             w,
             "{ind}let rbase = (ci * in_rows + u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0)) * IN_W;"
         );
+        if halo {
+            let pad = vec4_input.unwrap_or(0);
+            halo_row(w, ind, &offsets, px, pad, k - 1 - pad.min(k - 1));
+        }
         // Values before ix0 in its vec4.
         let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
-        if vec4_input.is_some() {
+        if vec4_input.is_some() && !halo {
             let last = offsets.last().copied().unwrap_or(0);
             let _ = writeln!(w, "{ind}let q0 = (i32(rbase) + ix0 - {lead}) / 4;");
             for q in 0..(lead + last + 1).div_ceil(4) {
                 let _ = writeln!(w, "{ind}let v{q} = input4[u32(max(q0 + {q}, 0))];");
             }
         }
-        for &j in &offsets {
+        for &j in offsets.iter().filter(|_| !halo) {
             if vec4_input.is_some() {
                 let (q, c) = ((lead + j) / 4, ["x", "y", "z", "w"][((lead + j) % 4) as usize]);
                 let _ = writeln!(
@@ -361,6 +375,85 @@ pub fn unrolled_block(
         }
     }
     s
+}
+
+/// One input row in halo form: the block's own `px` columns (from `ox0`, a multiple of 4)
+/// as aligned vec4s, the `pad_l` columns left of them from the left neighbour's last vec4
+/// and the `pad_r` right of them from the right neighbour's first (`nb_left`/`nb_right`),
+/// loaded instead where `lfetch`/`rfetch` say the neighbour holds something else; then
+/// `r{j}` for every offset `j` from `ix0 = ox0 − pad_l`, masked outside the row.
+fn halo_row(w: &mut String, ind: &str, offsets: &[u32], px: u32, pad_l: u32, pad_r: u32) {
+    use std::fmt::Write as _;
+    let comp = ["x", "y", "z", "w"];
+    let _ = writeln!(w, "{ind}let q0 = (rbase + ox0) / 4u;");
+    for m in 0..px / 4 {
+        let _ = writeln!(w, "{ind}let v{m} = input4[q0 + {m}u];");
+    }
+    let _ = writeln!(w, "{ind}var lv = vec4<f32>(0.0);");
+    for c in 4 - pad_l..4 {
+        let _ = writeln!(w, "{ind}lv.{0} = nb_left_f(v{1}.{0}, sgl);", comp[c as usize], px / 4 - 1);
+    }
+    let _ = writeln!(w, "{ind}if (lfetch) {{\n{ind}    lv = input4[max(q0, 1u) - 1u];\n{ind}}}");
+    let _ = writeln!(w, "{ind}var rv = vec4<f32>(0.0);");
+    for c in 0..pad_r {
+        let _ = writeln!(w, "{ind}rv.{0} = nb_right_f(v0.{0}, sgl);", comp[c as usize]);
+    }
+    let _ = writeln!(w, "{ind}if (rfetch) {{\n{ind}    rv = input4[q0 + {}u];\n{ind}}}", px / 4);
+    for &j in offsets {
+        let col = j as i32 - pad_l as i32;
+        let src = if col < 0 {
+            format!("lv.{}", comp[(4 + col) as usize])
+        } else if col < px as i32 {
+            format!("v{}.{}", col / 4, comp[(col % 4) as usize])
+        } else {
+            format!("rv.{}", comp[(col - px as i32) as usize])
+        };
+        let _ = writeln!(w, "{ind}let r{j} = select(0.0, {src}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);");
+    }
+}
+
+/// The neighbouring lanes' values for the halo forms (tuned and depthwise convs): lane `i`
+/// gets lane `i − 1`'s (`nb_left`) or lane `i + 1`'s (`nb_right`), selected among the 8
+/// lanes' broadcasts (on lavapipe a broadcast from a fixed lane is an extract and a splat;
+/// a storage load is a loop over the lanes); lanes 0 and 7 get a value they do not use.
+pub const NEIGHBOURS: &str = "fn nb_left_f(x: f32, sgl: u32) -> f32 {
+    var r = subgroupBroadcast(x, 0u);
+    r = select(r, subgroupBroadcast(x, 1u), sgl == 2u);
+    r = select(r, subgroupBroadcast(x, 2u), sgl == 3u);
+    r = select(r, subgroupBroadcast(x, 3u), sgl == 4u);
+    r = select(r, subgroupBroadcast(x, 4u), sgl == 5u);
+    r = select(r, subgroupBroadcast(x, 5u), sgl == 6u);
+    r = select(r, subgroupBroadcast(x, 6u), sgl == 7u);
+    return r;
+}
+
+fn nb_right_f(x: f32, sgl: u32) -> f32 {
+    var r = subgroupBroadcast(x, 7u);
+    r = select(r, subgroupBroadcast(x, 1u), sgl == 0u);
+    r = select(r, subgroupBroadcast(x, 2u), sgl == 1u);
+    r = select(r, subgroupBroadcast(x, 3u), sgl == 2u);
+    r = select(r, subgroupBroadcast(x, 4u), sgl == 3u);
+    r = select(r, subgroupBroadcast(x, 5u), sgl == 4u);
+    r = select(r, subgroupBroadcast(x, 6u), sgl == 5u);
+    return r;
+}
+
+fn nb_left_u(x: u32, sgl: u32) -> u32 {
+    return bitcast<u32>(nb_left_f(bitcast<f32>(x), sgl));
+}
+
+fn nb_right_u(x: u32, sgl: u32) -> u32 {
+    return bitcast<u32>(nb_right_f(bitcast<f32>(x), sgl));
+}
+";
+
+/// Whether an unrolled subgroup-form block of a kernel specialised to `values` reads its
+/// input rows in halo form: vec4 rows ([`vec4_input`]), a kernel wider than 1 whose
+/// padding on each side is at most 4 (one neighbour's vec4).
+pub fn halo_input(values: &[(&str, u32)], subgroup: bool) -> bool {
+    let get = |n: &str| values.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+    let (Some(pad), Some(k)) = (vec4_input(values), get("K")) else { return false };
+    subgroup && k > 1 && pad <= 4 && k - 1 - pad.min(k - 1) <= 4
 }
 
 /// Invocations per output-channel block below which the subgroup form takes the block from
@@ -455,7 +548,8 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, unroll: bool, subgroup
     let end = src.find("    // @block-end").expect("@block-end marker");
     let v4 = vec4_input(values);
     let v4out = vec4_output(values);
-    let block = unrolled_block((px, py, ocv), k, stride, lanes, subgroup, Vec4Rows { input: v4, output: v4out });
+    let halo = halo_input(values, subgroup);
+    let block = unrolled_block((px, py, ocv), k, stride, lanes, subgroup, Vec4Rows { input: v4, output: v4out, halo });
     let mut out = format!("{}{}{}", &src[..begin], block, &src[end..]);
     if v4out {
         for (from, to) in VEC4_OUTPUT_EDITS {
@@ -470,6 +564,10 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, unroll: bool, subgroup
         let (from, to) = VEC4_INPUT_EDIT;
         assert!(out.contains(from), "conv2d_tuned.wgsl no longer has the input declaration: {from}");
         out = out.replacen(from, to, 1);
+    }
+    if halo {
+        out.push('\n');
+        out.push_str(NEIGHBOURS);
     }
     if subgroup {
         let packed_edits: &[(&str, &str)] = if packed { &PACKED_EDITS } else { &[] };
