@@ -39,21 +39,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     var acc = bias[co];
-    for (var ci = 0u; ci < p.cin; ci++) {
+    // Input channels in groups (4 for 1×1 convs, else 1): per group and kernel row the
+    // products are summed first, then added to the accumulator, the tuned kernel's order,
+    // so both kernels give the same values.
+    let cig = select(1u, 4u, p.k == 1u);
+    for (var ci0 = 0u; ci0 < p.cin; ci0 += cig) {
         for (var ky = 0u; ky < p.k; ky++) {
             let iy = i32(oy * p.stride + ky) - i32(p.pad);
             if (iy < 0 || iy >= i32(p.in_h)) {
                 continue;
             }
-            for (var kx = 0u; kx < p.k; kx++) {
-                let ix = i32(ox * p.stride + kx) - i32(p.pad);
-                if (ix < 0 || ix >= i32(p.in_w)) {
-                    continue;
+            var t = 0.0;
+            for (var ci = ci0; ci < min(ci0 + cig, p.cin); ci++) {
+                for (var kx = 0u; kx < p.k; kx++) {
+                    let ix = i32(ox * p.stride + kx) - i32(p.pad);
+                    if (ix < 0 || ix >= i32(p.in_w)) {
+                        continue;
+                    }
+                    let w = weight[((co * p.cin + ci) * p.k + ky) * p.k + kx];
+                    let row = u32(iy) - p.in_row0;
+                    t = t + w * input[(ci * p.in_rows + row) * p.in_w + u32(ix)];
                 }
-                let w = weight[((co * p.cin + ci) * p.k + ky) * p.k + kx];
-                let row = u32(iy) - p.in_row0;
-                acc = acc + w * input[(ci * p.in_rows + row) * p.in_w + u32(ix)];
             }
+            acc = acc + t;
         }
     }
     output[(co * p.out_rows + oyl) * p.out_w + ox] = acc;

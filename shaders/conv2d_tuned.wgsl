@@ -47,6 +47,9 @@ const NOCB: u32 = ((COUT + 3u) / 4u + OCV - 1u) / OCV;
 // Input values one row of the block reads.
 const RW: u32 = (PX - 1u) * STRIDE + K;
 
+// Input channels summed together before their sum is added to an accumulator.
+const CIG: u32 = 1u + 3u / (K * K);
+
 struct Band {
     // First output row (of the whole layer) this dispatch computes, and how many.
     out_row0: u32,
@@ -146,27 +149,41 @@ fn main(
         }
     }
     let ix0 = i32(ox0 * STRIDE) - i32(PAD);
-    for (var ci = 0u; ci < CIN; ci++) {
+    // Input channels in groups of CIG (4 for 1×1 convs, else 1); per group and kernel row,
+    // each output's products summed first (channel, then kx order), then added to its
+    // accumulator: the unrolled block sums in this order too.
+    for (var ci0 = 0u; ci0 < CIN; ci0 += CIG) {
+        let n = min(CIG, CIN - ci0);
         for (var ky = 0u; ky < K; ky++) {
             let iy = i32(oy * STRIDE + ky) - i32(PAD);
             if (iy < 0 || iy >= i32(IN_H)) {
                 continue;
             }
-            let rbase = (ci * in_rows + u32(iy - in_row0)) * IN_W;
-            var row: array<f32, RW>;
-            for (var j = 0u; j < RW; j++) {
-                let ix = ix0 + i32(j);
-                let inside = ix >= 0 && ix < i32(IN_W);
-                let v = input[rbase + u32(clamp(ix, 0, i32(IN_W) - 1))];
-                row[j] = select(0.0, v, inside);
-            }
-            for (var kx = 0u; kx < K; kx++) {
+            var t: array<vec4<f32>, PX * OCV>;
+            for (var gi = 0u; gi < n; gi++) {
+                let ci = ci0 + gi;
+                let rbase = (ci * in_rows + u32(iy - in_row0)) * IN_W;
+                var row: array<f32, RW>;
+                for (var j = 0u; j < RW; j++) {
+                    let ix = ix0 + i32(j);
+                    let inside = ix >= 0 && ix < i32(IN_W);
+                    let v = input[rbase + u32(clamp(ix, 0, i32(IN_W) - 1))];
+                    row[j] = select(0.0, v, inside);
+                }
                 for (var o = 0u; o < OCV; o++) {
-                    let w = weight[(((g0 + o) * CIN + ci) * K + ky) * K + kx];
+                    let wrow = (((g0 + o) * CIN + ci) * K + ky) * K;
                     for (var px = 0u; px < PX; px++) {
-                        acc[px * OCV + o] = fma(vec4<f32>(row[px * STRIDE + kx]), w, acc[px * OCV + o]);
+                        for (var kx = 0u; kx < K; kx++) {
+                            let x = vec4<f32>(row[px * STRIDE + kx]);
+                            let w = weight[wrow + kx];
+                            let i = px * OCV + o;
+                            t[i] = select(fma(x, w, t[i]), x * w, gi == 0u && kx == 0u);
+                        }
                     }
                 }
+            }
+            for (var i = 0u; i < PX * OCV; i++) {
+                acc[i] = acc[i] + t[i];
             }
         }
     }

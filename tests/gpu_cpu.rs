@@ -32,6 +32,8 @@ fn kernels_match_cpu_on_awkward_shapes() {
         (&[(4, 4, 2, 1, 0), (4, 13, 3, 3, 1)], 17, 29), // even kernel, stride 3
         (&[(1, 1, 7, 1, 3)], 5, 9),                     // padding larger than needed
         (&[(5, 9, 1, 1, 0), (9, 6, 1, 1, 0)], 6, 16),   // 1x1 on rows of whole vec4s
+        // 1x1 input channels in groups of 4: whole groups only, remainders of 3 and 1, stride 2
+        (&[(8, 7, 1, 1, 0), (7, 5, 1, 1, 0), (5, 4, 1, 2, 0)], 9, 20),
         (&[(3, 8, 3, 1, 1), (8, 5, 5, 1, 2), (5, 4, 7, 1, 3)], 9, 12), // vec4 rows, padded
         // Over PACK_BELOW invocations per channel block for 8x6s and 3x1l5s (the subgroup
         // form with the block from the workgroup), under it for the wider blocks (packed).
@@ -191,7 +193,7 @@ fn banded_run_equals_unbanded_run() {
             assert_eq!(b.read_stats(ctx, i).unwrap(), reference::channel_minmax(&tb), "stats layer {i}");
             let ga = read_texture(ctx, &vis.render(ctx, &a, i, Look::default(), [0, 1, 2]).unwrap().texture).unwrap();
             let gb = read_texture(ctx, &vis.render(ctx, &b, i, Look::default(), [0, 1, 2]).unwrap().texture).unwrap();
-            assert!(ga == gb, "grid of layer {i} differs when banded");
+            assert!(ga == gb, "grid of layer {i} differs when banded ({kb} KiB, {}, {})", kernel.name(), block.name());
             let s = a.shapes[i];
             let (c, y, x) = (s.c - 1, s.h - 1, s.w / 2);
             assert_eq!(b.read_value(ctx, i, c, y, x).unwrap(), ta.at(c, y, x));

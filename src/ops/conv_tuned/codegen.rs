@@ -204,10 +204,6 @@ pub fn unrolled_block(
     let l = lanes.max(1);
     let py = py.max(1);
     let acc = |y: u32, p: u32, o: u32| if py == 1 { format!("a{p}_{o}") } else { format!("a{y}_{p}_{o}") };
-    // Input offsets (from ix0) that output p's tap kx reads: each loaded once.
-    let mut offsets: Vec<u32> = (0..px).flat_map(|p| (0..k).map(move |kx| p * l * stride + kx)).collect();
-    offsets.sort_unstable();
-    offsets.dedup();
     let mut s = String::new();
     let w = &mut s;
     let _ = writeln!(
@@ -222,7 +218,6 @@ pub fn unrolled_block(
             }
         }
     }
-    let run = subgroup_run(k as usize, ocv as usize) as u32;
     let _ = writeln!(w, "    let ix0 = i32(ox0 * STRIDE) - i32(PAD);");
     if halo {
         // Whether the neighbouring lanes hold this row's neighbouring blocks (same channel
@@ -231,120 +226,11 @@ pub fn unrolled_block(
         let _ = writeln!(w, "    let lfetch = xi > 0u && !(sgl > 0u && nb_left_u(key, sgl) + 1u == key);");
         let _ = writeln!(w, "    let rfetch = !(sgl < 7u && xi + 1u < NBX && nb_right_u(key, sgl) == key + 1u);");
     }
-    let _ = writeln!(w, "    for (var ci = 0u; ci < CIN; ci++) {{");
-    // The input rows a step reads (relative to oy·STRIDE), and the (output row, kernel row)
-    // pairs that read each. One row (`py` = 1): the kernel rows in a loop.
-    let row_steps: Vec<(String, Vec<(u32, String)>)> = if py == 1 {
-        let _ = writeln!(w, "        for (var ky = 0u; ky < K; ky++) {{");
-        vec![("ky".to_string(), vec![(0, "ky".to_string())])]
+    if k == 1 && py == 1 {
+        grouped_1x1(w, (px, ocv), l, stride, subgroup, vec4_input);
     } else {
-        if subgroup {
-            for ky in 0..k {
-                let _ = writeln!(w, "        let wbase{ky} = ((ocb * CIN + ci) * K + {ky}u) * {run}u + sgl % 8u;");
-                for q in 0..run / 8 {
-                    let _ = writeln!(w, "        let c{ky}_{q} = weight[wbase{ky} + {}u];", q * 8);
-                }
-            }
-        }
-        let _ = writeln!(w, "        {{");
-        (0..(py - 1) * stride + k)
-            .map(|r| {
-                let readers = (0..py)
-                    .filter(|y| r >= y * stride && r - y * stride < k)
-                    .map(|y| (y, format!("{}u", r - y * stride)))
-                    .collect();
-                (format!("{r}u"), readers)
-            })
-            .collect()
-    };
-    for (ri, (r, readers)) in row_steps.iter().enumerate() {
-        let ind = "            ";
-        if py > 1 {
-            let _ = writeln!(w, "{ind}// input row {ri}");
-            let _ = writeln!(w, "{ind}{{");
-        }
-        // No branch on rows of the padding (each lane's row can differ): the row is clamped
-        // into the band and its values masked to zero, like the columns (5-10% faster on
-        // lavapipe, measured with `bench --shape`).
-        let _ = writeln!(w, "{ind}let iy = i32(oy * STRIDE + {r}) - i32(PAD);");
-        let _ = writeln!(w, "{ind}let rowok = iy >= 0 && iy < i32(IN_H);");
-        let _ = writeln!(
-            w,
-            "{ind}let rbase = (ci * in_rows + u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0)) * IN_W;"
-        );
-        if halo {
-            let pad = vec4_input.unwrap_or(0);
-            halo_row(w, ind, &offsets, px, pad, k - 1 - pad.min(k - 1));
-        }
-        // Values before ix0 in its vec4.
-        let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
-        if vec4_input.is_some() && !halo {
-            let last = offsets.last().copied().unwrap_or(0);
-            let _ = writeln!(w, "{ind}let q0 = (i32(rbase) + ix0 - {lead}) / 4;");
-            for q in 0..(lead + last + 1).div_ceil(4) {
-                let _ = writeln!(w, "{ind}let v{q} = input4[u32(max(q0 + {q}, 0))];");
-            }
-        }
-        for &j in offsets.iter().filter(|_| !halo) {
-            if vec4_input.is_some() {
-                let (q, c) = ((lead + j) / 4, ["x", "y", "z", "w"][((lead + j) % 4) as usize]);
-                let _ = writeln!(
-                    w,
-                    "{ind}let r{j} = select(0.0, v{q}.{c}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
-                );
-                continue;
-            }
-            let _ = writeln!(
-                w,
-                "{ind}let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
-            );
-        }
-        if py == 1 {
-            if subgroup {
-                let _ = writeln!(w, "{ind}let wbase = ((ocb * CIN + ci) * K + ky) * {run}u + sgl % 8u;");
-                for q in 0..run / 8 {
-                    let _ = writeln!(w, "{ind}let c{q} = weight[wbase + {}u];", q * 8);
-                }
-            } else {
-                let _ = writeln!(w, "{ind}let wbase = ((g0 * CIN + ci) * K + ky) * K;");
-            }
-        }
-        for (y, ky) in readers {
-            for kx in 0..k {
-                for o in 0..ocv {
-                    let wname = format!("w{y}_{kx}_{o}");
-                    if subgroup {
-                        // The step's weights: c{q} (one row), c{ky}_{q} (all rows loaded).
-                        let cname = |q: u32| {
-                            if py == 1 { format!("c{q}") } else { format!("c{}_{q}", ky.trim_end_matches('u')) }
-                        };
-                        let f = |c: u32| {
-                            let i = (kx * ocv + o) * 4 + c;
-                            format!("subgroupBroadcast({}, {}u)", cname(i / 8), i % 8)
-                        };
-                        let _ = writeln!(w, "{ind}let {wname} = vec4<f32>({}, {}, {}, {});", f(0), f(1), f(2), f(3));
-                    } else if py == 1 {
-                        let _ = writeln!(w, "{ind}let {wname} = weight[wbase + {o}u * CIN * K * K + {kx}u];");
-                    } else {
-                        let _ = writeln!(
-                            w,
-                            "{ind}let {wname} = weight[((g0 + {o}u) * CIN + ci) * K * K + {ky} * K + {kx}u];"
-                        );
-                    }
-                    for p in 0..px {
-                        let r = p * l * stride + kx;
-                        let a = acc(*y, p, o);
-                        let _ = writeln!(w, "{ind}{a} = fma(vec4<f32>(r{r}), {wname}, {a});");
-                    }
-                }
-            }
-        }
-        if py > 1 {
-            let _ = writeln!(w, "{ind}}}");
-        }
+        rows_loop(w, (px, py, ocv), k, stride, l, subgroup, rows);
     }
-    let _ = writeln!(w, "        }}");
-    let _ = writeln!(w, "    }}");
     for o in 0..ocv {
         let _ = writeln!(w, "    let co{o} = (g0 + {o}u) * 4u;");
         for y in 0..py {
@@ -454,6 +340,226 @@ pub fn halo_input(values: &[(&str, u32)], subgroup: bool) -> bool {
     let get = |n: &str| values.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
     let (Some(pad), Some(k)) = (vec4_input(values), get("K")) else { return false };
     subgroup && k > 1 && pad <= 4 && k - 1 - pad.min(k - 1) <= 4
+}
+
+/// The input-channel loop of [`unrolled_block`] for kernels wider than 1 or several rows:
+/// per channel and kernel row (or input row), loads, then each output's taps summed and
+/// added to its accumulator.
+fn rows_loop(
+    w: &mut String,
+    (px, py, ocv): (u32, u32, u32),
+    k: u32,
+    stride: u32,
+    l: u32,
+    subgroup: bool,
+    rows: Vec4Rows,
+) {
+    use std::fmt::Write as _;
+    let Vec4Rows { input: vec4_input, halo, .. } = rows;
+    let acc = |y: u32, p: u32, o: u32| if py == 1 { format!("a{p}_{o}") } else { format!("a{y}_{p}_{o}") };
+    let mut offsets: Vec<u32> = (0..px).flat_map(|p| (0..k).map(move |kx| p * l * stride + kx)).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    let run = subgroup_run(k as usize, ocv as usize) as u32;
+    let _ = writeln!(w, "    for (var ci = 0u; ci < CIN; ci++) {{");
+    // The input rows a step reads (relative to oy·STRIDE), and the (output row, kernel row)
+    // pairs that read each. One row (`py` = 1): the kernel rows in a loop.
+    let row_steps: Vec<(String, Vec<(u32, String)>)> = if py == 1 {
+        let _ = writeln!(w, "        for (var ky = 0u; ky < K; ky++) {{");
+        vec![("ky".to_string(), vec![(0, "ky".to_string())])]
+    } else {
+        if subgroup {
+            for ky in 0..k {
+                let _ = writeln!(w, "        let wbase{ky} = ((ocb * CIN + ci) * K + {ky}u) * {run}u + sgl % 8u;");
+                for q in 0..run / 8 {
+                    let _ = writeln!(w, "        let c{ky}_{q} = weight[wbase{ky} + {}u];", q * 8);
+                }
+            }
+        }
+        let _ = writeln!(w, "        {{");
+        (0..(py - 1) * stride + k)
+            .map(|r| {
+                let readers = (0..py)
+                    .filter(|y| r >= y * stride && r - y * stride < k)
+                    .map(|y| (y, format!("{}u", r - y * stride)))
+                    .collect();
+                (format!("{r}u"), readers)
+            })
+            .collect()
+    };
+    for (ri, (r, readers)) in row_steps.iter().enumerate() {
+        let ind = "            ";
+        if py > 1 {
+            let _ = writeln!(w, "{ind}// input row {ri}");
+            let _ = writeln!(w, "{ind}{{");
+        }
+        // No branch on rows of the padding (each lane's row can differ): the row is clamped
+        // into the band and its values masked to zero, like the columns (5-10% faster on
+        // lavapipe, measured with `bench --shape`).
+        let _ = writeln!(w, "{ind}let iy = i32(oy * STRIDE + {r}) - i32(PAD);");
+        let _ = writeln!(w, "{ind}let rowok = iy >= 0 && iy < i32(IN_H);");
+        let _ = writeln!(
+            w,
+            "{ind}let rbase = (ci * in_rows + u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0)) * IN_W;"
+        );
+        if halo {
+            let pad = vec4_input.unwrap_or(0);
+            halo_row(w, ind, &offsets, px, pad, k - 1 - pad.min(k - 1));
+        }
+        // Values before ix0 in its vec4.
+        let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
+        if vec4_input.is_some() && !halo {
+            let last = offsets.last().copied().unwrap_or(0);
+            let _ = writeln!(w, "{ind}let q0 = (i32(rbase) + ix0 - {lead}) / 4;");
+            for q in 0..(lead + last + 1).div_ceil(4) {
+                let _ = writeln!(w, "{ind}let v{q} = input4[u32(max(q0 + {q}, 0))];");
+            }
+        }
+        for &j in offsets.iter().filter(|_| !halo) {
+            if vec4_input.is_some() {
+                let (q, c) = ((lead + j) / 4, ["x", "y", "z", "w"][((lead + j) % 4) as usize]);
+                let _ = writeln!(
+                    w,
+                    "{ind}let r{j} = select(0.0, v{q}.{c}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
+                );
+                continue;
+            }
+            let _ = writeln!(
+                w,
+                "{ind}let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
+            );
+        }
+        if py == 1 {
+            if subgroup {
+                let _ = writeln!(w, "{ind}let wbase = ((ocb * CIN + ci) * K + ky) * {run}u + sgl % 8u;");
+                for q in 0..run / 8 {
+                    let _ = writeln!(w, "{ind}let c{q} = weight[wbase + {}u];", q * 8);
+                }
+            } else {
+                let _ = writeln!(w, "{ind}let wbase = ((g0 * CIN + ci) * K + ky) * K;");
+            }
+        }
+        for (y, ky) in readers {
+            for kx in 0..k {
+                for o in 0..ocv {
+                    let wname = format!("w{y}_{kx}_{o}");
+                    if subgroup {
+                        // The step's weights: c{q} (one row), c{ky}_{q} (all rows loaded).
+                        let cname = |q: u32| {
+                            if py == 1 { format!("c{q}") } else { format!("c{}_{q}", ky.trim_end_matches('u')) }
+                        };
+                        let f = |c: u32| {
+                            let i = (kx * ocv + o) * 4 + c;
+                            format!("subgroupBroadcast({}, {}u)", cname(i / 8), i % 8)
+                        };
+                        let _ = writeln!(w, "{ind}let {wname} = vec4<f32>({}, {}, {}, {});", f(0), f(1), f(2), f(3));
+                    } else if py == 1 {
+                        let _ = writeln!(w, "{ind}let {wname} = weight[wbase + {o}u * CIN * K * K + {kx}u];");
+                    } else {
+                        let _ = writeln!(
+                            w,
+                            "{ind}let {wname} = weight[((g0 + {o}u) * CIN + ci) * K * K + {ky} * K + {kx}u];"
+                        );
+                    }
+                }
+            }
+            // Each output's taps of this kernel row summed first, then added to its
+            // accumulator: one update of a (spilled) accumulator per row instead of per tap.
+            for o in 0..ocv {
+                for p in 0..px {
+                    let mut sum = format!("vec4<f32>(r{}) * w{y}_0_{o}", p * l * stride);
+                    for kx in 1..k {
+                        sum = format!("fma(vec4<f32>(r{}), w{y}_{kx}_{o}, {sum})", p * l * stride + kx);
+                    }
+                    let a = acc(*y, p, o);
+                    let _ = writeln!(w, "{ind}{a} = {a} + {sum};");
+                }
+            }
+        }
+        if py > 1 {
+            let _ = writeln!(w, "{ind}}}");
+        }
+    }
+    let _ = writeln!(w, "        }}");
+    let _ = writeln!(w, "    }}");
+}
+
+/// Input channels summed per group for 1×1 convs (`CIG` in `conv2d_tuned.wgsl`): a group's
+/// products are summed in registers and added to the (spilled, in wide blocks)
+/// accumulators once per group instead of once per channel.
+pub const CIG_1X1: u32 = 4;
+
+/// The input-channel loop of [`unrolled_block`] for 1×1 convs: channels in groups of
+/// [`CIG_1X1`] (the last group the remainder), each group's loads first, then each output's
+/// products summed in channel order and added to its accumulator (as the loop form).
+fn grouped_1x1(w: &mut String, (px, ocv): (u32, u32), l: u32, stride: u32, subgroup: bool, vec4_input: Option<u32>) {
+    use std::fmt::Write as _;
+    let run = subgroup_run(1, ocv as usize) as u32;
+    let offsets: Vec<u32> = (0..px).map(|p| p * l * stride).collect();
+    let _ = writeln!(w, "    let iy = i32(oy * STRIDE) - i32(PAD);");
+    let _ = writeln!(w, "    let rowok = iy >= 0 && iy < i32(IN_H);");
+    let _ = writeln!(w, "    let rrow = u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0);");
+    let group = |w: &mut String, n: u32, ind: &str| {
+        for g in 0..n {
+            let _ = writeln!(w, "{ind}let rbase{g} = ((ci0 + {g}u) * in_rows + rrow) * IN_W;");
+            let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
+            if vec4_input.is_some() {
+                let last = offsets.last().copied().unwrap_or(0);
+                let _ = writeln!(w, "{ind}let q0_{g} = (i32(rbase{g}) + ix0 - {lead}) / 4;");
+                for q in 0..(lead + last + 1).div_ceil(4) {
+                    let _ = writeln!(w, "{ind}let v{q}_{g} = input4[u32(max(q0_{g} + {q}, 0))];");
+                }
+            }
+            for &j in &offsets {
+                let src = if vec4_input.is_some() {
+                    format!("v{}_{g}.{}", (lead + j) / 4, ["x", "y", "z", "w"][((lead + j) % 4) as usize])
+                } else {
+                    format!("input[rbase{g} + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))]")
+                };
+                let _ = writeln!(
+                    w,
+                    "{ind}let r{j}_{g} = select(0.0, {src}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
+                );
+            }
+            if subgroup {
+                let _ = writeln!(w, "{ind}let wbase{g} = (ocb * CIN + ci0 + {g}u) * {run}u + sgl % 8u;");
+                for q in 0..run / 8 {
+                    let _ = writeln!(w, "{ind}let c{q}_{g} = weight[wbase{g} + {}u];", q * 8);
+                }
+            }
+            for o in 0..ocv {
+                if subgroup {
+                    let f = |c: u32| {
+                        let i = o * 4 + c;
+                        format!("subgroupBroadcast(c{}_{g}, {}u)", i / 8, i % 8)
+                    };
+                    let _ = writeln!(w, "{ind}let w{g}_{o} = vec4<f32>({}, {}, {}, {});", f(0), f(1), f(2), f(3));
+                } else {
+                    let _ = writeln!(w, "{ind}let w{g}_{o} = weight[(g0 + {o}u) * CIN + ci0 + {g}u];");
+                }
+            }
+        }
+        for o in 0..ocv {
+            for (p, &j) in offsets.iter().enumerate() {
+                let mut sum = format!("vec4<f32>(r{j}_0) * w0_{o}");
+                for g in 1..n {
+                    sum = format!("fma(vec4<f32>(r{j}_{g}), w{g}_{o}, {sum})");
+                }
+                let _ = writeln!(w, "{ind}a{p}_{o} = a{p}_{o} + {sum};");
+            }
+        }
+    };
+    let _ = writeln!(w, "    for (var ci0 = 0u; ci0 + {CIG_1X1}u <= CIN; ci0 += {CIG_1X1}u) {{");
+    group(w, CIG_1X1, "        ");
+    let _ = writeln!(w, "    }}");
+    // The remaining channels as one shorter group (CIN is a constant: the driver drops the
+    // branches not taken).
+    for rem in 1..CIG_1X1 {
+        let _ = writeln!(w, "    if (CIN % {CIG_1X1}u == {rem}u) {{");
+        let _ = writeln!(w, "        let ci0 = CIN - {rem}u;");
+        group(w, rem, "        ");
+        let _ = writeln!(w, "    }}");
+    }
 }
 
 /// Invocations per output-channel block below which the subgroup form takes the block from
