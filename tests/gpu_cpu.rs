@@ -70,6 +70,8 @@ fn kernels_match_cpu_on_awkward_shapes() {
             // Several output rows per invocation (rows sharing input rows and weights),
             // heights not multiples of PY; with and without subgroups, vec4 rows and not.
             Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: true, py: 3 },
+            // 32 output channels a block: 1x1 convs load their weights a vec4 per lane.
+            Block { px: 4, ocv: 8, unroll: true, lanes: 1, sg: true, py: 1 },
             Block { px: 4, ocv: 1, unroll: true, lanes: 1, sg: false, py: 2 },
             Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 2 },
         ] {

@@ -123,6 +123,7 @@ fn tuned_specialisations_are_valid() {
         (24, 48, 5, 1, 0, 4, 1),
         (3, 12, 5, 2, 2, 8, 2),
         (16, 16, 1, 1, 0, 12, 2),
+        (16, 40, 1, 1, 0, 8, 8),
         (64, 128, 2, 1, 0, 8, 1),
         (8, 8, 3, 1, 1, 12, 2),
         (8, 8, 5, 1, 2, 8, 1),
@@ -163,6 +164,7 @@ fn tuned_specialisations_are_valid() {
             assert_eq!(src.contains("subgroupBroadcast"), subgroup);
             assert_eq!(src.contains("input4"), vec4 && unroll);
             assert_eq!(src.contains("store4("), vec4_out && unroll);
+            assert_eq!(src.contains("weight4[wq"), subgroup && unroll && k == 1 && ocv == 8);
             // Subgroup blocks on vec4 rows take the columns beside them from their neighbours.
             let halo = vec4 && k > 1 && pad <= 4 && k - 1 - pad <= 4;
             assert_eq!(conv_tuned::halo_input(&values, true), halo);

@@ -489,12 +489,20 @@ fn rows_loop(
 /// accumulators once per group instead of once per channel.
 pub const CIG_1X1: u32 = 4;
 
+/// Whether a subgroup-form 1×1 block (kernel `k`, `ocv` vec4 groups) loads its weights as a
+/// vec4 per lane: its runs are whole multiples of 32 floats (8 lanes × 4).
+pub fn wide_weights(k: u32, ocv: u32) -> bool {
+    k == 1 && (subgroup_run(1, ocv as usize) as u32).is_multiple_of(32)
+}
+
 /// The input-channel loop of [`unrolled_block`] for 1×1 convs: channels in groups of
 /// [`CIG_1X1`] (the last group the remainder), each group's loads first, then each output's
 /// products summed in channel order and added to its accumulator (as the loop form).
 fn grouped_1x1(w: &mut String, (px, ocv): (u32, u32), l: u32, stride: u32, subgroup: bool, vec4_input: Option<u32>) {
     use std::fmt::Write as _;
     let run = subgroup_run(1, ocv as usize) as u32;
+    // Runs of whole 32s: each lane loads a vec4 of weights (32 a load for the subgroup).
+    let wide = wide_weights(1, ocv);
     let offsets: Vec<u32> = (0..px).map(|p| p * l * stride).collect();
     let _ = writeln!(w, "    let iy = i32(oy * STRIDE) - i32(PAD);");
     let _ = writeln!(w, "    let rowok = iy >= 0 && iy < i32(IN_H);");
@@ -521,14 +529,26 @@ fn grouped_1x1(w: &mut String, (px, ocv): (u32, u32), l: u32, stride: u32, subgr
                     "{ind}let r{j}_{g} = select(0.0, {src}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
                 );
             }
-            if subgroup {
+            if subgroup && wide {
+                let _ = writeln!(w, "{ind}let wq{g} = (ocb * CIN + ci0 + {g}u) * {}u + sgl % 8u;", run / 4);
+                for q in 0..run / 32 {
+                    let _ = writeln!(w, "{ind}let c{q}_{g} = weight4[wq{g} + {}u];", q * 8);
+                }
+            } else if subgroup {
                 let _ = writeln!(w, "{ind}let wbase{g} = (ocb * CIN + ci0 + {g}u) * {run}u + sgl % 8u;");
                 for q in 0..run / 8 {
                     let _ = writeln!(w, "{ind}let c{q}_{g} = weight[wbase{g} + {}u];", q * 8);
                 }
             }
             for o in 0..ocv {
-                if subgroup {
+                if subgroup && wide {
+                    let f = |c: u32| {
+                        let i = o * 4 + c;
+                        let comp = ["x", "y", "z", "w"][(i % 4) as usize];
+                        format!("subgroupBroadcast(c{}_{g}.{comp}, {}u)", i / 32, (i % 32) / 4)
+                    };
+                    let _ = writeln!(w, "{ind}let w{g}_{o} = vec4<f32>({}, {}, {}, {});", f(0), f(1), f(2), f(3));
+                } else if subgroup {
                     let f = |c: u32| {
                         let i = o * 4 + c;
                         format!("subgroupBroadcast(c{}_{g}, {}u)", i / 8, i % 8)
@@ -606,6 +626,12 @@ const PACKED_EDITS: [(&str, &str); 2] = [
     ("    let g0 = wid.z * OCV;\n", "    let g0 = ocb * OCV;\n"),
 ];
 
+/// The weight declaration of 1×1 blocks with [`wide_weights`].
+const WIDE_WEIGHT_EDIT: (&str, &str) = (
+    "@group(0) @binding(1) var<storage, read> weight: array<f32>;",
+    "@group(0) @binding(1) var<storage, read> weight4: array<vec4<f32>>;",
+);
+
 /// The input declaration the vec4 form replaces (see [`unrolled_block`]).
 const VEC4_INPUT_EDIT: (&str, &str) = (
     "@group(0) @binding(0) var<storage, read> input: array<f32>;",
@@ -679,6 +705,11 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, unroll: bool, subgroup
         let packed_edits: &[(&str, &str)] = if packed { &PACKED_EDITS } else { &[] };
         for (from, to) in SUBGROUP_EDITS.iter().chain(packed_edits) {
             assert!(out.contains(from), "conv2d_tuned.wgsl no longer has the line the subgroup form replaces: {from}");
+            out = out.replacen(from, to, 1);
+        }
+        if py == 1 && wide_weights(k, ocv) {
+            let (from, to) = WIDE_WEIGHT_EDIT;
+            assert!(out.contains(from), "the subgroup form no longer declares: {from}");
             out = out.replacen(from, to, 1);
         }
     }
