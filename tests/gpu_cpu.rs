@@ -428,7 +428,7 @@ fn autotune_measures_once_caches_on_disk_and_survives_a_corrupt_file() {
         chosen.iter().map(|c| c.block).collect::<Vec<_>>()
     };
     let first = tune(true);
-    let file = dir.join("autotune-v2.json");
+    let file = dir.join("autotune-v3.json");
     assert!(file.exists(), "choices are written to the cache folder");
     assert_eq!(tune(false), first, "a second executor takes them from the file");
     std::fs::write(&file, "{ truncated").unwrap();

@@ -2,7 +2,7 @@
 //! adapter at hand (as cuDNN's benchmark mode and burn's autotune do): the first time a
 //! layer shape runs, a few candidate blocks are compiled and timed on a slice of its rows,
 //! within a time budget, and the fastest is kept in memory and on disk
-//! (`~/.cache/convscope/autotune-v2.json`, keyed by adapter, driver and shape). A corrupt or
+//! (`~/.cache/convscope/autotune-v3.json`, keyed by adapter, driver and shape). A corrupt or
 //! stale file is ignored and rewritten. Every block computes the same sums in the same
 //! order, so the choice never changes a result.
 
@@ -19,8 +19,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// File format version: a file of another version is ignored. 2: subgroup blocks (`s`)
-/// became candidates, so choices measured without them are measured again.
-pub const VERSION: u64 = 2;
+/// became candidates, so choices measured without them are measured again. 3: the kernels
+/// changed under the same block names (halo rows, taps and 1×1 channel groups summed
+/// before accumulating), which moves the best block (conv3 of the chain: 8x6s before,
+/// 12x4s now).
+pub const VERSION: u64 = 3;
 /// Tuning time allowed per call (compiling and timing candidates); shapes left over keep
 /// the adapter's default block this time and are tuned on a later run.
 pub const BUDGET_MS: f64 = 800.0;
@@ -366,7 +369,7 @@ mod tests {
         let back = TuneCache::open(Some(&d));
         assert_eq!(back.get("lavapipe", "64,64,1,1,0,56x56"), Some(Choice { block: b, ms: 1.5 }));
         assert_eq!(back.get("another adapter", "64,64,1,1,0,56x56"), None);
-        let file = d.join("autotune-v2.json");
+        let file = d.join("autotune-v3.json");
         for bad in ["{not json", "{\"version\": 0, \"entries\": []}", "[1,2]", ""] {
             std::fs::write(&file, bad).unwrap();
             let c = TuneCache::open(Some(&d));
