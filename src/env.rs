@@ -10,7 +10,7 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 4 << 30;
 /// What the environment asks of the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EngineEnv {
-    /// `CONVSCOPE_BLOCK=PXxOCV`: the tuned kernel's register block.
+    /// `CONVSCOPE_BLOCK=PXxOCV[lL][yPY][s]`: the tuned kernel's register block.
     pub block: Option<Block>,
     /// `CONVSCOPE_MAX_BINDING_KB`: a lower per-buffer limit (forces banding).
     pub max_binding: Option<u64>,

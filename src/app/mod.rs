@@ -77,7 +77,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = BenchKernel::Tuned)]
     pub kernel: BenchKernel,
     /// Register blocks for the tuned kernel, PXxOCV: x outputs × vec4 output-channel groups
-    /// per invocation (repeatable, to compare).
+    /// per invocation, optionally `lL` (interleaved), `yPY` (output rows) and `s` (subgroup
+    /// form), e.g. 12x4s (repeatable, to compare).
     /// (default: the adapter's own choice, see README).
     #[arg(long = "block")]
     pub blocks: Vec<String>,

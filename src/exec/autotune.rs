@@ -38,11 +38,15 @@ pub const PROBE_ROWS: usize = 16;
 pub const PROBE_FLOP: f64 = 1e8;
 
 /// Output rows to time a conv of shape `c` on at `out_w` × `out_h` outputs: at least
-/// [`PROBE_ROWS`] and [`PROBE_FLOP`], at most the layer.
+/// [`PROBE_ROWS`] and [`PROBE_FLOP`], and enough that no candidate (16 outputs a row at
+/// most) runs in the packed form ([`crate::ops::conv_tuned::PACK_BELOW`]) on the probe
+/// when it does not on the layer: conv2 of the chain, probed on 18 rows, ran its 8x6s
+/// packed and 12x4s won, but on the whole layer 8x6s was 1.3× faster. At most the layer.
 pub fn probe_rows(c: &crate::network::Conv2d, out_w: usize, out_h: usize) -> usize {
     let per_row = 2.0 * (c.cin * c.cout * c.k * c.k * out_w.max(1)) as f64;
     let rows = (PROBE_FLOP / per_row).ceil() as usize;
-    rows.clamp(PROBE_ROWS, out_h.max(PROBE_ROWS)).min(out_h.max(1))
+    let unpacked = crate::ops::conv_tuned::PACK_BELOW.div_ceil(out_w.div_ceil(16).max(1));
+    rows.max(unpacked).clamp(PROBE_ROWS, out_h.max(PROBE_ROWS)).min(out_h.max(1))
 }
 
 /// The blocks tried for a layer, the adapter's default first. On CPU adapters
@@ -419,8 +423,11 @@ mod tests {
         };
         // The tutorial's conv1 at 396x596: 1800 FLOP per output, 1.07 MFLOP a row.
         assert_eq!(probe_rows(&conv(3, 12, 5), 596, 396), 94);
-        // conv3: 34 MFLOP a row, so the floor of 16 rows.
-        assert_eq!(probe_rows(&conv(24, 48, 5), 592, 392), PROBE_ROWS);
+        // conv3: 34 MFLOP a row, but 37 invocations a row for the widest candidate: 28
+        // rows, so every candidate runs unpacked as on the whole layer.
+        assert_eq!(probe_rows(&conv(24, 48, 5), 592, 392), 28);
+        // A wide layer: the floor of 16 rows.
+        assert_eq!(probe_rows(&conv(24, 48, 5), 2000, 392), PROBE_ROWS);
         // A layer shorter than the probe: the whole layer.
         assert_eq!(probe_rows(&conv(3, 12, 5), 596, 40), 40);
         assert_eq!(probe_rows(&conv(3, 12, 5), 596, 3), 3);
