@@ -14,30 +14,43 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> data: array<f32>;
+// The tensor's values as vec4s (buffers are whole vec4s long); a channel's owned values
+// need not start or end on one, so each component is masked to [base, base + count).
+@group(0) @binding(1) var<storage, read> data: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> stats: array<vec2<f32>>;
 // (sum, sum of squares, zeros, count) per channel.
 @group(0) @binding(3) var<storage, read_write> moments: array<vec4<f32>>;
 
-const WG: u32 = 256u;
+// 64, not 256: on lavapipe every barrier of the reduction below switches between the
+// workgroup's SIMD groups, and every shared-memory access is a loop over the lanes.
+const WG: u32 = 64u;
 var<workgroup> smin: array<f32, WG>;
 var<workgroup> smax: array<f32, WG>;
 var<workgroup> ssum: array<vec3<f32>, WG>;
 
-// One workgroup reduces one channel (workgroup_id.x); each invocation first folds a strided
-// slice of the owned values, then the workgroup folds the 256 partial results in a tree.
-@compute @workgroup_size(256, 1, 1)
+// One workgroup reduces one channel (workgroup_id.x); each invocation first folds every
+// WG-th vec4 of the owned values, then the workgroup folds the 64 partial results in a
+// tree.
+@compute @workgroup_size(64, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let c = wid.x;
     let base = c * p.plane + p.offset;
+    let end = base + p.count;
     var lo = 3.4028235e38;
     var hi = -3.4028235e38;
     var acc = vec3<f32>(0.0);
-    for (var i = lid; i < p.count; i += WG) {
-        let v = data[base + i];
-        lo = min(lo, v);
-        hi = max(hi, v);
-        acc += vec3<f32>(v, v * v, select(0.0, 1.0, v == 0.0));
+    for (var q = base / 4u + lid; q * 4u < end; q += WG) {
+        let v = data[q];
+        let i = vec4<u32>(q * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+        let inside = i >= vec4<u32>(base) & i < vec4<u32>(end);
+        let big = vec4<f32>(3.4028235e38);
+        let l4 = select(big, v, inside);
+        let h4 = select(-big, v, inside);
+        let z4 = select(vec4<f32>(0.0), v, inside);
+        lo = min(lo, min(min(l4.x, l4.y), min(l4.z, l4.w)));
+        hi = max(hi, max(max(h4.x, h4.y), max(h4.z, h4.w)));
+        let zeros = select(vec4<f32>(0.0), vec4<f32>(1.0), inside & v == vec4<f32>(0.0));
+        acc += vec3<f32>(dot(z4, vec4<f32>(1.0)), dot(z4, z4), dot(zeros, vec4<f32>(1.0)));
     }
     smin[lid] = lo;
     smax[lid] = hi;
