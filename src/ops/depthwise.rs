@@ -316,7 +316,7 @@ pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> Pi
         if halo {
             let (from, to) = HALO_INPUT_EDIT;
             assert!(src.contains(from), "depthwise.wgsl no longer has the declaration the halo form replaces: {from}");
-            src = src.replacen(from, &format!("{to}\n\n{}", super::conv_tuned::NEIGHBOURS), 1);
+            src = src.replacen(from, &format!("{to}\n\n{}", super::conv_tuned::neighbours()), 1);
         }
         if vec4 {
             for (from, to) in VEC4_EDITS {

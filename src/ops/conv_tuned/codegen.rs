@@ -302,36 +302,30 @@ fn halo_row(w: &mut String, ind: &str, offsets: &[u32], px: u32, pad_l: u32, pad
 /// gets lane `i − 1`'s (`nb_left`) or lane `i + 1`'s (`nb_right`), selected among the 8
 /// lanes' broadcasts (on lavapipe a broadcast from a fixed lane is an extract and a splat;
 /// a storage load is a loop over the lanes); lanes 0 and 7 get a value they do not use.
-pub const NEIGHBOURS: &str = "fn nb_left_f(x: f32, sgl: u32) -> f32 {
-    var r = subgroupBroadcast(x, 0u);
-    r = select(r, subgroupBroadcast(x, 1u), sgl == 2u);
-    r = select(r, subgroupBroadcast(x, 2u), sgl == 3u);
-    r = select(r, subgroupBroadcast(x, 3u), sgl == 4u);
-    r = select(r, subgroupBroadcast(x, 4u), sgl == 5u);
-    r = select(r, subgroupBroadcast(x, 5u), sgl == 6u);
-    r = select(r, subgroupBroadcast(x, 6u), sgl == 7u);
-    return r;
+pub fn neighbours() -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    // Lane i takes lane i + d's value (d = −1 left, +1 right).
+    for (name, d) in [("nb_left_f", -1i32), ("nb_right_f", 1)] {
+        let _ = writeln!(s, "fn {name}(x: f32, sgl: u32) -> f32 {{");
+        let first = if d < 0 { 0 } else { 7 };
+        let _ = writeln!(s, "    var r = subgroupBroadcast(x, {first}u);");
+        for lane in 0..8i32 {
+            let from = lane + d;
+            if (0..8).contains(&from) && from != first {
+                let _ = writeln!(s, "    r = select(r, subgroupBroadcast(x, {from}u), sgl == {lane}u);");
+            }
+        }
+        let _ = writeln!(s, "    return r;\n}}\n");
+    }
+    for (u, f) in [("nb_left_u", "nb_left_f"), ("nb_right_u", "nb_right_f")] {
+        let _ = writeln!(
+            s,
+            "fn {u}(x: u32, sgl: u32) -> u32 {{\n    return bitcast<u32>({f}(bitcast<f32>(x), sgl));\n}}\n"
+        );
+    }
+    s
 }
-
-fn nb_right_f(x: f32, sgl: u32) -> f32 {
-    var r = subgroupBroadcast(x, 7u);
-    r = select(r, subgroupBroadcast(x, 1u), sgl == 0u);
-    r = select(r, subgroupBroadcast(x, 2u), sgl == 1u);
-    r = select(r, subgroupBroadcast(x, 3u), sgl == 2u);
-    r = select(r, subgroupBroadcast(x, 4u), sgl == 3u);
-    r = select(r, subgroupBroadcast(x, 5u), sgl == 4u);
-    r = select(r, subgroupBroadcast(x, 6u), sgl == 5u);
-    return r;
-}
-
-fn nb_left_u(x: u32, sgl: u32) -> u32 {
-    return bitcast<u32>(nb_left_f(bitcast<f32>(x), sgl));
-}
-
-fn nb_right_u(x: u32, sgl: u32) -> u32 {
-    return bitcast<u32>(nb_right_f(bitcast<f32>(x), sgl));
-}
-";
 
 /// Whether an unrolled subgroup-form block of a kernel specialised to `values` reads its
 /// input rows in halo form: vec4 rows ([`vec4_input`]), a kernel wider than 1 whose
@@ -699,7 +693,7 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, unroll: bool, subgroup
     }
     if halo {
         out.push('\n');
-        out.push_str(NEIGHBOURS);
+        out.push_str(&neighbours());
     }
     if subgroup {
         let packed_edits: &[(&str, &str)] = if packed { &PACKED_EDITS } else { &[] };
