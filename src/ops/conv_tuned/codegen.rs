@@ -33,19 +33,31 @@ pub fn with_erf(e: &Epilogue, store: String) -> String {
 /// A `store` function: `head` (its signature, the bounds test, the index `i` and the
 /// channel `co`), then the epilogue's writes.
 pub fn epilogue_store(e: &Epilogue, head: &str) -> String {
-    let mut body = String::from(head);
+    epilogue_writes(e, head, false)
+}
+
+/// The epilogue's writes of `v` after `head`: scalar, or (`vec4`) a vec4 whose activation
+/// is applied per component by `act1`, the expression the scalar form uses.
+fn epilogue_writes(e: &Epilogue, head: &str, vec4: bool) -> String {
+    let mut s = String::new();
+    if vec4 && e.act != 0 {
+        s += &format!("fn act1(y: f32) -> f32 {{\n    return {};\n}}\n\n", activation_expr(e.act, e.p));
+    }
+    s += head;
     if e.write_raw {
-        body += "        output[i] = v;\n";
+        s += "        output[i] = v;\n";
     }
-    body += if e.bn { "        let y = v * alpha[co] + beta[co];\n" } else { "        let y = v;\n" };
+    s += if e.bn { "        let y = v * alpha[co] + beta[co];\n" } else { "        let y = v;\n" };
     if e.bn && e.write_bn {
-        body += "        out_bn[i] = y;\n";
+        s += "        out_bn[i] = y;\n";
     }
-    if e.act != 0 {
-        body += &format!("        out_act[i] = {};\n", activation_expr(e.act, e.p));
+    if e.act != 0 && vec4 {
+        s += "        out_act[i] = vec4<f32>(act1(y.x), act1(y.y), act1(y.z), act1(y.w));\n";
+    } else if e.act != 0 {
+        s += &format!("        out_act[i] = {};\n", activation_expr(e.act, e.p));
     }
-    body += "    }\n}\n";
-    body
+    s += "    }\n}\n";
+    s
 }
 
 /// The WGSL expression of activation `act` (as `activate` in the shader numbers it) of `y`,
@@ -80,23 +92,7 @@ pub fn store4_fn(e: &Epilogue) -> String {
 /// channel `co`), then the epilogue's writes of `v`, the activation applied per component
 /// by `act1` (the expression `store` uses).
 pub fn epilogue_store4(e: &Epilogue, head: &str) -> String {
-    let mut s = String::new();
-    if e.act != 0 {
-        s += &format!("fn act1(y: f32) -> f32 {{\n    return {};\n}}\n\n", activation_expr(e.act, e.p));
-    }
-    s += head;
-    if e.write_raw {
-        s += "        output[i] = v;\n";
-    }
-    s += if e.bn { "        let y = v * alpha[co] + beta[co];\n" } else { "        let y = v;\n" };
-    if e.bn && e.write_bn {
-        s += "        out_bn[i] = y;\n";
-    }
-    if e.act != 0 {
-        s += "        out_act[i] = vec4<f32>(act1(y.x), act1(y.y), act1(y.z), act1(y.w));\n";
-    }
-    s += "    }\n}\n";
-    s
+    epilogue_writes(e, head, true)
 }
 
 /// The output declarations the vec4-output form replaces (see [`vec4_output`]).
