@@ -11,7 +11,11 @@ use anyhow::{Result, anyhow, bail};
 use std::borrow::Cow;
 
 mod codegen;
+mod epilogue;
+mod halo;
 pub use codegen::*;
+pub use epilogue::*;
+pub use halo::*;
 
 pub const SHADER: ShaderDesc = ShaderDesc {
     file: "conv2d_tuned.wgsl",
