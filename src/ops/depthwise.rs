@@ -137,6 +137,7 @@ pub fn unrolled_body(c: &ConvG, px: u32, py: u32, subgroup: bool, vec4: bool, ha
         let _ = writeln!(w, "    let xb = idx % NBX;");
         let _ = writeln!(w, "    let lfetch = xb > 0u && !(sgl > 0u && nb_left_u(key, sgl) + 1u == key);");
         let _ = writeln!(w, "    let rfetch = !(sgl < 7u && xb + 1u < NBX && nb_right_u(key, sgl) == key + 1u);");
+        let _ = writeln!(w, "    let ox0 = ox;");
     }
     for &r in &rows {
         let _ = writeln!(w, "    {{");
@@ -144,39 +145,8 @@ pub fn unrolled_body(c: &ConvG, px: u32, py: u32, subgroup: bool, vec4: bool, ha
         let _ = writeln!(w, "        let rowok = iy >= 0 && iy < i32(IN_H);");
         let _ = writeln!(w, "        let row = (c * IN_H + u32(clamp(iy, 0, i32(IN_H) - 1))) * IN_W;");
         if halo {
-            let comp = ["x", "y", "z", "w"];
-            let _ = writeln!(w, "        let q0 = (row + ox) / 4u;");
-            let _ = writeln!(w, "        let v0 = input4[q0];");
-            let _ = writeln!(w, "        let v1 = input4[q0 + 1u];");
-            // The left neighbour's last `pad_l` columns, the right one's first `pad_r`.
-            let _ = writeln!(w, "        var lv = vec4<f32>(0.0);");
-            for k in 4 - pad_l..4 {
-                let _ = writeln!(w, "        lv.{0} = nb_left_f(v1.{0}, sgl);", comp[k as usize]);
-            }
-            let _ = writeln!(w, "        if (lfetch) {{");
-            let _ = writeln!(w, "            lv = input4[max(q0, 1u) - 1u];");
-            let _ = writeln!(w, "        }}");
-            let _ = writeln!(w, "        var rv = vec4<f32>(0.0);");
-            for k in 0..pad_r {
-                let _ = writeln!(w, "        rv.{0} = nb_right_f(v0.{0}, sgl);", comp[k as usize]);
-            }
-            let _ = writeln!(w, "        if (rfetch) {{");
-            let _ = writeln!(w, "            rv = input4[q0 + 2u];");
-            let _ = writeln!(w, "        }}");
-            for &j in &offsets {
-                // Column ox − pad_l + j: in lv, v0, v1 or rv.
-                let col = j as i32 - pad_l as i32;
-                let src = match col {
-                    ..0 => format!("lv.{}", comp[(4 + col) as usize]),
-                    0..4 => format!("v0.{}", comp[col as usize]),
-                    4..8 => format!("v1.{}", comp[(col - 4) as usize]),
-                    _ => format!("rv.{}", comp[(col - 8) as usize]),
-                };
-                let _ = writeln!(
-                    w,
-                    "        let r{j} = select(0.0, {src}, rowok && ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W));"
-                );
-            }
+            let _ = writeln!(w, "        let rbase = row;");
+            super::conv_tuned::halo_row(w, "        ", &offsets, px, pad_l, pad_r);
         }
         for &j in offsets.iter().filter(|_| !halo) {
             let _ = writeln!(

@@ -9,7 +9,7 @@ use super::vec4_input;
 /// and the `pad_r` right of them from the right neighbour's first (`nb_left`/`nb_right`),
 /// loaded instead where `lfetch`/`rfetch` say the neighbour holds something else; then
 /// `r{j}` for every offset `j` from `ix0 = ox0 − pad_l`, masked outside the row.
-pub(super) fn halo_row(w: &mut String, ind: &str, offsets: &[u32], px: u32, pad_l: u32, pad_r: u32) {
+pub fn halo_row(w: &mut String, ind: &str, offsets: &[u32], px: u32, pad_l: u32, pad_r: u32) {
     use std::fmt::Write as _;
     let comp = ["x", "y", "z", "w"];
     let _ = writeln!(w, "{ind}let q0 = (rbase + ox0) / 4u;");
