@@ -147,6 +147,10 @@ pub fn unrolled_block(
     s
 }
 
+/// One input row of a step (its offset from `oy·STRIDE` as WGSL) and the (output row,
+/// kernel row) pairs that read it; the kernel row is `None` for the loop's `ky`.
+type RowStep = (String, Vec<(u32, Option<u32>)>);
+
 /// The input-channel loop of [`unrolled_block`] for kernels wider than 1 or several rows:
 /// per channel and kernel row (or input row), loads, then each output's taps summed and
 /// added to its accumulator.
@@ -169,9 +173,9 @@ fn rows_loop(
     let _ = writeln!(w, "    for (var ci = 0u; ci < CIN; ci++) {{");
     // The input rows a step reads (relative to oy·STRIDE), and the (output row, kernel row)
     // pairs that read each. One row (`py` = 1): the kernel rows in a loop.
-    let row_steps: Vec<(String, Vec<(u32, String)>)> = if py == 1 {
+    let row_steps: Vec<RowStep> = if py == 1 {
         let _ = writeln!(w, "        for (var ky = 0u; ky < K; ky++) {{");
-        vec![("ky".to_string(), vec![(0, "ky".to_string())])]
+        vec![("ky".to_string(), vec![(0, None)])]
     } else {
         if subgroup {
             for ky in 0..k {
@@ -186,7 +190,7 @@ fn rows_loop(
             .map(|r| {
                 let readers = (0..py)
                     .filter(|y| r >= y * stride && r - y * stride < k)
-                    .map(|y| (y, format!("{}u", r - y * stride)))
+                    .map(|y| (y, Some(r - y * stride)))
                     .collect();
                 (format!("{r}u"), readers)
             })
@@ -244,14 +248,16 @@ fn rows_loop(
                 let _ = writeln!(w, "{ind}let wbase = ((g0 * CIN + ci) * K + ky) * K;");
             }
         }
-        for (y, ky) in readers {
+        for &(y, ky) in readers {
+            let ky_text = ky.map_or("ky".to_string(), |v| format!("{v}u"));
             for kx in 0..k {
                 for o in 0..ocv {
                     let wname = format!("w{y}_{kx}_{o}");
                     if subgroup {
                         // The step's weights: c{q} (one row), c{ky}_{q} (all rows loaded).
-                        let cname = |q: u32| {
-                            if py == 1 { format!("c{q}") } else { format!("c{}_{q}", ky.trim_end_matches('u')) }
+                        let cname = |q: u32| match ky {
+                            Some(row) if py > 1 => format!("c{row}_{q}"),
+                            _ => format!("c{q}"),
                         };
                         let f = |c: u32| {
                             let i = (kx * ocv + o) * 4 + c;
@@ -263,7 +269,7 @@ fn rows_loop(
                     } else {
                         let _ = writeln!(
                             w,
-                            "{ind}let {wname} = weight[((g0 + {o}u) * CIN + ci) * K * K + {ky} * K + {kx}u];"
+                            "{ind}let {wname} = weight[((g0 + {o}u) * CIN + ci) * K * K + {ky_text} * K + {kx}u];"
                         );
                     }
                 }
@@ -276,7 +282,7 @@ fn rows_loop(
                     for kx in 1..k {
                         sum = format!("fma(vec4<f32>(r{}), w{y}_{kx}_{o}, {sum})", p * l * stride + kx);
                     }
-                    let a = acc(*y, p, o);
+                    let a = acc(y, p, o);
                     let _ = writeln!(w, "{ind}{a} = {a} + {sum};");
                 }
             }
