@@ -55,25 +55,32 @@ fn kernels_match_cpu_on_awkward_shapes() {
         let cpu = reference::forward(&net, &input).unwrap();
         for block in [
             Block::default(),
-            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: false, py: 1 },
-            Block { px: 12, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1 },
-            Block { px: 8, ocv: 2, unroll: false, lanes: 1, sg: false, py: 1 },
-            Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false, py: 1 },
-            Block { px: 4, ocv: 2, unroll: true, lanes: 8, sg: false, py: 1 },
-            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: false, py: 1 },
+            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: false, py: 1, wino: false },
+            Block { px: 12, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false },
+            Block { px: 8, ocv: 2, unroll: false, lanes: 1, sg: false, py: 1, wino: false },
+            Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false, py: 1, wino: false },
+            Block { px: 4, ocv: 2, unroll: true, lanes: 8, sg: false, py: 1, wino: false },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: false, py: 1, wino: false },
             // Subgroup forms (weights loaded 8 at a time and broadcast), where the device
             // has subgroups; the loop form has none and runs as without `s`.
-            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1 },
-            Block { px: 12, ocv: 4, unroll: true, lanes: 1, sg: true, py: 1 },
-            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 1 },
-            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: true, py: 1 },
+            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1, wino: false },
+            Block { px: 12, ocv: 4, unroll: true, lanes: 1, sg: true, py: 1, wino: false },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 1, wino: false },
+            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: true, py: 1, wino: false },
             // Several output rows per invocation (rows sharing input rows and weights),
             // heights not multiples of PY; with and without subgroups, vec4 rows and not.
-            Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: true, py: 3 },
+            Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: true, py: 3, wino: false },
             // 32 output channels a block: 1x1 convs load their weights a vec4 per lane.
-            Block { px: 4, ocv: 8, unroll: true, lanes: 1, sg: true, py: 1 },
-            Block { px: 4, ocv: 1, unroll: true, lanes: 1, sg: false, py: 2 },
-            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 2 },
+            Block { px: 4, ocv: 8, unroll: true, lanes: 1, sg: true, py: 1, wino: false },
+            Block { px: 4, ocv: 1, unroll: true, lanes: 1, sg: false, py: 2, wino: false },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 2, wino: false },
+            // Winograd F(2×2, 3×3) on the 3×3 stride-1 layers (the others run the direct
+            // subgroup form): halo rows (8x4w on rows of whole vec4s), value by value (6x1w:
+            // PX not a multiple of 4), odd heights and widths (partial tiles), odd channel
+            // counts (the last channel pair short), packed and not.
+            Block::parse("8x4w").unwrap(),
+            Block::parse("6x1w").unwrap(),
+            Block::parse("4x2w").unwrap(),
         ] {
             if block.sg && !ctx.subgroups {
                 eprintln!("{} skipped: the device has no subgroup operations", block.name());
@@ -428,7 +435,7 @@ fn autotune_measures_once_caches_on_disk_and_survives_a_corrupt_file() {
         chosen.iter().map(|c| c.block).collect::<Vec<_>>()
     };
     let first = tune(true);
-    let file = dir.join("autotune-v3.json");
+    let file = dir.join("autotune-v4.json");
     assert!(file.exists(), "choices are written to the cache folder");
     assert_eq!(tune(false), first, "a second executor takes them from the file");
     std::fs::write(&file, "{ truncated").unwrap();

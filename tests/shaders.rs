@@ -118,6 +118,7 @@ fn a_drifted_params_struct_is_caught() {
 
 #[test]
 fn tuned_specialisations_are_valid() {
+    let form = |unroll, subgroup, packed| conv_tuned::Form { unroll, subgroup, packed, winograd: false };
     for (cin, cout, k, stride, pad, px, ocv) in [
         (3, 12, 5, 1, 0, 8, 2),
         (24, 48, 5, 1, 0, 4, 1),
@@ -159,7 +160,7 @@ fn tuned_specialisations_are_valid() {
             // Blocks of whole vec4s on rows of whole vec4s write vec4s.
             let vec4_out = px % 4 == 0 && out_w % 4 == 0;
             assert_eq!(conv_tuned::vec4_output(&values), vec4_out);
-            let src = conv_tuned::tuned_source(&values, &Default::default(), unroll, subgroup, false);
+            let src = conv_tuned::tuned_source(&values, &Default::default(), form(unroll, subgroup, false));
             assert_eq!(src.contains("unrolled:"), unroll);
             assert_eq!(src.contains("subgroupBroadcast"), subgroup);
             assert_eq!(src.contains("input4"), vec4 && unroll);
@@ -174,14 +175,27 @@ fn tuned_specialisations_are_valid() {
                 let mut rows3 = values;
                 rows3[11].1 = 3;
                 assert_eq!(rows3[11].0, "PY");
-                let src3 = conv_tuned::tuned_source(&rows3, &Default::default(), unroll, subgroup, false);
+                let src3 = conv_tuned::tuned_source(&rows3, &Default::default(), form(unroll, subgroup, false));
                 assert!(src3.contains(" x 3 rows ") && !src3.contains("for (var ky"));
                 validate(&format!("tuned {cin}->{cout} k{k} s{stride} {px}x{ocv}y3 in_w {in_w} sg {subgroup}"), &src3);
                 // Every fused epilogue in both store forms, Erf (a helper function) included.
                 let e = conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 9, p: [0.0; 2] };
-                let fused = conv_tuned::tuned_source(&values, &e, unroll, subgroup, false);
+                let fused = conv_tuned::tuned_source(&values, &e, form(unroll, subgroup, false));
                 assert!(fused.contains("out_act[i] = "));
                 validate(&format!("tuned {cin}->{cout} k{k} {px}x{ocv} in_w {in_w} fused"), &fused);
+            }
+            if subgroup && k == 3 && stride == 1 {
+                // Winograd F(2×2, 3×3): 2 rows, halo/vec4/scalar rows, packed or not, fused.
+                let mut rows2 = values;
+                rows2[11].1 = 2;
+                let e = conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 9, p: [0.0; 2] };
+                for (packed, e) in [(false, Default::default()), (true, e)] {
+                    let f = conv_tuned::Form { unroll: true, subgroup: true, packed, winograd: true };
+                    let src = conv_tuned::tuned_source(&rows2, &e, f);
+                    assert!(src.contains("Winograd F(2x2, 3x3)") && src.contains("weight4[wq0"));
+                    assert_eq!(src.contains("fn nb_left_f"), halo);
+                    validate(&format!("tuned {cin}->{cout} {px}x{ocv}w in_w {in_w} packed {packed}"), &src);
+                }
             }
             validate(
                 &format!("tuned {cin}->{cout} k{k} s{stride} p{pad} {px}x{ocv} unroll {unroll} sg {subgroup}"),
@@ -189,7 +203,7 @@ fn tuned_specialisations_are_valid() {
             );
             if subgroup {
                 // Small layers: the output-channel blocks packed into the invocation index.
-                let packed = conv_tuned::tuned_source(&values, &Default::default(), unroll, subgroup, true);
+                let packed = conv_tuned::tuned_source(&values, &Default::default(), form(unroll, subgroup, true));
                 assert!(packed.contains("let ocb = min(flat / per8, NOCB - 1u);"));
                 validate(&format!("tuned {cin}->{cout} k{k} {px}x{ocv} in_w {in_w} packed"), &packed);
             }

@@ -2,7 +2,7 @@
 //! adapter at hand (as cuDNN's benchmark mode and burn's autotune do): the first time a
 //! layer shape runs, a few candidate blocks are compiled and timed on a slice of its rows,
 //! within a time budget, and the fastest is kept in memory and on disk
-//! (`~/.cache/convscope/autotune-v3.json`, keyed by adapter, driver and shape). A corrupt or
+//! (`~/.cache/convscope/autotune-v4.json`, keyed by adapter, driver and shape). A corrupt or
 //! stale file is ignored and rewritten. Every block computes the same sums in the same
 //! order, so the choice never changes a result.
 
@@ -22,8 +22,8 @@ use std::time::Instant;
 /// became candidates, so choices measured without them are measured again. 3: the kernels
 /// changed under the same block names (halo rows, taps and 1×1 channel groups summed
 /// before accumulating), which moves the best block (conv3 of the chain: 8x6s before,
-/// 12x4s now).
-pub const VERSION: u64 = 3;
+/// 12x4s now). 4: Winograd blocks (`8x4w`) became candidates for 3×3 stride-1 convs.
+pub const VERSION: u64 = 4;
 /// Tuning time allowed per call (compiling and timing candidates); shapes left over keep
 /// the adapter's default block this time and are tuned on a later run.
 pub const BUDGET_MS: f64 = 800.0;
@@ -55,8 +55,10 @@ pub fn probe_rows(c: &crate::network::Conv2d, out_w: usize, out_h: usize) -> usi
 /// larger kernels (they reuse each loaded input K times). With subgroup operations a CPU
 /// adapter tries subgroup forms (`s`), whose weight loads are 8× fewer; which block wins
 /// depends on the layer (3→12 channels: 16x3s; 24→48: 12x4s; 1×1 64→256: 8x8s, measured
-/// on lavapipe). GPUs prefer moderate blocks.
-pub fn candidates(cpu: bool, subgroups: bool, k: usize, default: Block) -> Vec<Block> {
+/// on lavapipe). 3×3 stride-1 convs also try the Winograd form `8x4w` (64→64 at 56²: 3.96
+/// ms against 12x4s's 4.70; 12x4w no faster, and compiling takes 2–4 s on lavapipe, so
+/// one). GPUs prefer moderate blocks.
+pub fn candidates(cpu: bool, subgroups: bool, k: usize, stride: usize, default: Block) -> Vec<Block> {
     let b = |s: &str| Block::parse(s).ok();
     let names: &[&str] = match (cpu, subgroups, k) {
         (true, true, 1) => &["8x8s", "4x8s", "8x6s", "8x4l8"],
@@ -67,8 +69,10 @@ pub fn candidates(cpu: bool, subgroups: bool, k: usize, default: Block) -> Vec<B
         (false, _, 1) => &["8x2l8", "4x2l8", "8x2", "4x4"],
         (false, _, _) => &["8x2", "4x2", "8x1", "16x2"],
     };
+    let wino: &[&str] =
+        if cpu && subgroups && crate::ops::conv_tuned::winograd_applies(k, stride) { &["8x4w"] } else { &[] };
     let mut v = vec![default];
-    v.extend(names.iter().filter_map(|n| b(n)).filter(|x| *x != default));
+    v.extend(names.iter().chain(wino).filter_map(|n| b(n)).filter(|x| *x != default));
     v
 }
 
@@ -324,7 +328,7 @@ impl Executor {
         let opts = RunOptions { keep: Keep::Only(vec![1]), ..Default::default() };
         let mut best: Option<Choice> = None;
         let mut default_ms = f64::INFINITY;
-        for block in candidates(cpu, ctx.subgroups, c.k, default) {
+        for block in candidates(cpu, ctx.subgroups, c.k, c.stride, default) {
             let g = self.upload_with_block(ctx, &graph, ConvKernel::Tuned, block)?;
             self.run_with(ctx, &g, &x, &opts)?;
             let mut ms = f64::INFINITY;
@@ -373,7 +377,7 @@ mod tests {
         let back = TuneCache::open(Some(&d));
         assert_eq!(back.get("lavapipe", "64,64,1,1,0,56x56"), Some(Choice { block: b, ms: 1.5 }));
         assert_eq!(back.get("another adapter", "64,64,1,1,0,56x56"), None);
-        let file = d.join("autotune-v3.json");
+        let file = d.join(format!("autotune-v{VERSION}.json"));
         for bad in ["{not json", "{\"version\": 0, \"entries\": []}", "[1,2]", ""] {
             std::fs::write(&file, bad).unwrap();
             let c = TuneCache::open(Some(&d));
@@ -446,18 +450,30 @@ mod tests {
         assert_eq!(name(false, true, 1, 56), "12x4s", "GPUs: the adapter's default");
         for w in [1, 7, 14, 56] {
             let b = layer_default(d, true, true, 1, w);
-            assert_eq!(candidates(true, true, 1, b)[0], b, "the layer default is measured first");
+            assert_eq!(candidates(true, true, 1, 1, b)[0], b, "the layer default is measured first");
         }
     }
 
     #[test]
     fn candidates_start_with_the_default_and_have_no_repeats() {
         let d = Block::parse("24x3").unwrap();
-        for (cpu, sg, k) in
-            [(true, true, 1), (true, true, 3), (true, false, 1), (true, false, 3), (false, false, 1), (false, true, 5)]
-        {
-            let c = candidates(cpu, sg, k, d);
+        for (cpu, sg, k, stride) in [
+            (true, true, 1, 1),
+            (true, true, 3, 1),
+            (true, true, 3, 2),
+            (true, false, 1, 1),
+            (true, false, 3, 1),
+            (false, false, 1, 1),
+            (false, true, 5, 1),
+        ] {
+            let c = candidates(cpu, sg, k, stride, d);
             assert!(c.iter().all(|b| !b.sg || sg), "subgroup forms only where the device has subgroups");
+            let wino = c.iter().any(|b| b.wino);
+            assert_eq!(
+                wino,
+                cpu && sg && k == 3 && stride == 1,
+                "Winograd only for 3×3 stride 1 ({cpu} {sg} {k} {stride})"
+            );
             assert_eq!(c[0], d);
             let mut names: Vec<String> = c.iter().map(Block::name).collect();
             names.sort();

@@ -13,9 +13,11 @@ use std::borrow::Cow;
 mod codegen;
 mod epilogue;
 mod halo;
+mod winograd;
 pub use codegen::*;
 pub use epilogue::*;
 pub use halo::*;
+pub use winograd::*;
 
 pub const SHADER: ShaderDesc = ShaderDesc {
     file: "conv2d_tuned.wgsl",
@@ -67,11 +69,16 @@ pub struct Block {
     /// Output rows per invocation (name part `yPY`, unrolled blocks only): the rows share
     /// their input rows and weights (see `unrolled_block`).
     pub py: u32,
+    /// Winograd F(2×2, 3×3) form (name suffix `w`, e.g. `8x4w`: subgroup form, 2 rows, PX
+    /// even): 3×3 stride-1 convs take 16 products per 2×2 tile and input channel instead of
+    /// 36 (see `winograd_block`); other convs run the block as its direct subgroup form
+    /// ([`Block::for_layer`]). Results differ from the direct form's by float rounding.
+    pub wino: bool,
 }
 
 impl Default for Block {
     fn default() -> Self {
-        Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1 }
+        Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false }
     }
 }
 
@@ -100,8 +107,8 @@ impl Block {
             return b;
         }
         match (info.device_type, subgroups) {
-            (wgpu::DeviceType::Cpu, true) => Block { px: 12, ocv: 4, unroll: true, lanes: 1, sg: true, py: 1 },
-            (wgpu::DeviceType::Cpu, false) => Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false, py: 1 },
+            (wgpu::DeviceType::Cpu, true) => Block { px: 12, ocv: 4, sg: true, ..Block::default() },
+            (wgpu::DeviceType::Cpu, false) => Block { px: 24, ocv: 3, ..Block::default() },
             _ => Block::default(),
         }
     }
@@ -109,13 +116,21 @@ impl Block {
     /// Parses a register block `PXxOCV` (x outputs × vec4 output-channel groups per
     /// invocation), optionally interleaved over L invocations: `PXxOCVlL`, e.g. `8x3l8`,
     /// over PY output rows: `PXxOCVyPY`, e.g. `8x4y2`, and in subgroup form with a trailing
-    /// `s`: `8x6s`, `8x4y2s`.
+    /// `s`: `8x6s`, `8x4y2s`; or a Winograd block `PXxOCVw`, e.g. `8x4w`.
     pub fn parse(s: &str) -> Result<Block> {
         // Errors quote the block as given, suffix and all.
-        let (s, sg, b) = match s.trim().strip_suffix(['s', 'S']) {
-            Some(rest) => (rest, true, s),
-            None => (s, false, s),
+        let b = s;
+        let (s, wino) = match s.trim().strip_suffix(['w', 'W']) {
+            Some(rest) => (rest, true),
+            None => (s.trim(), false),
         };
+        let (s, sg) = match s.strip_suffix(['s', 'S']) {
+            Some(rest) => (rest, true),
+            None => (s, false),
+        };
+        if wino && (sg || s.contains(['y', 'Y', 'l', 'L'])) {
+            bail!("block {b:?}: a Winograd block is PXxOCVw, e.g. 8x4w (subgroup form and 2 rows are implied)");
+        }
         let (s, py) = match s.split_once(['y', 'Y']) {
             Some((rest, y)) => (rest, Some(y)),
             None => (s, None),
@@ -138,12 +153,31 @@ impl Block {
         if !(1..=32).contains(&px) || !(1..=8).contains(&ocv) || !(1..=64).contains(&lanes) || !(1..=8).contains(&py) {
             bail!("block {b:?}: PX must be 1..32, OCV 1..8, L 1..64 and PY 1..8");
         }
-        Ok(Block { px, ocv, unroll: true, lanes, sg, py })
+        if wino && !px.is_multiple_of(2) {
+            bail!("block {b:?}: a Winograd block computes 2×2 tiles, so PX must be even, e.g. 8x4w");
+        }
+        if wino {
+            return Ok(Block { px, ocv, unroll: true, lanes: 1, sg: true, py: 2, wino: true });
+        }
+        Ok(Block { px, ocv, unroll: true, lanes, sg, py, wino: false })
+    }
+
+    /// The block a conv of kernel `k` and `stride` runs: a Winograd block where the Winograd
+    /// form does not apply ([`winograd_applies`]) runs as its direct subgroup form, one row
+    /// per invocation.
+    pub fn for_layer(&self, k: usize, stride: usize) -> Block {
+        if self.wino && !(winograd_applies(k, stride) && self.unroll) {
+            return Block { wino: false, py: 1, ..*self };
+        }
+        *self
     }
 
     /// `PXxOCV`, with `lL` when interleaved, `yPY` over several rows and `s` appended in
     /// subgroup form.
     pub fn name(&self) -> String {
+        if self.wino {
+            return format!("{}x{}w", self.px, self.ocv);
+        }
         let s = if self.sg { "s" } else { "" };
         let l = match self.lanes {
             0 | 1 => String::new(),
@@ -175,9 +209,10 @@ impl Block {
         (self.sg && !subgroups).then(|| {
             format!(
                 "block {} needs subgroup operations (subgroups of 8 or more), which {adapter} does not offer; \
-                 use the block without the trailing s, e.g. {}",
+                 use the block without the trailing {}, e.g. {}",
                 self.name(),
-                Block { sg: false, ..*self }.name()
+                if self.wino { "w" } else { "s" },
+                Block { sg: false, wino: false, py: if self.wino { 1 } else { self.py }, ..*self }.name()
             )
         })
     }
@@ -242,9 +277,16 @@ pub struct TunedConv {
 
 impl TunedConv {
     pub fn upload(ctx: &GpuContext, name: &str, c: &Conv2d, block: Block) -> Self {
+        let block = block.for_layer(c.k, c.stride);
         let groups = c.cout.div_ceil(4).div_ceil(block.ocv as usize) * block.ocv as usize;
         let (pw, pb) = pack_weights(c, groups);
-        let pw = if block.subgroup_form(c.k) { pack_weights_subgroup(c, groups, block.ocv as usize) } else { pw };
+        let pw = if block.wino {
+            pack_weights_winograd(c, groups, block.ocv as usize)
+        } else if block.subgroup_form(c.k) {
+            pack_weights_subgroup(c, groups, block.ocv as usize)
+        } else {
+            pw
+        };
         TunedConv {
             spec: ConvShape::of(c),
             block,
@@ -286,6 +328,7 @@ pub fn pipeline_for(c: &ConvShape, b: &Block, g: &StepGeom) -> PipelineSpec {
 
 /// As [`pipeline_for`] with a fused epilogue.
 pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> PipelineSpec {
+    let b = &b.for_layer(c.k, c.stride);
     let unroll = b.unroll && c.k <= MAX_UNROLLED_K;
     // The loop form is written for adjacent outputs.
     let b = &Block { lanes: if unroll { b.lanes.max(1) } else { 1 }, py: if unroll { b.py.max(1) } else { 1 }, ..*b };
@@ -315,9 +358,7 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
             ("ACT_P1", e.p[1].to_bits()),
         ],
         e,
-        unroll,
-        b.subgroup_form(c.k),
-        packed,
+        Form { unroll, subgroup: b.subgroup_form(c.k), packed, winograd: b.wino },
     );
     let key = format!(
         "conv2d tuned {}->{} k{} s{} p{} {}x{} block {}{}{}",
@@ -443,10 +484,19 @@ mod tests {
 
     #[test]
     fn blocks_parse() {
-        assert_eq!(Block::parse("8x2").unwrap(), Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1 });
-        assert_eq!(Block::parse("8x3l8").unwrap(), Block { px: 8, ocv: 3, unroll: true, lanes: 8, sg: false, py: 1 });
+        assert_eq!(
+            Block::parse("8x2").unwrap(),
+            Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false }
+        );
+        assert_eq!(
+            Block::parse("8x3l8").unwrap(),
+            Block { px: 8, ocv: 3, unroll: true, lanes: 8, sg: false, py: 1, wino: false }
+        );
         assert_eq!(Block::parse("8x3l8").unwrap().name(), "8x3l8");
-        assert_eq!(Block::parse("8x6s").unwrap(), Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1 });
+        assert_eq!(
+            Block::parse("8x6s").unwrap(),
+            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1, wino: false }
+        );
         assert_eq!(Block::parse("8x3l8S").unwrap().name(), "8x3l8s");
         assert_eq!(Block::parse("12x4s").unwrap().name(), "12x4s");
         assert!(Block::parse("s").is_err() && Block::parse("8x4ss").is_err() && Block::parse("8s").is_err());
@@ -464,10 +514,25 @@ mod tests {
         assert!(Block::parse("8").is_err());
         // Several output rows per invocation.
         let b = Block::parse("8x4y3s").unwrap();
-        assert_eq!(b, Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 3 });
+        assert_eq!(b, Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 3, wino: false });
         assert_eq!(b.name(), "8x4y3s");
         assert_eq!(Block::parse("4x2l8y2").unwrap().name(), "4x2l8y2");
         assert_eq!(invocations(100, 10, &b), 13 * 4, "ceil(10 / 3) row blocks of 13");
         assert!(Block::parse("8x4y0").is_err() && Block::parse("8x4y9").is_err() && Block::parse("8x4yzs").is_err());
+        // Winograd blocks: subgroup form and 2 rows implied; the direct form where it does
+        // not apply.
+        let w = Block::parse("8x4w").unwrap();
+        assert_eq!(w, Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 2, wino: true });
+        assert_eq!((w.name(), Block::parse(" 6x1W ").unwrap().name()), ("8x4w".to_string(), "6x1w".to_string()));
+        for bad in ["7x4w", "8x4sw", "8x4y2w", "8x4l8w", "8x9w", "w"] {
+            let e = Block::parse(bad).expect_err(bad).to_string();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+        assert_eq!(w.for_layer(3, 1), w);
+        for (k, stride) in [(3, 2), (5, 1), (1, 1)] {
+            assert_eq!(w.for_layer(k, stride).name(), "8x4s", "k {k} stride {stride}");
+        }
+        let e = w.unsupported(false, "a GPU").expect("needs subgroups");
+        assert!(e.contains("8x4w") && e.contains("e.g. 8x4"), "{e}");
     }
 }

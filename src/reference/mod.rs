@@ -43,6 +43,7 @@ pub fn conv2d(input: &Tensor, conv: &Conv2d) -> Tensor {
 }
 
 pub mod graph_ops;
+pub mod winograd;
 
 /// Applies one single-input layer.
 pub fn apply(input: &Tensor, op: &Op) -> Tensor {

@@ -5,6 +5,7 @@
 
 use super::epilogue::{VEC4_OUTPUT_EDITS, replace_store, store_fn, store4_fn};
 use super::halo::{halo_input, halo_row, neighbours};
+use super::winograd::winograd_block;
 use super::{Block, Epilogue, SHADER, subgroup_run};
 
 /// Replaces the value of each `const NAME: u32 = ...;` line between the
@@ -115,6 +116,16 @@ pub fn unrolled_block(
     } else {
         rows_loop(w, (px, py, ocv), k, stride, l, subgroup, rows);
     }
+    store_block(w, (px, py, ocv), l, vec4_output);
+    s
+}
+
+/// The block's stores: accumulator `a{p}_{o}` (`a{y}_{p}_{o}` over several rows) written to
+/// output channels `4·(g0 + o)` … `+ 3`, row `oyl + y`, column `ox0 + p·l` (as vec4s along x
+/// with `vec4_output`).
+pub(super) fn store_block(w: &mut String, (px, py, ocv): (u32, u32, u32), l: u32, vec4_output: bool) {
+    use std::fmt::Write as _;
+    let acc = |y: u32, p: u32, o: u32| if py == 1 { format!("a{p}_{o}") } else { format!("a{y}_{p}_{o}") };
     for o in 0..ocv {
         let _ = writeln!(w, "    let co{o} = (g0 + {o}u) * 4u;");
         for y in 0..py {
@@ -144,7 +155,6 @@ pub fn unrolled_block(
             }
         }
     }
-    s
 }
 
 /// One input row of a step (its offset from `oy·STRIDE` as WGSL) and the (output row,
@@ -164,7 +174,6 @@ fn rows_loop(
     rows: Vec4Rows,
 ) {
     use std::fmt::Write as _;
-    let Vec4Rows { input: vec4_input, halo, .. } = rows;
     let acc = |y: u32, p: u32, o: u32| if py == 1 { format!("a{p}_{o}") } else { format!("a{y}_{p}_{o}") };
     let mut offsets: Vec<u32> = (0..px).flat_map(|p| (0..k).map(move |kx| p * l * stride + kx)).collect();
     offsets.sort_unstable();
@@ -202,42 +211,7 @@ fn rows_loop(
             let _ = writeln!(w, "{ind}// input row {ri}");
             let _ = writeln!(w, "{ind}{{");
         }
-        // No branch on rows of the padding (each lane's row can differ): the row is clamped
-        // into the band and its values masked to zero, like the columns (5-10% faster on
-        // lavapipe, measured with `bench --shape`).
-        let _ = writeln!(w, "{ind}let iy = i32(oy * STRIDE + {r}) - i32(PAD);");
-        let _ = writeln!(w, "{ind}let rowok = iy >= 0 && iy < i32(IN_H);");
-        let _ = writeln!(
-            w,
-            "{ind}let rbase = (ci * in_rows + u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0)) * IN_W;"
-        );
-        if halo {
-            let pad = vec4_input.unwrap_or(0);
-            halo_row(w, ind, &offsets, px, pad, k - 1 - pad.min(k - 1));
-        }
-        // Values before ix0 in its vec4.
-        let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
-        if vec4_input.is_some() && !halo {
-            let last = offsets.last().copied().unwrap_or(0);
-            let _ = writeln!(w, "{ind}let q0 = (i32(rbase) + ix0 - {lead}) / 4;");
-            for q in 0..(lead + last + 1).div_ceil(4) {
-                let _ = writeln!(w, "{ind}let v{q} = input4[u32(max(q0 + {q}, 0))];");
-            }
-        }
-        for &j in offsets.iter().filter(|_| !halo) {
-            if vec4_input.is_some() {
-                let (q, c) = ((lead + j) / 4, ["x", "y", "z", "w"][((lead + j) % 4) as usize]);
-                let _ = writeln!(
-                    w,
-                    "{ind}let r{j} = select(0.0, v{q}.{c}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
-                );
-                continue;
-            }
-            let _ = writeln!(
-                w,
-                "{ind}let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
-            );
-        }
+        load_row(w, ind, r, &offsets, (px, k), rows);
         if py == 1 {
             if subgroup {
                 let _ = writeln!(w, "{ind}let wbase = ((ocb * CIN + ci) * K + ky) * {run}u + sgl % 8u;");
@@ -293,6 +267,48 @@ fn rows_loop(
     }
     let _ = writeln!(w, "        }}");
     let _ = writeln!(w, "    }}");
+}
+
+/// One input row of a block (its offset from `oy·STRIDE` as WGSL, e.g. `ky` or `2u`): `iy`,
+/// `rowok` and `rbase`, then `r{j}` for every offset `j` from `ix0`, masked to zero outside
+/// the input; loaded in halo form, as aligned vec4s or value by value (see [`Vec4Rows`]).
+pub(super) fn load_row(w: &mut String, ind: &str, r: &str, offsets: &[u32], (px, k): (u32, u32), rows: Vec4Rows) {
+    use std::fmt::Write as _;
+    let Vec4Rows { input: vec4_input, halo, .. } = rows;
+    // No branch on rows of the padding (each lane's row can differ): the row is clamped
+    // into the band and its values masked to zero, like the columns (5-10% faster on
+    // lavapipe, measured with `bench --shape`).
+    let _ = writeln!(w, "{ind}let iy = i32(oy * STRIDE + {r}) - i32(PAD);");
+    let _ = writeln!(w, "{ind}let rowok = iy >= 0 && iy < i32(IN_H);");
+    let _ = writeln!(
+        w,
+        "{ind}let rbase = (ci * in_rows + u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0)) * IN_W;"
+    );
+    if halo {
+        let pad = vec4_input.unwrap_or(0);
+        halo_row(w, ind, offsets, px, pad, k - 1 - pad.min(k - 1));
+    }
+    // Values before ix0 in its vec4.
+    let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
+    if vec4_input.is_some() && !halo {
+        let last = offsets.last().copied().unwrap_or(0);
+        let _ = writeln!(w, "{ind}let q0 = (i32(rbase) + ix0 - {lead}) / 4;");
+        for q in 0..(lead + last + 1).div_ceil(4) {
+            let _ = writeln!(w, "{ind}let v{q} = input4[u32(max(q0 + {q}, 0))];");
+        }
+    }
+    for &j in offsets.iter().filter(|_| !halo) {
+        if vec4_input.is_some() {
+            let (q, c) = ((lead + j) / 4, ["x", "y", "z", "w"][((lead + j) % 4) as usize]);
+            let _ =
+                writeln!(w, "{ind}let r{j} = select(0.0, v{q}.{c}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);");
+            continue;
+        }
+        let _ = writeln!(
+            w,
+            "{ind}let r{j} = select(0.0, input[rbase + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))], ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);"
+        );
+    }
 }
 
 /// Input channels summed per group for 1×1 convs (`CIG` in `conv2d_tuned.wgsl`): a group's
@@ -472,11 +488,22 @@ pub fn vec4_output(values: &[(&str, u32)]) -> bool {
     get("L").unwrap_or(1) == 1 && get("PX").is_some_and(|p| p % 4 == 0) && get("OUT_W").is_some_and(|w| w % 4 == 0)
 }
 
-/// The tuned kernel specialised to `values` with epilogue `e`, with its block unrolled when
-/// `unroll`, in subgroup form when `subgroup` (which needs `unroll`).
-/// With `packed` (subgroup form only) the output-channel blocks are packed into the
-/// invocation index ([`PACKED_EDITS`]).
-pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, unroll: bool, subgroup: bool, packed: bool) -> String {
+/// How the tuned kernel's block is written: unrolled (`unroll`), in subgroup form
+/// (`subgroup`, which needs `unroll`), its output-channel blocks packed into the invocation
+/// index (`packed`, subgroup form only: [`PACKED_EDITS`]), as Winograd F(2×2, 3×3)
+/// (`winograd`, subgroup form, PY = 2, 3×3 stride 1: `winograd_block`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Form {
+    pub unroll: bool,
+    pub subgroup: bool,
+    pub packed: bool,
+    pub winograd: bool,
+}
+
+/// The tuned kernel specialised to `values` with epilogue `e`, its block written in form `f`.
+pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, f: Form) -> String {
+    let Form { unroll, subgroup, packed, winograd } = f;
+    assert!(!winograd || (subgroup && unroll), "the Winograd form is an unrolled subgroup form");
     let src = specialise(SHADER.source, values);
     if !unroll {
         return replace_store(&src, &store_fn(e));
@@ -492,7 +519,13 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, unroll: bool, subgroup
     let v4 = vec4_input(values);
     let v4out = vec4_output(values);
     let halo = halo_input(values, subgroup);
-    let block = unrolled_block((px, py, ocv), k, stride, lanes, subgroup, Vec4Rows { input: v4, output: v4out, halo });
+    let rows = Vec4Rows { input: v4, output: v4out, halo };
+    let block = if winograd {
+        assert!(k == 3 && stride == 1 && py == 2 && lanes == 1, "Winograd blocks are 3×3, stride 1, 2 rows");
+        winograd_block(px, ocv, rows)
+    } else {
+        unrolled_block((px, py, ocv), k, stride, lanes, subgroup, rows)
+    };
     let mut out = format!("{}{}{}", &src[..begin], block, &src[end..]);
     if v4out {
         for (from, to) in VEC4_OUTPUT_EDITS {
@@ -518,7 +551,7 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, unroll: bool, subgroup
             assert!(out.contains(from), "conv2d_tuned.wgsl no longer has the line the subgroup form replaces: {from}");
             out = out.replacen(from, to, 1);
         }
-        if py == 1 && wide_weights(k, ocv) {
+        if winograd || (py == 1 && wide_weights(k, ocv)) {
             let (from, to) = WIDE_WEIGHT_EDIT;
             assert!(out.contains(from), "the subgroup form no longer declares: {from}");
             out = out.replacen(from, to, 1);
