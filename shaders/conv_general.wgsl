@@ -29,13 +29,14 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
-// One invocation computes one output value: column gid.x, row gid.y, channel gid.z;
-// it accumulates over its group's input channels, then ky, then kx.
+// One invocation computes one output value, flat index i = gid.x + gid.y · 64 · nwg.x over
+// (channel, row, column); it accumulates over its group's input channels, then ky, then kx.
 @compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let ox = gid.x;
-    let oy = gid.y;
-    let co = gid.z;
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    let ox = i % p.out_w;
+    let oy = (i / p.out_w) % p.out_h;
+    let co = i / (p.out_w * p.out_h);
     if (ox >= p.out_w || oy >= p.out_h || co >= p.cout) {
         return;
     }

@@ -23,12 +23,14 @@ struct Params {
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 
-// One invocation computes one output value: column gid.x, band row gid.y, channel gid.z.
+// One invocation computes one output value, flat index i = gid.x + gid.y · 64 · nwg.x over
+// (channel, band row, column).
 @compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let ox = gid.x;
-    let r = gid.y;
-    let c = gid.z;
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    let ox = i % p.out_w;
+    let r = (i / p.out_w) % max(p.out_rows, 1u);
+    let c = i / (p.out_w * max(p.out_rows, 1u));
     if (ox >= p.out_w || r >= p.out_rows || c >= p.channels) {
         return;
     }

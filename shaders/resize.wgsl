@@ -47,12 +47,14 @@ fn at(c: u32, y: u32, x: u32) -> f32 {
     return input[(c * p.in_h + y) * p.in_w + x];
 }
 
-// One invocation computes one output value: column gid.x, row gid.y, channel gid.z.
+// One invocation computes one output value, flat index i = gid.x + gid.y · 64 · nwg.x over
+// (channel, row, column).
 @compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let ox = gid.x;
-    let oy = gid.y;
-    let c = gid.z;
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    let ox = i % p.out_w;
+    let oy = (i / p.out_w) % p.out_h;
+    let c = i / (p.out_w * p.out_h);
     if (ox >= p.out_w || oy >= p.out_h || c >= p.channels) {
         return;
     }

@@ -2,7 +2,7 @@
 //! asymmetric padding, rectangular kernels, and ConvTranspose; one output per invocation.
 //! CPU twin: `reference::graph_ops::conv_general`.
 
-use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups, storage_init};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, flat_workgroups, storage_init};
 use crate::gpu::GpuContext;
 use crate::graph::ConvG;
 use std::borrow::Cow;
@@ -58,7 +58,7 @@ impl GeneralConv {
         }
     }
 
-    pub fn dispatch(&self, g: &StepGeom) -> Dispatch<'_> {
+    pub fn dispatch(&self, g: &StepGeom, max_wg: u32) -> Dispatch<'_> {
         let c = &self.attrs;
         let u = |v: usize| v as u32;
         let p = Params {
@@ -82,7 +82,7 @@ impl GeneralConv {
         Dispatch {
             params: bytemuck::bytes_of(&p).to_vec(),
             bindings: vec![Res::Params, Res::Input(0), Res::Buffer(&self.weight), Res::Buffer(&self.bias), Res::Output],
-            workgroups: per_value_workgroups(g.output.w, g.output.h, g.output.c),
+            workgroups: flat_workgroups(g.output.w * g.output.h * g.output.c, max_wg),
         }
     }
 }

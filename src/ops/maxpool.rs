@@ -1,7 +1,7 @@
 //! Max pooling without padding, PyTorch semantics including `ceil_mode`, one output per
 //! invocation. CPU twin: `reference::maxpool`.
 
-use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, flat_workgroups};
 use std::borrow::Cow;
 
 pub const SHADER: ShaderDesc = ShaderDesc {
@@ -41,7 +41,7 @@ pub fn pipeline() -> PipelineSpec {
 }
 
 impl MaxPool {
-    pub fn dispatch(&self, g: &StepGeom) -> Dispatch<'_> {
+    pub fn dispatch(&self, g: &StepGeom, max_wg: u32) -> Dispatch<'_> {
         let u = |v: usize| v as u32;
         let p = Params {
             channels: u(g.output.c),
@@ -59,7 +59,7 @@ impl MaxPool {
         Dispatch {
             params: bytemuck::bytes_of(&p).to_vec(),
             bindings: vec![Res::Params, Res::Input(0), Res::Output],
-            workgroups: per_value_workgroups(g.output.w, g.out_rows, g.output.c),
+            workgroups: flat_workgroups(g.output.w * g.out_rows * g.output.c, max_wg),
         }
     }
 }

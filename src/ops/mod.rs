@@ -308,14 +308,14 @@ impl GpuNode {
         match self {
             GpuNode::ConvNaive(c) => one(c.dispatch(g)),
             GpuNode::ConvTuned(c) => one(c.dispatch(g, max_workgroups)),
-            GpuNode::ConvGeneral(c) => one(c.dispatch(g)),
+            GpuNode::ConvGeneral(c) => one(c.dispatch(g, max_workgroups)),
             GpuNode::Depthwise(d) => one(d.dispatch(g, max_workgroups)),
             GpuNode::Pointwise(p) => one(p.dispatch(g, max_workgroups)),
-            GpuNode::MaxPool(m) => one(m.dispatch(g)),
-            GpuNode::Pool(p) => one(p.dispatch(g)),
+            GpuNode::MaxPool(m) => one(m.dispatch(g, max_workgroups)),
+            GpuNode::Pool(p) => one(p.dispatch(g, max_workgroups)),
             GpuNode::Binary(b) => one(b.dispatch(g.output, ins, max_workgroups)),
             GpuNode::Layout(l) => layout::dispatches(*l, ins, g.output, max_workgroups),
-            GpuNode::Resize(r) => one(resize::dispatch(r, g)),
+            GpuNode::Resize(r) => one(resize::dispatch(r, g, max_workgroups)),
             GpuNode::Gemm(m) => one(m.dispatch()),
             GpuNode::Softmax => one(gemm::softmax_dispatch(g.output.len())),
         }

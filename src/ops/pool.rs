@@ -1,7 +1,7 @@
 //! ONNX pooling: MaxPool and AveragePool with every attribute, and global pooling (the
 //! whole plane as the window). CPU twins: `reference::graph_ops::{pool, global_pool}`.
 
-use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, flat_workgroups};
 use crate::graph::Pool;
 use std::borrow::Cow;
 
@@ -50,7 +50,7 @@ pub fn pipeline() -> PipelineSpec {
 }
 
 impl GpuPool {
-    pub fn dispatch(&self, g: &StepGeom) -> Dispatch<'_> {
+    pub fn dispatch(&self, g: &StepGeom, max_wg: u32) -> Dispatch<'_> {
         let u = |v: usize| v as u32;
         let (i, o) = (g.input, g.output);
         let global = Pool {
@@ -86,7 +86,7 @@ impl GpuPool {
         Dispatch {
             params: bytemuck::bytes_of(&p).to_vec(),
             bindings: vec![Res::Params, Res::Input(0), Res::Output],
-            workgroups: per_value_workgroups(o.w, o.h, o.c),
+            workgroups: flat_workgroups(o.w * o.h * o.c, max_wg),
         }
     }
 }

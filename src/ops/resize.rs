@@ -1,7 +1,7 @@
 //! ONNX Resize of H and W: nearest or bilinear, every coordinate transformation and
 //! nearest rounding mode. CPU twin: `reference::graph_ops::resize`.
 
-use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, per_value_workgroups};
+use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, flat_workgroups};
 use crate::graph::{CoordMode, NearestMode, Resize};
 use std::borrow::Cow;
 
@@ -32,7 +32,7 @@ pub fn pipeline() -> PipelineSpec {
 }
 
 /// Params and workgroups of resizing `g.input` to `g.output` as `r` says.
-pub fn dispatch<'a>(r: &Resize, g: &StepGeom) -> Dispatch<'a> {
+pub fn dispatch<'a>(r: &Resize, g: &StepGeom, max_wg: u32) -> Dispatch<'a> {
     let u = |v: usize| v as u32;
     let p = Params {
         channels: u(g.input.c),
@@ -57,6 +57,6 @@ pub fn dispatch<'a>(r: &Resize, g: &StepGeom) -> Dispatch<'a> {
     Dispatch {
         params: bytemuck::bytes_of(&p).to_vec(),
         bindings: vec![Res::Params, Res::Input(0), Res::Output],
-        workgroups: per_value_workgroups(g.output.w, g.output.h, g.output.c),
+        workgroups: flat_workgroups(g.output.w * g.output.h * g.output.c, max_wg),
     }
 }
