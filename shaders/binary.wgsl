@@ -16,7 +16,9 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
+// The params, copied once per invocation (see `ops::PARAMS`).
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> output: array<f32>;
@@ -42,6 +44,7 @@ fn operand_index(mode: u32, i: u32) -> u32 {
 // One invocation computes one output value, flat index gid.x + gid.y · 64 · nwg.x.
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    p = params;
     let i = gid.x + gid.y * nwg.x * 64u;
     if (i >= p.n) {
         return;

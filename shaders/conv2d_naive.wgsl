@@ -22,7 +22,9 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
+// The params, copied once per invocation (see `ops::PARAMS`).
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -31,6 +33,7 @@ struct Params {
 // One invocation computes one output value: channel gid.z, band row gid.y, column gid.x.
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    p = params;
     let ox = gid.x;
     let oyl = gid.y;
     let oy = p.out_row0 + oyl;

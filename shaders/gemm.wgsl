@@ -8,15 +8,20 @@ struct Params {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
+// The params, copied once per invocation (see `ops::PARAMS`).
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
-// One invocation computes output j = gid.x: bias, then the k products in order.
+// One invocation computes output j = gid.x: bias, then the k products in order. (The host
+// replaces this function with a subgroup form where it can: `gemm::subgroup_source`.)
+// @main-begin
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    p = params;
     let j = gid.x;
     if (j >= p.n) {
         return;
@@ -27,3 +32,4 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     output[j] = acc;
 }
+// @main-end

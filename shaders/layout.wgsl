@@ -25,13 +25,16 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
+// The params, copied once per invocation (see `ops::PARAMS`).
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 
 // One invocation writes one output value, flat index gid.x + gid.y · 64 · nwg.x.
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    p = params;
     let i = gid.x + gid.y * nwg.x * 64u;
     if (i >= p.count) {
         return;

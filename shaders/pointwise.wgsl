@@ -31,7 +31,9 @@ fn erf_as(x: f32) -> f32 {
     return sign(x) * (1.0 - p * exp(-a * a));
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
+// The params, copied once per invocation (see `ops::PARAMS`).
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
@@ -42,6 +44,7 @@ fn erf_as(x: f32) -> f32 {
 // of 64 a row).
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    p = params;
     let flat = gid.x + gid.y * nwg.x * 64u;
     let c = gid.z;
     if (flat >= p.width * p.out_rows || c >= p.channels) {

@@ -16,7 +16,9 @@ struct Params {
     nearest: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
+// The params, copied once per invocation (see `ops::PARAMS`).
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 
@@ -51,6 +53,7 @@ fn at(c: u32, y: u32, x: u32) -> f32 {
 // (channel, row, column).
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    p = params;
     let i = gid.x + gid.y * nwg.x * 64u;
     let ox = i % p.out_w;
     let oy = (i / p.out_w) % p.out_h;

@@ -8,7 +8,9 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
+// The params, copied once per invocation (see `ops::PARAMS`).
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 
@@ -16,6 +18,7 @@ struct Params {
 // value (n is a class count, small).
 @compute @workgroup_size(1, 1, 1)
 fn main() {
+    p = params;
     var m = -3.4028235e38;
     for (var i = 0u; i < p.n; i++) {
         m = max(m, input[i]);

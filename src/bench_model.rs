@@ -35,7 +35,7 @@ pub fn run(
     ctx: &GpuContext,
     env: &EngineEnv,
     source: &Source,
-    runs: usize,
+    (runs, nodes): (usize, usize),
     emit: &mut dyn FnMut(&Row),
     progress: &dyn Fn(&str, usize, usize),
 ) -> Result<()> {
@@ -55,6 +55,7 @@ pub fn run(
     exec.run_with(ctx, &gnet, &prep.input.tensor, &opts)?;
     let mut per_kind: Vec<Vec<f64>> = vec![Vec::new(); KINDS.len()];
     let mut totals = Vec::new();
+    let mut per_node: Vec<Vec<f64>> = vec![Vec::new(); prep.graph.nodes.len()];
     let mut gpu = true;
     for r in 0..runs.max(1) {
         let acts = exec.run_with(ctx, &gnet, &prep.input.tensor, &opts)?;
@@ -67,6 +68,9 @@ pub fn run(
                 }
                 for (k, v) in sums.into_iter().enumerate() {
                     per_kind[k].push(v);
+                }
+                for (v, t) in per_node.iter_mut().zip(ms) {
+                    v.push(*t);
                 }
                 totals.push(ms.iter().sum());
             }
@@ -94,6 +98,16 @@ pub fn run(
         gflops: f / ms / 1e6,
         timing,
     };
+    if gpu && nodes > 0 {
+        let mut slow: Vec<(f64, usize)> =
+            per_node.iter_mut().enumerate().map(|(i, v)| (crate::bench::median(v), i)).collect();
+        slow.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for &(ms, i) in slow.iter().take(nodes) {
+            let n = &prep.graph.nodes[i];
+            let f = n.op.flops(shapes[i + 1]);
+            emit(&Row { kernel: "node", block: kind_of(&n.op).to_string(), layer: n.name.clone(), ..row("", ms, f) });
+        }
+    }
     if gpu {
         for (k, kind) in KINDS.iter().enumerate() {
             if flops[k] > 0.0 || per_kind[k].iter().any(|&v| v > 0.0) {

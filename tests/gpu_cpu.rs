@@ -383,6 +383,32 @@ fn graph_ops_match_their_cpu_twins() {
     assert!((total - 1.0).abs() < 1e-5, "softmax sums to 1");
 }
 
+/// The Gemm's subgroup form (inputs 32 at a time broadcast across the subgroup, weight rows
+/// as vec4s; `k` a multiple of 4) against the CPU: whole chunks of 32 only, chunks and a
+/// remainder of vec4s, fewer than 32 inputs, and more outputs than a workgroup (lanes past
+/// `n` store nothing); `k` not a multiple of 4 runs the plain form.
+#[test]
+fn gemm_matches_the_cpu_in_both_forms() {
+    use convscope::graph::*;
+    let Some(ctx) = test_context() else { return };
+    let mut r = Mt19937::new(41);
+    for (k, n) in [(64, 7), (76, 70), (12, 3), (1024, 130), (10, 9)] {
+        let (weight, bias) = (r.uniform(n * k, -0.5, 0.5), r.uniform(n, -0.5, 0.5));
+        let graph = common::graph_of(vec![
+            ("flat", Op::Copy, vec!["input"]),
+            ("fc", Op::Gemm { k, n, weight, bias }, vec!["flat"]),
+        ]);
+        let input = random_input(k as i64, k, 1, 1);
+        let cpu = reference::forward_graph(&graph, &input).unwrap();
+        let mut exec = common::executor(ctx);
+        let g = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
+        let acts = exec.run(ctx, &g, &input).unwrap();
+        let got = acts.read(ctx, 2).unwrap();
+        assert_eq!(got.shape, cpu[1].shape);
+        assert_close(&format!("gemm k {k} n {n}"), &got.data, &cpu[1].data, 1e-5);
+    }
+}
+
 #[test]
 fn node_by_node_runs_hand_each_finished_tensor_to_progress_and_can_be_cancelled() {
     let Some(ctx) = test_context() else { return };

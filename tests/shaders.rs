@@ -294,3 +294,10 @@ fn broken_shader_is_caught() {
     };
     assert!(failed);
 }
+
+#[test]
+fn gemm_subgroup_form_is_valid() {
+    let src = ops::gemm::subgroup_source();
+    assert!(src.contains("subgroupBroadcast(x.w, 7u)") && src.contains("input4[q * 8u + sgl % 8u]"));
+    validate("gemm subgroup", &src);
+}

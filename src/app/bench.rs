@@ -16,6 +16,9 @@ pub fn run_bench(b: &BenchArgs) -> Result<()> {
     if let Some(m) = &b.model {
         return run_bench_model(b, m);
     }
+    if b.nodes > 0 {
+        bail!("--nodes lists a model's slowest nodes: use it with --model");
+    }
     if !b.shapes.is_empty() {
         return run_bench_shapes(b);
     }
@@ -88,8 +91,14 @@ fn run_bench_model(b: &BenchArgs, model: &std::path::Path) -> Result<()> {
     }
     with_rows(
         b.json,
-        &|r| format!("{:<11} {:<11} {:>11.2} {:>9.2} {:<5}", r.size, r.layer, r.ms, r.gflops, r.timing),
-        &mut |emit, progress| crate::bench_model::run(&ctx, &env, &source, b.runs, emit, progress),
+        &|r| match r.kernel {
+            // One node: its kind (in the block column) and name.
+            "node" => {
+                format!("{:<11} {:<11} {:>11.3} {:>9.2} {:<5} {}", r.size, r.block, r.ms, r.gflops, r.timing, r.layer)
+            }
+            _ => format!("{:<11} {:<11} {:>11.2} {:>9.2} {:<5}", r.size, r.layer, r.ms, r.gflops, r.timing),
+        },
+        &mut |emit, progress| crate::bench_model::run(&ctx, &env, &source, (b.runs, b.nodes), emit, progress),
     )
 }
 

@@ -83,6 +83,10 @@ pub struct BenchArgs {
     /// (default: the adapter's own choice, see README).
     #[arg(long = "block")]
     pub blocks: Vec<String>,
+    /// With --model: also the N slowest nodes, one row each (name, kind, median ms), to see
+    /// where a model's time goes.
+    #[arg(long, default_value_t = 0)]
+    pub nodes: usize,
     /// Timed runs after one warm-up run.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,

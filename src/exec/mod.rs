@@ -303,12 +303,15 @@ impl Executor {
         };
         let stats = per_tensor("min/max", 8);
         let moments = per_tensor("moments", 16);
-        let align = (ctx.limits().min_uniform_buffer_offset_alignment as u64).max(PARAMS_SLOT);
+        let l = ctx.limits();
+        let align =
+            (l.min_uniform_buffer_offset_alignment.max(l.min_storage_buffer_offset_alignment) as u64).max(PARAMS_SLOT);
         let stat_passes: usize = plan.tensors.iter().map(|t| t.bands.len()).sum();
         // A step dispatches once, or once per input (Concat).
         let dispatches: usize = plan.steps.iter().map(|s| s.inputs.len().max(1)).sum();
         let slots = (dispatches + stat_passes).max(1) as u64;
-        let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+        // Uniform for the tuned and depthwise convs, storage for the rest (`ops::PARAMS`).
+        let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
         let uniforms = self.pool.get(ctx, "step params", slots * align, usage);
         RunBuffers { bands, stats, moments, uniforms, align }
     }

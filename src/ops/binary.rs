@@ -14,7 +14,7 @@ pub const SHADER: ShaderDesc = ShaderDesc {
     source: include_str!("../../shaders/binary.wgsl"),
     // params, a, b, output, the fused activation's output
     bindings: &[
-        Bind::Uniform,
+        super::PARAMS,
         Bind::Storage { read_only: true },
         Bind::Storage { read_only: true },
         Bind::Storage { read_only: false },

@@ -38,13 +38,22 @@ pub enum Bind {
     Texture,
 }
 
+/// How a pass's params (its `Params` struct) are bound: a read-only storage buffer, not a
+/// uniform. lavapipe (Mesa 22.3) inlines uniform values that steer a shader's branches and
+/// loops and, where that shrinks the shader by half (a `switch` on a mode, a loop over a
+/// kernel size), compiles the shader again at every bind: a copy of 576 values took
+/// 0.5–0.8 ms, most elementwise and pooling passes 0.1–0.6 ms (`bench --model … --nodes`).
+/// The big specialised kernels (tuned conv, depthwise) keep uniforms: inlining barely
+/// shrinks them, so lavapipe stops after the first try, and they already bind 8 storage
+/// buffers, WebGPU's default limit.
+pub const PARAMS: Bind = Bind::Storage { read_only: true };
+
 /// params, input, output: the table of ops with no weights.
-pub const PARAMS_IN_OUT: &[Bind] =
-    &[Bind::Uniform, Bind::Storage { read_only: true }, Bind::Storage { read_only: false }];
+pub const PARAMS_IN_OUT: &[Bind] = &[PARAMS, Bind::Storage { read_only: true }, Bind::Storage { read_only: false }];
 
 /// params, input, two parameter buffers, output: the table of elementwise-style ops.
 pub const PARAMS_IN_TWO_OUT: &[Bind] = &[
-    Bind::Uniform,
+    PARAMS,
     Bind::Storage { read_only: true },
     Bind::Storage { read_only: true },
     Bind::Storage { read_only: true },
@@ -296,7 +305,7 @@ impl GpuNode {
             GpuNode::Binary(_) => binary::pipeline(),
             GpuNode::Layout(_) => layout::pipeline(),
             GpuNode::Resize(_) => resize::pipeline(),
-            GpuNode::Gemm(_) => gemm::pipeline(),
+            GpuNode::Gemm(m) => m.pipeline(),
             GpuNode::Softmax => gemm::softmax_pipeline(),
         }
     }
