@@ -121,6 +121,38 @@ fn orientation_classifier_ranks_the_document_and_its_rotations() {
     }
 }
 
+/// `bench --model --nodes N`: the N slowest nodes, one row each with its name and kind,
+/// slowest first, besides the rows per kind and the total; refused without --model.
+#[test]
+fn bench_lists_a_models_slowest_nodes() {
+    if !gpu_available() {
+        return;
+    }
+    let out = run(bin()
+        .args(["bench", "--runs", "2", "--json", "--nodes", "3", "--model"])
+        .arg(fixture("onnx/resnetish.onnx"))
+        .env("CONVSCOPE_AUTOTUNE", "0"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let nodes: Vec<&serde_json::Value> = rows.iter().filter(|r| r["kernel"] == "node").collect();
+    let total = rows.iter().find(|r| r["layer"] == "total").expect("a total row");
+    if total["timing"] == "gpu" {
+        assert_eq!(nodes.len(), 3, "{rows:?}");
+        let ms: Vec<f64> = nodes.iter().map(|r| r["ms"].as_f64().unwrap()).collect();
+        assert!(ms.windows(2).all(|w| w[0] >= w[1]), "slowest first: {ms:?}");
+        assert!(ms.iter().sum::<f64>() <= total["ms"].as_f64().unwrap() * 1.0001, "{rows:?}");
+        assert!(nodes.iter().all(|r| r["layer"].as_str().is_some_and(|n| n.starts_with('/'))), "node names");
+        let kinds = ["conv3x3", "conv1x1", "depthwise", "conv other", "other"];
+        assert!(nodes.iter().all(|r| kinds.contains(&r["block"].as_str().unwrap_or(""))), "kinds: {nodes:?}");
+    } else {
+        assert!(nodes.is_empty(), "without GPU timestamps there are no per-node times: {rows:?}");
+    }
+    let e = run(bin().args(["bench", "--nodes", "3"]));
+    assert!(!e.status.success());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("error: --nodes lists a model's slowest nodes"));
+}
+
 #[test]
 fn kernels_of_a_model_are_exported_depthwise_as_one_row() {
     if !gpu_available() {
