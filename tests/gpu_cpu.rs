@@ -530,3 +530,62 @@ fn depthwise_halo_rows_match_the_cpu() {
         assert_close(&format!("halo case {n}"), &got.data, &cpu[0].data, 2e-6);
     }
 }
+
+/// Depthwise convs at stride 2 (four outputs along x per invocation, rows of the block
+/// sharing input rows) against the CPU: odd widths and heights (partial blocks), maps of 16
+/// rows and more (3 rows a block) and fewer, 3×3 and 5×5 with asymmetric padding, a stride
+/// of 2 along x only, channels packed and not.
+#[test]
+fn strided_depthwise_matches_the_cpu() {
+    use convscope::graph::*;
+    use convscope::ops::{StepGeom, depthwise};
+    let Some(ctx) = test_context() else { return };
+    let mut r = Mt19937::new(31);
+    let c = 3;
+    // (kernel, stride [y, x], pads [top, left, bottom, right], input h, w)
+    let cases: [(usize, [usize; 2], [usize; 4], usize, usize); 5] = [
+        (3, [2, 2], [1, 1, 1, 1], 56, 57),
+        (5, [2, 2], [2, 1, 2, 3], 37, 30),
+        (3, [2, 2], [0, 0, 0, 0], 9, 11),
+        (3, [1, 2], [1, 0, 1, 2], 20, 23),
+        (3, [2, 2], [1, 1, 1, 1], 300, 330),
+    ];
+    let mut rows3 = false;
+    for (n, (k, stride, pads, h, w)) in cases.into_iter().enumerate() {
+        let conv = ConvG {
+            cin: c,
+            cout: c,
+            kh: k,
+            kw: k,
+            stride,
+            dilation: [1, 1],
+            pads,
+            groups: c,
+            transpose: false,
+            output_padding: [0, 0],
+            weight: r.uniform(c * k * k, -0.5, 0.5),
+            bias: r.uniform(c, -0.1, 0.1),
+        };
+        let (oh, ow) = ((h + pads[0] + pads[2] - k) / stride[0] + 1, (w + pads[1] + pads[3] - k) / stride[1] + 1);
+        let g = StepGeom {
+            input: Shape::new(c, h, w),
+            output: Shape::new(c, oh, ow),
+            in_row0: 0,
+            in_rows: h,
+            out_row0: 0,
+            out_rows: oh,
+        };
+        assert_eq!(depthwise::outputs_per_invocation(&conv), 4, "case {n}");
+        rows3 |= depthwise::rows_per_invocation(&conv, &g) == 3;
+        let graph = common::graph_of(vec![("dw", Op::ConvG(conv), vec!["input"])]);
+        let input = random_input(60 + n as i64, c, h, w);
+        let cpu = reference::forward_graph(&graph, &input).unwrap();
+        let mut exec = common::executor(ctx);
+        let gn = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
+        let acts = exec.run(ctx, &gn, &input).unwrap();
+        let got = acts.read(ctx, 1).unwrap();
+        assert_eq!(got.shape, cpu[0].shape, "case {n}");
+        assert_close(&format!("strided case {n}"), &got.data, &cpu[0].data, 2e-6);
+    }
+    assert!(rows3, "some case runs blocks of 3 rows");
+}

@@ -41,10 +41,16 @@ super::wgsl_struct! {
 /// neighbouring outputs (written out unrolled: indexed arrays live in memory on llvmpipe).
 /// Measured on lavapipe (`bench --shape`, 3×3, stride 1, rows flattened, subgroup form, 96
 /// channels at 56² and 32 at 112²): four outputs 1.18 and 1.56 ms against two's 1.92 and
-/// 2.5; eight with vec4 stores 0.89–0.93 and 1.18–1.25. At stride 2 the shared inputs are
-/// fewer and one is best.
+/// 2.5; eight with vec4 stores 0.89–0.93 and 1.18–1.25. At stride 2 (the shared inputs
+/// are fewer) four: 72 channels 3×3 at 56² 1.63 → 0.25–0.34 ms against one output's (with
+/// the subgroup weights, vec4 stores and rows of the blocks), 16 at 112² 1.49 → 0.24–0.31,
+/// eight 0.75 and 0.6 (mobilenet_v3_small's stride-2 layers).
 pub fn outputs_per_invocation(c: &ConvG) -> u32 {
-    if c.stride[1] == 1 && c.kw <= 7 { 8 } else { 1 }
+    match c.stride[1] {
+        1 if c.kw <= 7 => 8,
+        2 if c.kw <= 7 && c.dilation[1] == 1 => 4,
+        _ => 1,
+    }
 }
 
 /// Output rows each invocation computes (blocks of more than one output along x only):
