@@ -543,7 +543,8 @@ fn strided_depthwise_matches_the_cpu() {
     let mut r = Mt19937::new(31);
     let c = 3;
     // (kernel, stride [y, x], pads [top, left, bottom, right], input h, w)
-    let cases: [(usize, [usize; 2], [usize; 4], usize, usize); 5] = [
+    type Strided = (usize, [usize; 2], [usize; 4], usize, usize);
+    let cases: [Strided; 5] = [
         (3, [2, 2], [1, 1, 1, 1], 56, 57),
         (5, [2, 2], [2, 1, 2, 3], 37, 30),
         (3, [2, 2], [0, 0, 0, 0], 9, 11),
