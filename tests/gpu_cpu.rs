@@ -399,13 +399,7 @@ fn gemm_matches_the_cpu_in_both_forms() {
             ("fc", Op::Gemm { k, n, weight, bias }, vec!["flat"]),
         ]);
         let input = random_input(k as i64, k, 1, 1);
-        let cpu = reference::forward_graph(&graph, &input).unwrap();
-        let mut exec = common::executor(ctx);
-        let g = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
-        let acts = exec.run(ctx, &g, &input).unwrap();
-        let got = acts.read(ctx, 2).unwrap();
-        assert_eq!(got.shape, cpu[1].shape);
-        assert_close(&format!("gemm k {k} n {n}"), &got.data, &cpu[1].data, 1e-5);
+        common::assert_graph_matches_cpu(ctx, &format!("gemm k {k} n {n}"), &graph, &input, 1e-5);
     }
 }
 
@@ -521,13 +515,7 @@ fn depthwise_halo_rows_match_the_cpu() {
         assert_eq!(packed, n < 5, "case {n}: only the last is unpacked");
         let graph = common::graph_of(vec![("dw", Op::ConvG(conv), vec!["input"])]);
         let input = random_input(40 + n as i64, c, h, w);
-        let cpu = reference::forward_graph(&graph, &input).unwrap();
-        let mut exec = common::executor(ctx);
-        let gn = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
-        let acts = exec.run(ctx, &gn, &input).unwrap();
-        let got = acts.read(ctx, 1).unwrap();
-        assert_eq!(got.shape, cpu[0].shape);
-        assert_close(&format!("halo case {n}"), &got.data, &cpu[0].data, 2e-6);
+        common::assert_graph_matches_cpu(ctx, &format!("halo case {n}"), &graph, &input, 2e-6);
     }
 }
 
@@ -580,13 +568,7 @@ fn strided_depthwise_matches_the_cpu() {
         rows3 |= depthwise::rows_per_invocation(&conv, &g) == 3;
         let graph = common::graph_of(vec![("dw", Op::ConvG(conv), vec!["input"])]);
         let input = random_input(60 + n as i64, c, h, w);
-        let cpu = reference::forward_graph(&graph, &input).unwrap();
-        let mut exec = common::executor(ctx);
-        let gn = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
-        let acts = exec.run(ctx, &gn, &input).unwrap();
-        let got = acts.read(ctx, 1).unwrap();
-        assert_eq!(got.shape, cpu[0].shape, "case {n}");
-        assert_close(&format!("strided case {n}"), &got.data, &cpu[0].data, 2e-6);
+        common::assert_graph_matches_cpu(ctx, &format!("strided case {n}"), &graph, &input, 2e-6);
     }
     assert!(rows3, "some case runs blocks of 3 rows");
 }

@@ -133,6 +133,26 @@ pub fn executor(ctx: &GpuContext) -> Executor {
     Executor::with_env(ctx, &convscope::env::EngineEnv::default())
 }
 
+/// Runs `graph` on `input` on the GPU (tuned kernels) and compares its last node's tensor,
+/// whole, with the CPU twins' within `tol`.
+pub fn assert_graph_matches_cpu(
+    ctx: &GpuContext,
+    what: &str,
+    graph: &convscope::graph::Graph,
+    input: &Tensor,
+    tol: f32,
+) {
+    let cpu = convscope::reference::forward_graph(graph, input).expect("CPU forward");
+    let mut exec = executor(ctx);
+    let g = exec.upload(ctx, graph, ConvKernel::Tuned).expect("upload");
+    let acts = exec.run(ctx, &g, input).expect("run");
+    let last = graph.nodes.len();
+    let got = acts.read(ctx, last).expect("read back");
+    let want = &cpu[last - 1];
+    assert_eq!(got.shape, want.shape, "{what}");
+    assert_close(what, &got.data, &want.data, tol);
+}
+
 /// A graph of `(name, op, inputs)` nodes, each writing the tensor of its name.
 pub fn graph_of(ops: Vec<(&str, convscope::graph::Op, Vec<&str>)>) -> convscope::graph::Graph {
     convscope::graph::Graph {

@@ -396,13 +396,19 @@ fn grouped_1x1(w: &mut String, (px, ocv): (u32, u32), l: u32, stride: u32, subgr
             }
         }
     };
-    let _ = writeln!(w, "    for (var ci0 = 0u; ci0 + {CIG_1X1}u <= CIN; ci0 += {CIG_1X1}u) {{");
-    group(w, CIG_1X1, "        ");
+    channel_groups(w, CIG_1X1, group);
+}
+
+/// The input-channel loop in groups of `cig` channels from `ci0`: whole groups, then the
+/// remaining channels as one shorter group (CIN is a constant: the driver drops the
+/// branches not taken). `group(w, n, indent)` writes one group of `n` channels.
+pub(super) fn channel_groups(w: &mut String, cig: u32, group: impl Fn(&mut String, u32, &str)) {
+    use std::fmt::Write as _;
+    let _ = writeln!(w, "    for (var ci0 = 0u; ci0 + {cig}u <= CIN; ci0 += {cig}u) {{");
+    group(w, cig, "        ");
     let _ = writeln!(w, "    }}");
-    // The remaining channels as one shorter group (CIN is a constant: the driver drops the
-    // branches not taken).
-    for rem in 1..CIG_1X1 {
-        let _ = writeln!(w, "    if (CIN % {CIG_1X1}u == {rem}u) {{");
+    for rem in 1..cig {
+        let _ = writeln!(w, "    if (CIN % {cig}u == {rem}u) {{");
         let _ = writeln!(w, "        let ci0 = CIN - {rem}u;");
         group(w, rem, "        ");
         let _ = writeln!(w, "    }}");

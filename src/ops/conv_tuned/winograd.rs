@@ -4,7 +4,7 @@
 //! transformed and packed on the host; the shader text is written here. CPU port of every
 //! stage: `reference::winograd`.
 
-use super::codegen::{Vec4Rows, load_row, store_block};
+use super::codegen::{Vec4Rows, channel_groups, load_row, store_block};
 use super::subgroup_run;
 use crate::graph::Conv2d;
 use crate::reference::winograd::weight_transform;
@@ -143,15 +143,7 @@ pub fn winograd_block(px: u32, ocv: u32, rows: Vec4Rows) -> String {
             }
         }
     };
-    let _ = writeln!(w, "    for (var ci0 = 0u; ci0 + {WINO_CIG}u <= CIN; ci0 += {WINO_CIG}u) {{");
-    group(w, WINO_CIG, "        ");
-    let _ = writeln!(w, "    }}");
-    for rem in 1..WINO_CIG {
-        let _ = writeln!(w, "    if (CIN % {WINO_CIG}u == {rem}u) {{");
-        let _ = writeln!(w, "        let ci0 = CIN - {rem}u;");
-        group(w, rem, "        ");
-        let _ = writeln!(w, "    }}");
-    }
+    channel_groups(w, WINO_CIG, group);
     // Output transform: along the rows (s{t}_{y}{j}), then along x, plus the bias.
     for o in 0..ocv {
         for t in 0..tiles {
