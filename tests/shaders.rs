@@ -249,6 +249,8 @@ fn depthwise_specialisations_are_valid() {
                 convscope::ops::conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 9, p: [0.0; 2] };
             for e in [Default::default(), fused] {
                 let spec = depthwise::pipeline_for(&c, &g, subgroup, &e);
+                // The executor looks the pipeline up by this key before writing the shader.
+                assert_eq!(depthwise::pipeline_key(&c, &g, subgroup, &e), spec.key);
                 assert_eq!(spec.source.contains("subgroupBroadcast"), subgroup && unrolled, "{}", spec.key);
                 assert_eq!(spec.source.contains("store4("), vec4, "{}", spec.key);
                 validate(&spec.key, &spec.source);

@@ -56,6 +56,15 @@ impl Caches {
         })
     }
 
+    /// The pipeline built under `key`, if any (a hit).
+    pub fn cached(&mut self, key: &str) -> Option<wgpu::ComputePipeline> {
+        let p = self.pipelines.get(key).cloned();
+        if p.is_some() {
+            self.stats.pipeline_hits += 1;
+        }
+        p
+    }
+
     pub fn pipeline(&mut self, ctx: &GpuContext, spec: &PipelineSpec) -> wgpu::ComputePipeline {
         if let Some(p) = self.pipelines.get(&spec.key) {
             self.stats.pipeline_hits += 1;

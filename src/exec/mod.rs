@@ -18,7 +18,7 @@ use submit::{Submitter, report};
 use crate::env::EngineEnv;
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
-use crate::ops::conv_tuned::Block;
+use crate::ops::conv_tuned::{Block, Epilogue, SHADER as CONV_TUNED};
 use crate::ops::{self, ConvKernel, GpuNode, PipelineSpec, Res, StepGeom};
 use crate::plan::{Keep, Limits, Plan};
 use crate::tensor::{Shape, Tensor};
@@ -350,15 +350,25 @@ impl Executor {
                 out_rows: ob.rows,
             };
             let fused = step.fusion.map(|f| &plan.fusions[f]);
-            let spec = match (node, fused) {
-                (GpuNode::ConvTuned(c), Some(f)) => {
-                    ops::conv_tuned::pipeline_fused(&c.spec, &c.block, &g, &epilogue(net, f))
-                }
-                (GpuNode::Depthwise(d), Some(f)) => d.pipeline_fused(&g, &epilogue(net, f)),
-                (GpuNode::Binary(_), Some(f)) => ops::binary::pipeline_fused(&epilogue(net, f)),
-                _ => node.pipeline(&g),
+            // The convs' shader text is written only when its pipeline is not built yet.
+            let e = fused.map_or_else(Epilogue::default, |f| epilogue(net, f));
+            let key = match node {
+                GpuNode::ConvTuned(c) => Some((ops::conv_tuned::pipeline_key(&c.spec, &c.block, &g, &e), &CONV_TUNED)),
+                GpuNode::Depthwise(d) => Some((d.pipeline_key(&g, &e), &ops::depthwise::SHADER)),
+                _ => None,
             };
-            let pipeline = self.caches.pipeline(ctx, &spec);
+            let (pipeline, shader) = match key.and_then(|(k, s)| self.caches.cached(&k).map(|p| (p, s))) {
+                Some(hit) => hit,
+                None => {
+                    let spec = match (node, fused) {
+                        (GpuNode::ConvTuned(c), Some(_)) => ops::conv_tuned::pipeline_fused(&c.spec, &c.block, &g, &e),
+                        (GpuNode::Depthwise(d), Some(_)) => d.pipeline_fused(&g, &e),
+                        (GpuNode::Binary(_), Some(_)) => ops::binary::pipeline_fused(&e),
+                        _ => node.pipeline(&g),
+                    };
+                    (self.caches.pipeline(ctx, &spec), spec.shader)
+                }
+            };
             let ins: Vec<Shape> = step.inputs.iter().map(|&t| plan.tensors[t].shape).collect();
             let mut groups = Vec::new();
             for (k, d) in node.dispatch(&g, &ins, max_wg).into_iter().enumerate() {
@@ -386,7 +396,7 @@ impl Executor {
                     resources.extend(extra.into_iter().last());
                 }
                 let label = format!("{name} band {} dispatch {k} bind group", step.band);
-                groups.push((self.caches.bind_group(ctx, spec.shader, &label, resources), d.workgroups));
+                groups.push((self.caches.bind_group(ctx, shader, &label, resources), d.workgroups));
             }
             let ts = timer.map(|t| t.writes(pass_node.len()));
             pass_node.push(i);
@@ -584,7 +594,7 @@ fn upload_input(ctx: &GpuContext, plan: &Plan, rb: &RunBuffers, input: &Tensor) 
 }
 
 /// The epilogue of fusion `f`: what the shader writes and which activation it applies.
-fn epilogue(net: &GpuNetwork, f: &crate::plan::fusion::Fusion) -> ops::conv_tuned::Epilogue {
+fn epilogue(net: &GpuNetwork, f: &crate::plan::fusion::Fusion) -> Epilogue {
     let act = f.act.and_then(|a| match &net.nodes[a] {
         GpuNode::Pointwise(p) => p.fused_activation(),
         _ => None,

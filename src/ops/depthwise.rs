@@ -250,9 +250,33 @@ pub fn store_fn(e: &Epilogue) -> String {
     super::conv_tuned::with_erf(e, store)
 }
 
+/// The cache key of [`pipeline_for`]'s shader, without writing the shader (see
+/// `conv_tuned::pipeline_key`).
+pub fn pipeline_key(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> String {
+    let (px, py) = (outputs_per_invocation(c), rows_per_invocation(c, g));
+    let vec4 = px > 1 && vec4_output(g, px);
+    let key = format!(
+        "depthwise {}x{}x{} k{}x{} s{:?} d{:?} p{:?} {}x{} px{px} py{py}{}{}",
+        c.cin,
+        g.input.h,
+        g.input.w,
+        c.kh,
+        c.kw,
+        c.stride,
+        c.dilation,
+        c.pads,
+        g.output.h,
+        g.output.w,
+        if subgroup { " subgroups" } else { "" },
+        if vec4 { " vec4" } else { "" }
+    );
+    if *e == Epilogue::default() { key } else { format!("{key} fused {e:?}") }
+}
+
 /// The depthwise shader specialised to `c` at geometry `g`, in subgroup form when
 /// `subgroup` (blocks of more than one output only), with the fused epilogue `e`.
 pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> PipelineSpec {
+    let key = pipeline_key(c, g, subgroup, e);
     let u = |v: usize| v as u32;
     let px = outputs_per_invocation(c);
     let py = rows_per_invocation(c, g);
@@ -276,14 +300,8 @@ pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> Pi
         ("NBY", u(g.output.h.div_ceil(py as usize))),
         ("PACK", u32::from(packs_channels(blocks_per_channel(px, py, g)))),
     ];
-    let key = format!(
-        "depthwise {}x{}x{} k{}x{} s{:?} d{:?} p{:?} {}x{}",
-        c.cin, g.input.h, g.input.w, c.kh, c.kw, c.stride, c.dilation, c.pads, g.output.h, g.output.w
-    );
     let vec4 = px > 1 && vec4_output(g, px);
     let halo = px > 1 && halo_rows(c, g, px, subgroup);
-    let key =
-        format!("{key} px{px} py{py}{}{}", if subgroup { " subgroups" } else { "" }, if vec4 { " vec4" } else { "" });
     let mut src = super::conv_tuned::specialise(SHADER.source, &values);
     if px > 1 {
         let begin = src.find("    // @body-begin").expect("@body-begin marker");
@@ -310,7 +328,6 @@ pub fn pipeline_for(c: &ConvG, g: &StepGeom, subgroup: bool, e: &Epilogue) -> Pi
             }
         }
     }
-    let key = if *e == Epilogue::default() { key } else { format!("{key} fused {e:?}") };
     let store = if vec4 { store4_fn(e) } else { store_fn(e) };
     let src = super::conv_tuned::replace_store(&src, &store);
     PipelineSpec { key, source: Cow::Owned(src), shader: &SHADER }
@@ -355,6 +372,11 @@ impl Depthwise {
     /// As [`Depthwise::pipeline`] with a fused batch norm and/or activation.
     pub fn pipeline_fused(&self, g: &StepGeom, e: &Epilogue) -> PipelineSpec {
         pipeline_for(&self.attrs, g, self.subgroup, e)
+    }
+
+    /// The key of [`Depthwise::pipeline_fused`]'s shader (`e` default: of `pipeline`).
+    pub fn pipeline_key(&self, g: &StepGeom, e: &Epilogue) -> String {
+        pipeline_key(&self.attrs, g, self.subgroup, e)
     }
 
     pub fn dispatch(&self, g: &StepGeom, max_workgroups: u32) -> Dispatch<'_> {
