@@ -29,6 +29,11 @@ const L: u32 = 1u;
 const NBX: u32 = 49u;
 // Output rows per invocation (1 in the loop form; see `unrolled_block`).
 const PY: u32 = 1u;
+// Invocations per workgroup: 64, or 8 (one subgroup on lavapipe) where the host packs the
+// channel blocks of a small layer into the invocation index: a 7×7 layer's few dozen
+// invocations then make several workgroups, which the CPU adapter's threads share, instead
+// of one that a single thread runs.
+const WG: u32 = 64u;
 // Fused epilogue (a batch norm and/or an activation that directly follow the conv): 1 to
 // write the conv's own output, 1 to apply the batch norm `y = v · alpha[c] + beta[c]`, 1
 // to write its result; the activation (0 none, else `pointwise.wgsl`'s modes 3..9 and 10
@@ -120,13 +125,13 @@ fn store(co: u32, oyl: u32, ox: u32, v: f32) {
 
 // One invocation computes PX x outputs (ox0, ox0 + L, …) of one row for 4·OCV output
 // channels; the channel block comes from workgroup_id.z so every weight load is uniform.
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let idx = gid.x + gid.y * nwg.x * 64u;
+    let idx = gid.x + gid.y * nwg.x * WG;
     if (idx >= NBX * ((band.out_rows + PY - 1u) / PY)) {
         return;
     }

@@ -379,6 +379,7 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
             ("L", b.lanes),
             ("NBX", u(invocations_per_row(g.output.w, b))),
             ("PY", b.py),
+            ("WG", workgroup_size(packed)),
             ("WRITE_RAW", u32::from(e.write_raw)),
             ("FUSE_BN", u32::from(e.bn)),
             ("WRITE_BN", u32::from(e.write_bn)),
@@ -407,9 +408,11 @@ impl TunedConv {
         let blocks = self.groups / self.block.ocv as usize;
         let ((x, y), z) = if packs_blocks(&block, self.spec.k, invocations) {
             // Every output-channel block in the invocation index (see SUBGROUP_EDITS).
-            (split_workgroups((invocations.next_multiple_of(8) * blocks).div_ceil(64) as u32, max_workgroups), 1)
+            let wg = workgroup_size(true) as usize;
+            (split_workgroups((invocations.next_multiple_of(8) * blocks).div_ceil(wg) as u32, max_workgroups), 1)
         } else {
-            (split_workgroups(invocations.div_ceil(64) as u32, max_workgroups), blocks as u32)
+            let wg = workgroup_size(false) as usize;
+            (split_workgroups(invocations.div_ceil(wg) as u32, max_workgroups), blocks as u32)
         };
         Dispatch {
             params: bytemuck::bytes_of(&band).to_vec(),

@@ -421,6 +421,15 @@ pub(super) fn channel_groups(w: &mut String, cig: u32, group: impl Fn(&mut Strin
 /// block) 6.7 → 5.4 ms; but the 5×5 chain layers (7000 a block) 20–30% slower with 12x4s.
 pub const PACK_BELOW: usize = 1024;
 
+/// Invocations per workgroup (`WG` in `conv2d_tuned.wgsl`): one subgroup of 8 where the
+/// channel blocks are packed ([`packs_blocks`]), else 64. On lavapipe a workgroup runs on
+/// one thread: 576→96 1×1 at 7×7 (48 invocations) ran as one workgroup on one of the two
+/// cores, 0.48 ms; in workgroups of 8, 0.22–0.25 ms. 3×3 64→64 at 56² (8x4w, 13 workgroups
+/// of 64) 3.85 → 3.5–3.7 ms, its work now split evenly; 1×1 64→256 at 56² the same.
+pub fn workgroup_size(packed: bool) -> u32 {
+    if packed { 8 } else { 64 }
+}
+
 /// Whether a conv with kernel size `k` and `invocations` per output-channel block runs with
 /// its blocks packed into the invocation index.
 pub fn packs_blocks(b: &Block, k: usize, invocations: usize) -> bool {
@@ -442,8 +451,8 @@ const SUBGROUP_EDITS: [(&str, &str); 3] = [
         "    @builtin(num_workgroups) nwg: vec3<u32>,\n    @builtin(subgroup_invocation_id) sgl: u32,\n",
     ),
     (
-        "    let idx = gid.x + gid.y * nwg.x * 64u;\n    if (idx >= NBX * ((band.out_rows + PY - 1u) / PY)) {\n        return;\n    }\n",
-        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * ((band.out_rows + PY - 1u) / PY) - 1u);\n    let ocb = wid.z;\n",
+        "    let idx = gid.x + gid.y * nwg.x * WG;\n    if (idx >= NBX * ((band.out_rows + PY - 1u) / PY)) {\n        return;\n    }\n",
+        "    let idx = min(gid.x + gid.y * nwg.x * WG, NBX * ((band.out_rows + PY - 1u) / PY) - 1u);\n    let ocb = wid.z;\n",
     ),
 ];
 
@@ -453,8 +462,8 @@ const SUBGROUP_EDITS: [(&str, &str); 3] = [
 /// a block) fills its workgroups of 64 instead of running 50 idle lanes a block.
 const PACKED_EDITS: [(&str, &str); 2] = [
     (
-        "    let idx = min(gid.x + gid.y * nwg.x * 64u, NBX * ((band.out_rows + PY - 1u) / PY) - 1u);\n    let ocb = wid.z;\n",
-        "    let per = NBX * ((band.out_rows + PY - 1u) / PY);\n    let per8 = (per + 7u) / 8u * 8u;\n    let flat = gid.x + gid.y * nwg.x * 64u;\n    let ocb = min(flat / per8, NOCB - 1u);\n    let idx = min(flat % per8, per - 1u);\n",
+        "    let idx = min(gid.x + gid.y * nwg.x * WG, NBX * ((band.out_rows + PY - 1u) / PY) - 1u);\n    let ocb = wid.z;\n",
+        "    let per = NBX * ((band.out_rows + PY - 1u) / PY);\n    let per8 = (per + 7u) / 8u * 8u;\n    let flat = gid.x + gid.y * nwg.x * WG;\n    let ocb = min(flat / per8, NOCB - 1u);\n    let idx = min(flat % per8, per - 1u);\n",
     ),
     ("    let g0 = wid.z * OCV;\n", "    let g0 = ocb * OCV;\n"),
 ];
