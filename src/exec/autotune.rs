@@ -30,6 +30,8 @@ pub const BUDGET_MS: f64 = 800.0;
 /// A candidate replaces the adapter's default block only when it takes less than this
 /// fraction of the default's time.
 pub const MARGIN: f64 = 0.85;
+/// Timed runs of each candidate (in turns; the best counts).
+pub const ROUNDS: usize = 5;
 /// Output rows the candidates are timed on at least (the cost per row of a layer hardly
 /// varies), more for thin layers: see [`probe_rows`].
 pub const PROBE_ROWS: usize = 16;
@@ -302,7 +304,7 @@ impl Executor {
 
     /// Times each candidate block on the first [`probe_rows`] output rows of a
     /// conv of shape `c` on an input of `ins`: the fastest (GPU timestamps where the
-    /// adapter has them, else wall time; best of three after a warm-up).
+    /// adapter has them, else wall time; best of [`ROUNDS`] runs taken in turns after a warm-up each).
     fn measure(
         &mut self,
         ctx: &GpuContext,
@@ -326,20 +328,29 @@ impl Executor {
         };
         let x = Tensor::new(probe, vec![0.5; probe.len()]);
         let opts = RunOptions { keep: Keep::Only(vec![1]), ..Default::default() };
-        let mut best: Option<Choice> = None;
-        let mut default_ms = f64::INFINITY;
+        // Every candidate compiled and warmed up first, then timed in turns, the best of
+        // ROUNDS each: a burst of load from elsewhere then slows every candidate once
+        // instead of all of one candidate's runs (timed one after another, a noisy minute
+        // chose 8x6s for conv2 at 31.8 ms, 1.6× its best block).
+        let mut timed = Vec::new();
         for block in candidates(cpu, ctx.subgroups, c.k, c.stride, default) {
             let g = self.upload_with_block(ctx, &graph, ConvKernel::Tuned, block)?;
             self.run_with(ctx, &g, &x, &opts)?;
-            let mut ms = f64::INFINITY;
-            for _ in 0..3 {
-                let a = self.run_with(ctx, &g, &x, &opts)?;
+            timed.push((block, g, f64::INFINITY));
+        }
+        for _ in 0..ROUNDS {
+            for (_, g, ms) in timed.iter_mut() {
+                let a = self.run_with(ctx, g, &x, &opts)?;
                 let t = match &a.node_ms {
                     Some((v, Timing::Gpu)) => v.iter().sum(),
                     _ => a.wall_ms,
                 };
-                ms = ms.min(t);
+                *ms = ms.min(t);
             }
+        }
+        let mut best: Option<Choice> = None;
+        let mut default_ms = f64::INFINITY;
+        for &(block, _, ms) in &timed {
             if block == default {
                 default_ms = ms;
             }
