@@ -7,6 +7,7 @@
 pub mod activations;
 pub mod autotune;
 pub mod cache;
+mod pipelines;
 pub mod pool;
 mod submit;
 pub mod timing;
@@ -18,7 +19,7 @@ use submit::{Submitter, report};
 use crate::env::EngineEnv;
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
-use crate::ops::conv_tuned::{Block, Epilogue, SHADER as CONV_TUNED};
+use crate::ops::conv_tuned::Block;
 use crate::ops::{self, ConvKernel, GpuNode, PipelineSpec, Res, StepGeom};
 use crate::plan::{Keep, Limits, Plan};
 use crate::tensor::{Shape, Tensor};
@@ -350,25 +351,7 @@ impl Executor {
                 out_rows: ob.rows,
             };
             let fused = step.fusion.map(|f| &plan.fusions[f]);
-            // The convs' shader text is written only when its pipeline is not built yet.
-            let e = fused.map_or_else(Epilogue::default, |f| epilogue(net, f));
-            let key = match node {
-                GpuNode::ConvTuned(c) => Some((ops::conv_tuned::pipeline_key(&c.spec, &c.block, &g, &e), &CONV_TUNED)),
-                GpuNode::Depthwise(d) => Some((d.pipeline_key(&g, &e), &ops::depthwise::SHADER)),
-                _ => None,
-            };
-            let (pipeline, shader) = match key.and_then(|(k, s)| self.caches.cached(&k).map(|p| (p, s))) {
-                Some(hit) => hit,
-                None => {
-                    let spec = match (node, fused) {
-                        (GpuNode::ConvTuned(c), Some(_)) => ops::conv_tuned::pipeline_fused(&c.spec, &c.block, &g, &e),
-                        (GpuNode::Depthwise(d), Some(_)) => d.pipeline_fused(&g, &e),
-                        (GpuNode::Binary(_), Some(_)) => ops::binary::pipeline_fused(&e),
-                        _ => node.pipeline(&g),
-                    };
-                    (self.caches.pipeline(ctx, &spec), spec.shader)
-                }
-            };
+            let (pipeline, shader) = pipelines::step_pipeline(&mut self.caches, ctx, net, node, &g, fused);
             let ins: Vec<Shape> = step.inputs.iter().map(|&t| plan.tensors[t].shape).collect();
             let mut groups = Vec::new();
             for (k, d) in node.dispatch(&g, &ins, max_wg).into_iter().enumerate() {
@@ -590,20 +573,5 @@ fn upload_input(ctx: &GpuContext, plan: &Plan, rb: &RunBuffers, input: &Tensor) 
             rows.extend_from_slice(&input.data[start..start + b.rows * s.w]);
         }
         ctx.queue.write_buffer(&rb.bands[b.buffer], 0, bytemuck::cast_slice(&rows));
-    }
-}
-
-/// The epilogue of fusion `f`: what the shader writes and which activation it applies.
-fn epilogue(net: &GpuNetwork, f: &crate::plan::fusion::Fusion) -> Epilogue {
-    let act = f.act.and_then(|a| match &net.nodes[a] {
-        GpuNode::Pointwise(p) => p.fused_activation(),
-        _ => None,
-    });
-    ops::conv_tuned::Epilogue {
-        write_raw: f.write_raw,
-        bn: f.bn.is_some(),
-        write_bn: f.write_bn,
-        act: act.map_or(0, |a| a.0),
-        p: act.map_or([0.0; 2], |a| a.1),
     }
 }
