@@ -464,6 +464,43 @@ fn autotune_measures_once_caches_on_disk_and_survives_a_corrupt_file() {
     assert!(std::fs::read_to_string(&file).unwrap().contains(&version), "the corrupt file was rewritten");
 }
 
+/// A depthwise conv of `c` channels, kernel `k`, with random weights, and the geometry of
+/// running it whole on an input of `h`×`w`.
+fn depthwise_case(
+    r: &mut Mt19937,
+    c: usize,
+    k: usize,
+    stride: [usize; 2],
+    pads: [usize; 4],
+    h: usize,
+    w: usize,
+) -> (convscope::graph::ConvG, convscope::ops::StepGeom) {
+    let conv = convscope::graph::ConvG {
+        cin: c,
+        cout: c,
+        kh: k,
+        kw: k,
+        stride,
+        dilation: [1, 1],
+        pads,
+        groups: c,
+        transpose: false,
+        output_padding: [0, 0],
+        weight: r.uniform(c * k * k, -0.5, 0.5),
+        bias: r.uniform(c, -0.1, 0.1),
+    };
+    let (oh, ow) = ((h + pads[0] + pads[2] - k) / stride[0] + 1, (w + pads[1] + pads[3] - k) / stride[1] + 1);
+    let g = convscope::ops::StepGeom {
+        input: Shape::new(c, h, w),
+        output: Shape::new(c, oh, ow),
+        in_row0: 0,
+        in_rows: h,
+        out_row0: 0,
+        out_rows: oh,
+    };
+    (conv, g)
+}
+
 /// The depthwise kernel's halo form (each lane loads its own 8 columns as vec4s and takes
 /// the columns beside them from its neighbouring lanes) against the CPU: rows whose blocks
 /// straddle subgroups and rows, widths not multiples of 8, valid and asymmetric padding
@@ -471,7 +508,7 @@ fn autotune_measures_once_caches_on_disk_and_survives_a_corrupt_file() {
 #[test]
 fn depthwise_halo_rows_match_the_cpu() {
     use convscope::graph::*;
-    use convscope::ops::{StepGeom, depthwise};
+    use convscope::ops::depthwise;
     let Some(ctx) = test_context() else { return };
     let mut r = Mt19937::new(29);
     let c = 5;
@@ -485,29 +522,7 @@ fn depthwise_halo_rows_match_the_cpu() {
         (3, [1, 1, 1, 1], 100, 332),
     ];
     for (n, (k, pads, h, w)) in cases.into_iter().enumerate() {
-        let conv = ConvG {
-            cin: c,
-            cout: c,
-            kh: k,
-            kw: k,
-            stride: [1, 1],
-            dilation: [1, 1],
-            pads,
-            groups: c,
-            transpose: false,
-            output_padding: [0, 0],
-            weight: r.uniform(c * k * k, -0.5, 0.5),
-            bias: r.uniform(c, -0.1, 0.1),
-        };
-        let (oh, ow) = (h + pads[0] + pads[2] - k + 1, w + pads[1] + pads[3] - k + 1);
-        let g = StepGeom {
-            input: Shape::new(c, h, w),
-            output: Shape::new(c, oh, ow),
-            in_row0: 0,
-            in_rows: h,
-            out_row0: 0,
-            out_rows: oh,
-        };
+        let (conv, g) = depthwise_case(&mut r, c, k, [1, 1], pads, h, w);
         let px = depthwise::outputs_per_invocation(&conv);
         assert!(depthwise::halo_rows(&conv, &g, px, true), "case {n} runs in halo form");
         let packed =
@@ -526,7 +541,7 @@ fn depthwise_halo_rows_match_the_cpu() {
 #[test]
 fn strided_depthwise_matches_the_cpu() {
     use convscope::graph::*;
-    use convscope::ops::{StepGeom, depthwise};
+    use convscope::ops::depthwise;
     let Some(ctx) = test_context() else { return };
     let mut r = Mt19937::new(31);
     let c = 3;
@@ -541,29 +556,7 @@ fn strided_depthwise_matches_the_cpu() {
     ];
     let mut rows3 = false;
     for (n, (k, stride, pads, h, w)) in cases.into_iter().enumerate() {
-        let conv = ConvG {
-            cin: c,
-            cout: c,
-            kh: k,
-            kw: k,
-            stride,
-            dilation: [1, 1],
-            pads,
-            groups: c,
-            transpose: false,
-            output_padding: [0, 0],
-            weight: r.uniform(c * k * k, -0.5, 0.5),
-            bias: r.uniform(c, -0.1, 0.1),
-        };
-        let (oh, ow) = ((h + pads[0] + pads[2] - k) / stride[0] + 1, (w + pads[1] + pads[3] - k) / stride[1] + 1);
-        let g = StepGeom {
-            input: Shape::new(c, h, w),
-            output: Shape::new(c, oh, ow),
-            in_row0: 0,
-            in_rows: h,
-            out_row0: 0,
-            out_rows: oh,
-        };
+        let (conv, g) = depthwise_case(&mut r, c, k, stride, pads, h, w);
         assert_eq!(depthwise::outputs_per_invocation(&conv), 4, "case {n}");
         rows3 |= depthwise::rows_per_invocation(&conv, &g) == 3;
         let graph = common::graph_of(vec![("dw", Op::ConvG(conv), vec!["input"])]);
