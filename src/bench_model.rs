@@ -62,6 +62,12 @@ pub fn run(
         progress(&size, r + 2, total);
         match &acts.node_ms {
             Some((ms, Timing::Gpu)) if gpu => {
+                anyhow::ensure!(
+                    ms.len() == prep.graph.nodes.len(),
+                    "{} node times for {} nodes",
+                    ms.len(),
+                    prep.graph.nodes.len()
+                );
                 let mut sums = vec![0.0; KINDS.len()];
                 for (n, t) in prep.graph.nodes.iter().zip(ms) {
                     sums[KINDS.iter().position(|k| *k == kind_of(&n.op)).unwrap_or(KINDS.len() - 1)] += t;
