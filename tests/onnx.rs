@@ -145,6 +145,10 @@ fn bench_lists_a_models_slowest_nodes() {
         assert!(nodes.iter().all(|r| r["layer"].as_str().is_some_and(|n| n.starts_with('/'))), "node names");
         let kinds = ["conv3x3", "conv1x1", "depthwise", "conv other", "other"];
         assert!(nodes.iter().all(|r| kinds.contains(&r["block"].as_str().unwrap_or(""))), "kinds: {nodes:?}");
+        // Beside the GPU's busy time, the wall time of a run, which includes it.
+        let wall = rows.iter().find(|r| r["layer"] == "wall").expect("a wall row");
+        assert_eq!(wall["timing"], "wall");
+        assert!(wall["ms"].as_f64().unwrap() >= total["ms"].as_f64().unwrap() * 0.5, "{rows:?}");
     } else {
         assert!(nodes.is_empty(), "without GPU timestamps there are no per-node times: {rows:?}");
     }
