@@ -1,6 +1,6 @@
 // Resize of H and W on NCHW f32 buffers, nearest or bilinear, with ONNX's coordinate
-// transformations (half_pixel, pytorch_half_pixel, asymmetric, align_corners) and nearest
-// rounding modes. CPU twin: reference::graph_ops::resize.
+// transformations (half_pixel, pytorch_half_pixel, asymmetric, align_corners: applied on
+// the host, see `Bound`) and nearest rounding modes. CPU twin: reference::graph_ops::resize.
 
 struct Params {
     channels: u32,
@@ -10,28 +10,25 @@ struct Params {
     out_w: u32,
     // 1: bilinear, 0: nearest.
     linear: u32,
-    // 0 half_pixel, 1 pytorch_half_pixel, 2 asymmetric, 3 align_corners.
-    coord: u32,
     // 0 round_prefer_floor, 1 round_prefer_ceil, 2 floor, 3 ceil.
     nearest: u32,
 }
 
-@group(0) @binding(0) var<storage, read> params: Params;
+// The params, then the input coordinate of every output row and then of every output
+// column, which the host computes as the CPU twin does (ONNX's coordinate transformations
+// in f32): a GPU's division may be an ulp or two off, enough to move a coordinate off a
+// tie between two nearest neighbours (an NVIDIA H200 picked the other neighbour for
+// half_pixel with round_prefer_ceil).
+struct Bound {
+    p: Params,
+    coords: array<f32>,
+}
+
+@group(0) @binding(0) var<storage, read> params: Bound;
 // The params, copied once per invocation (see `ops::PARAMS`).
 var<private> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
-
-// The input coordinate of output coordinate o on an axis of n_in -> n_out values.
-fn source(o: u32, n_in: u32, n_out: u32) -> f32 {
-    let scale = f32(n_out) / f32(n_in);
-    switch p.coord {
-        case 0u: { return (f32(o) + 0.5) / scale - 0.5; }
-        case 1u: { return select(0.0, (f32(o) + 0.5) / scale - 0.5, n_out > 1u); }
-        case 2u: { return f32(o) / scale; }
-        default: { return select(0.0, f32(o) * f32(n_in - 1u) / f32(n_out - 1u), n_out > 1u); }
-    }
-}
 
 fn nearest_index(v: f32, n: u32) -> u32 {
     var i: f32;
@@ -53,7 +50,7 @@ fn at(c: u32, y: u32, x: u32) -> f32 {
 // (channel, row, column).
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    p = params;
+    p = params.p;
     let i = gid.x + gid.y * nwg.x * 64u;
     let ox = i % p.out_w;
     let oy = (i / p.out_w) % p.out_h;
@@ -61,8 +58,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (ox >= p.out_w || oy >= p.out_h || c >= p.channels) {
         return;
     }
-    let fy = source(oy, p.in_h, p.out_h);
-    let fx = source(ox, p.in_w, p.out_w);
+    let fy = params.coords[oy];
+    let fx = params.coords[p.out_h + ox];
     var v: f32;
     if (p.linear == 1u) {
         let cy = clamp(fy, 0.0, f32(p.in_h - 1u));

@@ -79,7 +79,10 @@ mod tests {
         let e =
             parse(&[("CONVSCOPE_BLOCK", "8x2"), ("CONVSCOPE_MAX_BINDING_KB", "64"), ("CONVSCOPE_GPU_MEMORY_MB", "2")])
                 .unwrap();
-        assert_eq!(e.block, Some(Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false }));
+        assert_eq!(
+            e.block,
+            Some(Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1 })
+        );
         assert_eq!(e.max_binding, Some(64 << 10));
         assert_eq!(e.memory_budget, 2 << 20);
     }

@@ -305,7 +305,8 @@ fn bench_shape_times_single_convolutions_with_the_autotuned_block() {
     // The plain conv ran with the block autotuning chose, which is now in the cache file.
     let block = rows[0]["block"].as_str().unwrap_or_default().to_string();
     assert!(convscope::ops::conv_tuned::Block::parse(&block).is_ok(), "{block}");
-    let file = std::fs::read_to_string(cache.join("autotune-v4.json")).expect("autotune cache written");
+    let file = std::fs::read_to_string(cache.join(format!("autotune-v{}.json", convscope::exec::autotune::VERSION)))
+        .expect("autotune cache written");
     assert!(
         file.contains("\"shape\": \"8,16,3,1,1,12x20\"") && file.contains(&format!("\"block\": \"{block}\"")),
         "{file}"

@@ -25,9 +25,17 @@ fn fused_conv_batchnorm_activation_equals_separate_passes() {
     let input = random_input(4, 3, 40, 36);
     let cpu = reference::forward(&net, &input).unwrap();
     let mut exec = common::executor(ctx);
-    let g = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
+    let split_block = convscope::ops::conv_tuned::Block::parse("1x2k8").unwrap();
     let last = graph.nodes.len();
-    for keep in [Keep::All, Keep::Only(vec![last]), Keep::Only(vec![2, last])] {
+    // The adapter's block, and the split form (its own shader, the same epilogues).
+    for (keep, split) in [Keep::All, Keep::Only(vec![last]), Keep::Only(vec![2, last])]
+        .into_iter()
+        .flat_map(|k| [(k.clone(), false), (k, true)])
+    {
+        let g = match split {
+            true => exec.upload_with_block(ctx, &graph, Kernel::Tuned, split_block).unwrap(),
+            false => exec.upload(ctx, &graph, Kernel::Tuned).unwrap(),
+        };
         let plan = exec.plan(ctx, &g, input.shape, &keep).unwrap();
         assert_eq!(plan.fusions.len(), 4, "{keep:?}: conv+bn+relu twice, conv+relu twice");
         assert_eq!(plan.steps.len(), graph.nodes.len() - 6, "six passes absorbed");
@@ -39,7 +47,7 @@ fn fused_conv_batchnorm_activation_equals_separate_passes() {
                 continue;
             }
             let got = acts.read(ctx, i + 1).unwrap();
-            assert_close(&format!("{keep:?} {}", graph.nodes[i].name), &got.data, &want.data, 1e-5);
+            assert_close(&format!("{keep:?} split {split} {}", graph.nodes[i].name), &got.data, &want.data, 1e-5);
         }
         assert!(!acts.bands[last].is_empty());
     }

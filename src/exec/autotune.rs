@@ -2,7 +2,7 @@
 //! adapter at hand (as cuDNN's benchmark mode and burn's autotune do): the first time a
 //! layer shape runs, a few candidate blocks are compiled and timed on a slice of its rows,
 //! within a time budget, and the fastest is kept in memory and on disk
-//! (`~/.cache/convscope/autotune-v4.json`, keyed by adapter, driver and shape). A corrupt or
+//! (`~/.cache/convscope/autotune-v5.json`, keyed by adapter, driver and shape). A corrupt or
 //! stale file is ignored and rewritten. Every block computes the same sums in the same
 //! order, so the choice never changes a result.
 
@@ -23,13 +23,20 @@ use std::time::Instant;
 /// changed under the same block names (halo rows, taps and 1×1 channel groups summed
 /// before accumulating), which moves the best block (conv3 of the chain: 8x6s before,
 /// 12x4s now). 4: Winograd blocks (`8x4w`) became candidates for 3×3 stride-1 convs.
-pub const VERSION: u64 = 4;
+/// 5: GPUs time whole layers with a smaller margin (choices made on 16-row probes were
+/// up to 1.2× off on an H200).
+pub const VERSION: u64 = 5;
 /// Tuning time allowed per call (compiling and timing candidates); shapes left over keep
 /// the adapter's default block this time and are tuned on a later run.
 pub const BUDGET_MS: f64 = 800.0;
-/// A candidate replaces the adapter's default block only when it takes less than this
-/// fraction of the default's time.
-pub const MARGIN: f64 = 0.85;
+/// A candidate replaces the layer's default block only when it takes less than this
+/// fraction of the default's time: on a CPU adapter, where a busy machine moves timings by
+/// tens of percent; GPU timestamps of a whole layer repeat within a few percent (an H200:
+/// 0.072–0.073 ms over three runs), and there a margin this wide kept blocks 1.2× slower
+/// than the best (the chain's conv3 at 225×400: 8x2 0.200 ms against 16x2's 0.169).
+pub fn margin(cpu: bool) -> f64 {
+    if cpu { 0.85 } else { 0.95 }
+}
 /// Timed runs of each candidate (in turns; the best counts).
 pub const ROUNDS: usize = 5;
 /// Output rows the candidates are timed on at least (the cost per row of a layer hardly
@@ -38,15 +45,22 @@ pub const PROBE_ROWS: usize = 16;
 /// Arithmetic a probe does at least, in FLOP. 16 rows of the tutorial's 3→12 conv were
 /// 0.2 ms on lavapipe, where noise chose a block 3× slower on the whole layer.
 pub const PROBE_FLOP: f64 = 1e8;
+/// The same on a GPU, which a slice does not fill as the layer does: on an H200 a 16-row
+/// probe of the chain's conv2 (12→24, 5×5, 396 wide) chose 8x1, whose twice as many
+/// invocations help only a probe that leaves most cores idle: 0.065 ms on the whole layer
+/// against 8x2's 0.058; a 2 GFLOP probe of conv3 (90 of its 213 rows) kept 8x2 at 0.200
+/// against 16x2's 0.169. 10 GFLOP is the whole layer for most convs, 0.4 ms on an H200.
+pub const GPU_PROBE_FLOP: f64 = 1e10;
 
 /// Output rows to time a conv of shape `c` on at `out_w` × `out_h` outputs: at least
-/// [`PROBE_ROWS`] and [`PROBE_FLOP`], and enough that no candidate (16 outputs a row at
+/// [`PROBE_ROWS`] and `flop` ([`PROBE_FLOP`] on a CPU adapter, [`GPU_PROBE_FLOP`] on a
+/// GPU), and enough that no candidate (16 outputs a row at
 /// most) runs in the packed form ([`crate::ops::conv_tuned::PACK_BELOW`]) on the probe
 /// when it does not on the layer: conv2 of the chain, probed on 18 rows, ran its 8x6s
 /// packed and 12x4s won, but on the whole layer 8x6s was 1.3× faster. At most the layer.
-pub fn probe_rows(c: &crate::network::Conv2d, out_w: usize, out_h: usize) -> usize {
+pub fn probe_rows(c: &crate::network::Conv2d, out_w: usize, out_h: usize, flop: f64) -> usize {
     let per_row = 2.0 * (c.cin * c.cout * c.k * c.k * out_w.max(1)) as f64;
-    let rows = (PROBE_FLOP / per_row).ceil() as usize;
+    let rows = (flop / per_row).ceil() as usize;
     let unpacked = crate::ops::conv_tuned::PACK_BELOW.div_ceil(out_w.div_ceil(16).max(1));
     rows.max(unpacked).clamp(PROBE_ROWS, out_h.max(PROBE_ROWS)).min(out_h.max(1))
 }
@@ -59,7 +73,12 @@ pub fn probe_rows(c: &crate::network::Conv2d, out_w: usize, out_h: usize) -> usi
 /// depends on the layer (3→12 channels: 16x3s; 24→48: 12x4s; 1×1 64→256: 8x8s, measured
 /// on lavapipe). 3×3 stride-1 convs also try the Winograd form `8x4w` (64→64 at 56²: 3.96
 /// ms against 12x4s's 4.70; 12x4w no faster, and compiling takes 2–4 s on lavapipe, so
-/// one). GPUs prefer moderate blocks.
+/// one). GPUs prefer moderate blocks, and on layers with few outputs (a ResNet's 14×14
+/// and 7×7 stages) the split form (`1xOCVkS`), whose input channels are shared by S
+/// invocations: one invocation per block of outputs leaves most of a large GPU idle there
+/// (an H200: 256→256 3×3 at 14² 0.27 ms in its best direct block, 8x1, 0.097 in 1x1k16;
+/// 512→512 at 7² 0.103 in 1x1k32; in a sweep of 10 split blocks over 8 shapes the best was
+/// always one of these four).
 pub fn candidates(cpu: bool, subgroups: bool, k: usize, stride: usize, default: Block) -> Vec<Block> {
     let b = |s: &str| Block::parse(s).ok();
     let names: &[&str] = match (cpu, subgroups, k) {
@@ -68,8 +87,8 @@ pub fn candidates(cpu: bool, subgroups: bool, k: usize, stride: usize, default: 
         (true, true, _) => &["16x3s", "12x4s", "8x6s", "8x4s"],
         (true, false, 1) => &["8x3l8", "8x4l8", "8x4", "24x3"],
         (true, false, _) => &["24x3", "16x4", "8x4"],
-        (false, _, 1) => &["8x2l8", "4x2l8", "8x2", "4x4"],
-        (false, _, _) => &["8x2", "4x2", "8x1", "16x2"],
+        (false, _, 1) => &["8x2l8", "4x2l8", "8x2", "4x4", "1x1k16", "1x2k16", "1x1k32", "1x2k32"],
+        (false, _, _) => &["8x2", "4x2", "8x1", "16x2", "1x1k16", "1x2k16", "1x1k32", "1x2k32"],
     };
     let wino: &[&str] =
         if cpu && subgroups && crate::ops::conv_tuned::winograd_applies(k, stride) { &["8x4w"] } else { &[] };
@@ -79,7 +98,7 @@ pub fn candidates(cpu: bool, subgroups: bool, k: usize, stride: usize, default: 
 }
 
 /// The block a conv layer starts with before it is measured, and the one a candidate must
-/// beat by [`MARGIN`]: the adapter's default, except 1×1 convs on a CPU adapter with
+/// beat by [`margin`]: the adapter's default, except 1×1 convs on a CPU adapter with
 /// subgroups, whose best block depends on the width (lavapipe, `bench --shape`: 64→256 at
 /// 56² 8x8s 4.9 ms against 12x4s 6.4; 256→256 at 14² 4x8s 1.3 ms against 8x8s 2.3; 512→1280
 /// at 1×1 4x8s 0.9 ms, its channel blocks packed into workgroups, against 8x4l8's 2.9).
@@ -314,7 +333,7 @@ impl Executor {
         default: Block,
     ) -> Result<Choice> {
         let out = |n: usize| (n + 2 * c.pad).saturating_sub(c.k) / c.stride.max(1) + 1;
-        let want = probe_rows(c, out(ins.w), out(ins.h));
+        let want = probe_rows(c, out(ins.w), out(ins.h), if cpu { PROBE_FLOP } else { GPU_PROBE_FLOP });
         let rows = ins.h.min((want - 1) * c.stride + c.k);
         let probe = Shape::new(c.cin, rows.max(1), ins.w);
         let graph = Graph {
@@ -360,7 +379,7 @@ impl Executor {
         }
         // Another block must beat the default by a clear margin: on a busy machine timings
         // vary by tens of percent, and a choice made on noise would be kept for good.
-        if best.is_some_and(|b| b.ms > default_ms * MARGIN) {
+        if best.is_some_and(|b| b.ms > default_ms * margin(cpu)) {
             best = Some(Choice { block: default, ms: default_ms });
         }
         best.ok_or_else(|| anyhow::anyhow!("no candidate block"))
@@ -437,16 +456,16 @@ mod tests {
             bias: Vec::new(),
         };
         // The tutorial's conv1 at 396x596: 1800 FLOP per output, 1.07 MFLOP a row.
-        assert_eq!(probe_rows(&conv(3, 12, 5), 596, 396), 94);
+        assert_eq!(probe_rows(&conv(3, 12, 5), 596, 396, PROBE_FLOP), 94);
         // conv3: 34 MFLOP a row, but 37 invocations a row for the widest candidate: 28
         // rows, so every candidate runs unpacked as on the whole layer.
-        assert_eq!(probe_rows(&conv(24, 48, 5), 592, 392), 28);
+        assert_eq!(probe_rows(&conv(24, 48, 5), 592, 392, PROBE_FLOP), 28);
         // A wide layer: the floor of 16 rows.
-        assert_eq!(probe_rows(&conv(24, 48, 5), 2000, 392), PROBE_ROWS);
+        assert_eq!(probe_rows(&conv(24, 48, 5), 2000, 392, PROBE_FLOP), PROBE_ROWS);
         // A layer shorter than the probe: the whole layer.
-        assert_eq!(probe_rows(&conv(3, 12, 5), 596, 40), 40);
-        assert_eq!(probe_rows(&conv(3, 12, 5), 596, 3), 3);
-        assert_eq!(probe_rows(&conv(1, 1, 1), 0, 0), 1);
+        assert_eq!(probe_rows(&conv(3, 12, 5), 596, 40, PROBE_FLOP), 40);
+        assert_eq!(probe_rows(&conv(3, 12, 5), 596, 3, PROBE_FLOP), 3);
+        assert_eq!(probe_rows(&conv(1, 1, 1), 0, 0, PROBE_FLOP), 1);
     }
 
     #[test]
@@ -463,6 +482,21 @@ mod tests {
             let b = layer_default(d, true, true, 1, w);
             assert_eq!(candidates(true, true, 1, 1, b)[0], b, "the layer default is measured first");
         }
+    }
+
+    #[test]
+    fn gpus_time_whole_layers_and_cpus_a_slice() {
+        let conv =
+            |cin, cout, k| crate::network::Conv2d { cin, cout, k, stride: 1, pad: 0, weight: vec![], bias: vec![] };
+        // The chain's conv2 at 225×400 (392 outputs wide, 217 rows): a slice on lavapipe, all
+        // of it on a GPU; a GPU probe of a 4K layer is still capped by its arithmetic.
+        let c2 = conv(12, 24, 5);
+        let cpu = probe_rows(&c2, 392, 217, PROBE_FLOP);
+        assert!((PROBE_ROWS..217).contains(&cpu), "{cpu}");
+        assert_eq!(probe_rows(&c2, 392, 217, GPU_PROBE_FLOP), 217);
+        let big = probe_rows(&conv(24, 48, 5), 3836, 2156, GPU_PROBE_FLOP);
+        assert!(big < 2156 && 2.0 * (24 * 48 * 25 * 3836 * big) as f64 >= GPU_PROBE_FLOP, "{big}");
+        assert!(margin(false) > margin(true) && margin(false) < 1.0);
     }
 
     #[test]
@@ -486,6 +520,7 @@ mod tests {
                 "Winograd only for 3×3 stride 1 ({cpu} {sg} {k} {stride})"
             );
             assert_eq!(c[0], d);
+            assert_eq!(c.iter().any(|b| b.split > 1), !cpu, "split forms on GPUs only ({cpu} {sg} {k})");
             let mut names: Vec<String> = c.iter().map(Block::name).collect();
             names.sort();
             names.dedup();

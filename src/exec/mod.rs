@@ -218,7 +218,7 @@ impl Executor {
         input: &Tensor,
         opts: &RunOptions<'_>,
     ) -> Result<Activations> {
-        let rb = self.allocate(ctx, plan);
+        let rb = self.allocate(ctx, net, plan);
         upload_input(ctx, plan, &rb, input);
         let passes = plan.steps.iter().filter(|s| plan.tensors[s.output].bands[s.band].rows > 0).count();
         let timer = (ctx.timestamps && passes > 0 && passes <= MAX_TIMED_PASSES).then(|| Timestamps::new(ctx, passes));
@@ -284,7 +284,7 @@ impl Executor {
 
     /// Takes the run's buffers from the pool: one per plan buffer, statistics per tensor,
     /// and one uniform buffer with a params slot per pass.
-    fn allocate(&mut self, ctx: &GpuContext, plan: &Plan) -> RunBuffers {
+    fn allocate(&mut self, ctx: &GpuContext, net: &GpuNetwork, plan: &Plan) -> RunBuffers {
         let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         let bands = plan
             .buffers
@@ -311,9 +311,15 @@ impl Executor {
         // A step dispatches once, or once per input (Concat).
         let dispatches: usize = plan.steps.iter().map(|s| s.inputs.len().max(1)).sum();
         let slots = (dispatches + stat_passes).max(1) as u64;
+        // Tables some steps pass after their params (Resize: its coordinates), whole slots each.
+        let tables: u64 = plan
+            .steps
+            .iter()
+            .map(|s| net.nodes[s.node].table_bytes(plan.tensors[s.output].shape).next_multiple_of(align))
+            .sum();
         // Uniform for the tuned and depthwise convs, storage for the rest (`ops::PARAMS`).
         let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        let uniforms = self.pool.get(ctx, "step params", slots * align, usage);
+        let uniforms = self.pool.get(ctx, "step params", slots * align + tables, usage);
         RunBuffers { bands, stats, moments, uniforms, align }
     }
 
@@ -554,11 +560,12 @@ impl ParamsWriter {
         ParamsWriter { bytes: vec![0; size as usize], next: 0, align }
     }
 
-    /// Writes `data` into the next slot; returns its offset.
+    /// Writes `data` into the next slot (several, for params followed by a table); returns
+    /// its offset.
     fn push(&mut self, data: &[u8]) -> u64 {
         let off = self.next;
         self.bytes[off as usize..off as usize + data.len()].copy_from_slice(data);
-        self.next += self.align;
+        self.next += (data.len() as u64).next_multiple_of(self.align).max(self.align);
         off
     }
 }

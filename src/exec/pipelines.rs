@@ -22,7 +22,7 @@ pub(super) fn step_pipeline(
 ) -> (wgpu::ComputePipeline, &'static ShaderDesc) {
     let e = fused.map_or_else(Epilogue::default, |f| epilogue(net, f));
     let key = match node {
-        GpuNode::ConvTuned(c) => Some((conv_tuned::pipeline_key(&c.spec, &c.block, g, &e), &conv_tuned::SHADER)),
+        GpuNode::ConvTuned(c) => Some((conv_tuned::pipeline_key(&c.spec, &c.block, g, &e), c.shader())),
         GpuNode::Depthwise(d) => Some((d.pipeline_key(g, &e), &ops::depthwise::SHADER)),
         _ => None,
     };

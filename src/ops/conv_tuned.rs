@@ -13,6 +13,7 @@ use std::borrow::Cow;
 mod codegen;
 mod epilogue;
 mod halo;
+pub mod splitk;
 mod winograd;
 pub use codegen::*;
 pub use epilogue::*;
@@ -74,11 +75,16 @@ pub struct Block {
     /// 36 (see `winograd_block`); other convs run the block as its direct subgroup form
     /// ([`Block::for_layer`]). Results differ from the direct form's by float rounding.
     pub wino: bool,
+    /// Split form (name `1xOCVkS`, e.g. `1x2k8`; 1 = none): one output pixel per invocation,
+    /// its input channels split over S invocations of a workgroup whose partial sums are
+    /// added in workgroup memory ([`splitk`]): for GPUs on layers with few outputs. Results
+    /// differ from the direct form's by float rounding.
+    pub split: u32,
 }
 
 impl Default for Block {
     fn default() -> Self {
-        Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false }
+        Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1 }
     }
 }
 
@@ -116,10 +122,20 @@ impl Block {
     /// Parses a register block `PXxOCV` (x outputs × vec4 output-channel groups per
     /// invocation), optionally interleaved over L invocations: `PXxOCVlL`, e.g. `8x3l8`,
     /// over PY output rows: `PXxOCVyPY`, e.g. `8x4y2`, and in subgroup form with a trailing
-    /// `s`: `8x6s`, `8x4y2s`; or a Winograd block `PXxOCVw`, e.g. `8x4w`.
+    /// `s`: `8x6s`, `8x4y2s`; or a Winograd block `PXxOCVw`, e.g. `8x4w`; or a split block
+    /// `1xOCVkS`, e.g. `1x2k8`.
     pub fn parse(s: &str) -> Result<Block> {
         // Errors quote the block as given, suffix and all.
         let b = s;
+        if let Some((px_ocv, split)) = s.trim().split_once(['k', 'K']) {
+            let bad = || anyhow!("block {b:?}: a split block is 1xOCVkS, e.g. 1x2k8 (S a power of two, 2 to 64)");
+            let split: u32 = split.trim().parse().map_err(|_| bad())?;
+            let plain = Block::parse(px_ocv).map_err(|_| bad())?;
+            if plain != (Block { px: 1, ocv: plain.ocv, ..Block::default() }) || !splitk::valid_split(split) {
+                return Err(bad());
+            }
+            return Ok(Block { split, ..plain });
+        }
         let (s, wino) = match s.trim().strip_suffix(['w', 'W']) {
             Some(rest) => (rest, true),
             None => (s.trim(), false),
@@ -157,14 +173,14 @@ impl Block {
             bail!("block {b:?}: a Winograd block computes 2×2 tiles, so PX must be even, e.g. 8x4w");
         }
         if wino {
-            return Ok(Block { px, ocv, unroll: true, lanes: 1, sg: true, py: 2, wino: true });
+            return Ok(Block { px, ocv, unroll: true, lanes: 1, sg: true, py: 2, wino: true, split: 1 });
         }
-        Ok(Block { px, ocv, unroll: true, lanes, sg, py, wino: false })
+        Ok(Block { px, ocv, unroll: true, lanes, sg, py, wino: false, split: 1 })
     }
 
     /// The block a conv of kernel `k` and `stride` runs: a Winograd block where the Winograd
     /// form does not apply ([`winograd_applies`]) runs as its direct subgroup form, one row
-    /// per invocation.
+    /// per invocation. Split blocks apply to every conv.
     pub fn for_layer(&self, k: usize, stride: usize) -> Block {
         if self.wino && !(winograd_applies(k, stride) && self.unroll) {
             return Block { wino: false, py: 1, ..*self };
@@ -175,6 +191,9 @@ impl Block {
     /// `PXxOCV`, with `lL` when interleaved, `yPY` over several rows and `s` appended in
     /// subgroup form.
     pub fn name(&self) -> String {
+        if self.split > 1 {
+            return format!("{}x{}k{}", self.px, self.ocv, self.split);
+        }
         if self.wino {
             return format!("{}x{}w", self.px, self.ocv);
         }
@@ -300,6 +319,11 @@ impl TunedConv {
     pub fn pipeline(&self, g: &StepGeom) -> PipelineSpec {
         pipeline_for(&self.spec, &self.block, g)
     }
+
+    /// The shader file and binding table this layer's block runs.
+    pub fn shader(&self) -> &'static ShaderDesc {
+        if self.block.split > 1 { &splitk::SHADER } else { &SHADER }
+    }
 }
 
 /// What the fused epilogue does (see `conv2d_tuned.wgsl`).
@@ -340,6 +364,9 @@ fn effective(c: &ConvShape, b: &Block, g: &StepGeom) -> (Block, bool, bool) {
 /// pipelines are built looks them up by it (writing an unrolled block's text for every
 /// step of every run took ~9 ms of each resnet18 or mobilenet_v3_small run on the CPU).
 pub fn pipeline_key(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> String {
+    if b.split > 1 {
+        return splitk::key(c, b, g, e);
+    }
     let (b, unroll, packed) = effective(c, b, g);
     let key = format!(
         "conv2d tuned {}->{} k{} s{} p{} {}x{} block {}{}{}",
@@ -359,6 +386,9 @@ pub fn pipeline_key(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> Str
 
 /// As [`pipeline_for`] with a fused epilogue.
 pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> PipelineSpec {
+    if b.split > 1 {
+        return splitk::pipeline(c, b, g, e);
+    }
     let key = pipeline_key(c, b, g, e);
     let (b, unroll, packed) = effective(c, b, g);
     let b = &b;
@@ -406,7 +436,10 @@ impl TunedConv {
         };
         let invocations = invocations(g.output.w, g.out_rows, &block);
         let blocks = self.groups / self.block.ocv as usize;
-        let ((x, y), z) = if packs_blocks(&block, self.spec.k, invocations) {
+        let ((x, y), z) = if block.split > 1 {
+            let (x, y, z) = splitk::workgroups(&block, g, blocks, max_workgroups);
+            ((x, y), z)
+        } else if packs_blocks(&block, self.spec.k, invocations) {
             // Every output-channel block in the invocation index (see SUBGROUP_EDITS).
             let wg = workgroup_size(true) as usize;
             (split_workgroups((invocations.next_multiple_of(8) * blocks).div_ceil(wg) as u32, max_workgroups), 1)
@@ -542,16 +575,16 @@ mod tests {
     fn blocks_parse() {
         assert_eq!(
             Block::parse("8x2").unwrap(),
-            Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false }
+            Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1 }
         );
         assert_eq!(
             Block::parse("8x3l8").unwrap(),
-            Block { px: 8, ocv: 3, unroll: true, lanes: 8, sg: false, py: 1, wino: false }
+            Block { px: 8, ocv: 3, unroll: true, lanes: 8, sg: false, py: 1, wino: false, split: 1 }
         );
         assert_eq!(Block::parse("8x3l8").unwrap().name(), "8x3l8");
         assert_eq!(
             Block::parse("8x6s").unwrap(),
-            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1, wino: false }
+            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1, wino: false, split: 1 }
         );
         assert_eq!(Block::parse("8x3l8S").unwrap().name(), "8x3l8s");
         assert_eq!(Block::parse("12x4s").unwrap().name(), "12x4s");
@@ -570,7 +603,7 @@ mod tests {
         assert!(Block::parse("8").is_err());
         // Several output rows per invocation.
         let b = Block::parse("8x4y3s").unwrap();
-        assert_eq!(b, Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 3, wino: false });
+        assert_eq!(b, Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 3, wino: false, split: 1 });
         assert_eq!(b.name(), "8x4y3s");
         assert_eq!(Block::parse("4x2l8y2").unwrap().name(), "4x2l8y2");
         assert_eq!(invocations(100, 10, &b), 13 * 4, "ceil(10 / 3) row blocks of 13");
@@ -578,7 +611,7 @@ mod tests {
         // Winograd blocks: subgroup form and 2 rows implied; the direct form where it does
         // not apply.
         let w = Block::parse("8x4w").unwrap();
-        assert_eq!(w, Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 2, wino: true });
+        assert_eq!(w, Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 2, wino: true, split: 1 });
         assert_eq!((w.name(), Block::parse(" 6x1W ").unwrap().name()), ("8x4w".to_string(), "6x1w".to_string()));
         for bad in ["7x4w", "8x4sw", "8x4y2w", "8x4l8w", "8x9w", "w"] {
             let e = Block::parse(bad).expect_err(bad).to_string();

@@ -123,6 +123,8 @@ pub const ALL: &[&ShaderDesc] = &[
     &gemm::SOFTMAX,
     &layout::SHADER,
     &depthwise::SHADER,
+    &conv_tuned::splitk::SHADER,
+    &pool::GLOBAL,
 ];
 
 /// The bind group layout entries of a binding table, visible to `stages`.
@@ -236,6 +238,16 @@ impl ConvKernel {
 }
 
 impl GpuNode {
+    /// Bytes of the table a step of this node passes after its params struct, for an output
+    /// of `output`: a Resize's input coordinate of every output row and column (f32), none
+    /// for every other node. The executor sizes its params buffer by it.
+    pub fn table_bytes(&self, output: crate::tensor::Shape) -> u64 {
+        match self {
+            GpuNode::Resize(_) => 4 * (output.h + output.w) as u64,
+            _ => 0,
+        }
+    }
+
     /// Uploads `op`'s parameters (labelled with the node's `name`) in the layout its shader
     /// reads; convolutions for `kernel` with register block `block`.
     pub fn upload(ctx: &GpuContext, name: &str, op: &Op, kernel: ConvKernel, block: conv_tuned::Block) -> Self {
@@ -301,7 +313,7 @@ impl GpuNode {
             GpuNode::Depthwise(d) => d.pipeline(g),
             GpuNode::Pointwise(_) => pointwise::pipeline(),
             GpuNode::MaxPool(_) => maxpool::pipeline(),
-            GpuNode::Pool(_) => pool::pipeline(),
+            GpuNode::Pool(p) => p.pipeline(g),
             GpuNode::Binary(_) => binary::pipeline(),
             GpuNode::Layout(_) => layout::pipeline(),
             GpuNode::Resize(_) => resize::pipeline(),
