@@ -1,0 +1,149 @@
+//! Ops beyond the plain convolution against their CPU twins, in each of their forms: the
+//! depthwise kernel's halo rows and strided blocks, the Gemm's subgroup form, global pools
+//! by invocation and by workgroup.
+
+mod common;
+use common::random_input;
+use convscope::gpu::test_context;
+use convscope::tensor::Shape;
+use convscope::torch_init::Mt19937;
+
+/// The Gemm's subgroup form (inputs 32 at a time broadcast across the subgroup, weight rows
+/// as vec4s; `k` a multiple of 4) against the CPU: whole chunks of 32 only, chunks and a
+/// remainder of vec4s, fewer than 32 inputs, and more outputs than a workgroup (lanes past
+/// `n` store nothing); `k` not a multiple of 4 runs the plain form.
+#[test]
+fn gemm_matches_the_cpu_in_both_forms() {
+    use convscope::graph::*;
+    let Some(ctx) = test_context() else { return };
+    let mut r = Mt19937::new(41);
+    for (k, n) in [(64, 7), (76, 70), (12, 3), (1024, 130), (10, 9)] {
+        let (weight, bias) = (r.uniform(n * k, -0.5, 0.5), r.uniform(n, -0.5, 0.5));
+        let graph = common::graph_of(vec![
+            ("flat", Op::Copy, vec!["input"]),
+            ("fc", Op::Gemm { k, n, weight, bias }, vec!["flat"]),
+        ]);
+        let input = random_input(k as i64, k, 1, 1);
+        common::assert_graph_matches_cpu(ctx, &format!("gemm k {k} n {n}"), &graph, &input, 1e-5);
+    }
+}
+
+/// Global pools of large planes (a workgroup per channel, partial sums halved in workgroup
+/// memory) and of small ones (an invocation per channel) against the CPU: planes under,
+/// at and over the threshold, not multiples of 64, max and average.
+#[test]
+fn global_pools_match_the_cpu_in_both_forms() {
+    use convscope::graph::*;
+    use convscope::ops::pool::GLOBAL_WORKGROUP_FROM;
+    let Some(ctx) = test_context() else { return };
+    for (h, w) in [(31, 33), (32, 32), (37, 41), (113, 112)] {
+        assert_eq!(h * w >= GLOBAL_WORKGROUP_FROM, (h, w) != (31, 33), "both forms run");
+        for max in [false, true] {
+            let graph = common::graph_of(vec![("pool", Op::GlobalPool { max }, vec!["input"])]);
+            let input = random_input((h * w) as i64, 5, h, w);
+            common::assert_graph_matches_cpu(ctx, &format!("global pool {h}x{w} max {max}"), &graph, &input, 1e-6);
+        }
+    }
+}
+
+/// A depthwise conv of `c` channels, kernel `k`, with random weights, and the geometry of
+/// running it whole on an input of `h`×`w`.
+fn depthwise_case(
+    r: &mut Mt19937,
+    c: usize,
+    k: usize,
+    stride: [usize; 2],
+    pads: [usize; 4],
+    h: usize,
+    w: usize,
+) -> (convscope::graph::ConvG, convscope::ops::StepGeom) {
+    let conv = convscope::graph::ConvG {
+        cin: c,
+        cout: c,
+        kh: k,
+        kw: k,
+        stride,
+        dilation: [1, 1],
+        pads,
+        groups: c,
+        transpose: false,
+        output_padding: [0, 0],
+        weight: r.uniform(c * k * k, -0.5, 0.5),
+        bias: r.uniform(c, -0.1, 0.1),
+    };
+    let (oh, ow) = ((h + pads[0] + pads[2] - k) / stride[0] + 1, (w + pads[1] + pads[3] - k) / stride[1] + 1);
+    let g = convscope::ops::StepGeom {
+        input: Shape::new(c, h, w),
+        output: Shape::new(c, oh, ow),
+        in_row0: 0,
+        in_rows: h,
+        out_row0: 0,
+        out_rows: oh,
+    };
+    (conv, g)
+}
+
+/// The depthwise kernel's halo form (each lane loads its own 8 columns as vec4s and takes
+/// the columns beside them from its neighbouring lanes) against the CPU: rows whose blocks
+/// straddle subgroups and rows, widths not multiples of 8, valid and asymmetric padding
+/// (a right halo inside the row at its end), 3×3 and 5×5, channels packed and not.
+#[test]
+fn depthwise_halo_rows_match_the_cpu() {
+    use convscope::graph::*;
+    use convscope::ops::depthwise;
+    let Some(ctx) = test_context() else { return };
+    let mut r = Mt19937::new(29);
+    let c = 5;
+    // (kernel, pads [top, left, bottom, right], input h, w)
+    let cases: [(usize, [usize; 4], usize, usize); 6] = [
+        (3, [1, 1, 1, 1], 13, 36),
+        (3, [0, 0, 0, 0], 9, 20),
+        (3, [1, 3, 1, 0], 11, 28),
+        (5, [2, 2, 2, 2], 10, 44),
+        (5, [1, 0, 2, 4], 12, 24),
+        (3, [1, 1, 1, 1], 100, 332),
+    ];
+    for (n, (k, pads, h, w)) in cases.into_iter().enumerate() {
+        let (conv, g) = depthwise_case(&mut r, c, k, [1, 1], pads, h, w);
+        let px = depthwise::outputs_per_invocation(&conv);
+        assert!(depthwise::halo_rows(&conv, &g, px, true), "case {n} runs in halo form");
+        let packed =
+            depthwise::packs_channels(depthwise::blocks_per_channel(px, depthwise::rows_per_invocation(&conv, &g), &g));
+        assert_eq!(packed, n < 5, "case {n}: only the last is unpacked");
+        let graph = common::graph_of(vec![("dw", Op::ConvG(conv), vec!["input"])]);
+        let input = random_input(40 + n as i64, c, h, w);
+        common::assert_graph_matches_cpu(ctx, &format!("halo case {n}"), &graph, &input, 2e-6);
+    }
+}
+
+/// Depthwise convs at stride 2 (four outputs along x per invocation, rows of the block
+/// sharing input rows) against the CPU: odd widths and heights (partial blocks), maps of 16
+/// rows and more (3 rows a block) and fewer, 3×3 and 5×5 with asymmetric padding, a stride
+/// of 2 along x only, channels packed and not.
+#[test]
+fn strided_depthwise_matches_the_cpu() {
+    use convscope::graph::*;
+    use convscope::ops::depthwise;
+    let Some(ctx) = test_context() else { return };
+    let mut r = Mt19937::new(31);
+    let c = 3;
+    // (kernel, stride [y, x], pads [top, left, bottom, right], input h, w)
+    type Strided = (usize, [usize; 2], [usize; 4], usize, usize);
+    let cases: [Strided; 5] = [
+        (3, [2, 2], [1, 1, 1, 1], 56, 57),
+        (5, [2, 2], [2, 1, 2, 3], 37, 30),
+        (3, [2, 2], [0, 0, 0, 0], 9, 11),
+        (3, [1, 2], [1, 0, 1, 2], 20, 23),
+        (3, [2, 2], [1, 1, 1, 1], 300, 330),
+    ];
+    let mut rows3 = false;
+    for (n, (k, stride, pads, h, w)) in cases.into_iter().enumerate() {
+        let (conv, g) = depthwise_case(&mut r, c, k, stride, pads, h, w);
+        assert_eq!(depthwise::outputs_per_invocation(&conv), 4, "case {n}");
+        rows3 |= depthwise::rows_per_invocation(&conv, &g) == 3;
+        let graph = common::graph_of(vec![("dw", Op::ConvG(conv), vec!["input"])]);
+        let input = random_input(60 + n as i64, c, h, w);
+        common::assert_graph_matches_cpu(ctx, &format!("strided case {n}"), &graph, &input, 2e-6);
+    }
+    assert!(rows3, "some case runs blocks of 3 rows");
+}
