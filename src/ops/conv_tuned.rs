@@ -25,21 +25,24 @@ pub use winograd::*;
 pub const SHADER: ShaderDesc = ShaderDesc {
     file: "conv2d_tuned.wgsl",
     source: include_str!("../../shaders/conv2d_tuned.wgsl"),
-    // input, packed weight, packed bias, output, band rows; the fused epilogue's batch
-    // norm scale and shift, and its two extra outputs
-    bindings: &[
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: false },
-        Bind::Uniform,
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: false },
-        Bind::Storage { read_only: false },
-    ],
+    bindings: BINDINGS,
     params: Some(Band::layout),
 };
+
+/// The binding table of the tuned conv's shaders (direct and split forms): input, packed
+/// weight, packed bias, output, band rows; the fused epilogue's batch norm scale and shift,
+/// and its two extra outputs.
+pub const BINDINGS: &[Bind] = &[
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: false },
+    Bind::Uniform,
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: false },
+    Bind::Storage { read_only: false },
+];
 
 super::wgsl_struct! {
     /// Mirrors `Band` in `conv2d_tuned.wgsl`: which rows one dispatch computes and holds.

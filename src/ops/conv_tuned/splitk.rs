@@ -3,7 +3,7 @@
 //! memory, for GPUs on layers whose outputs are too few to fill them. Same bindings, packed
 //! weights and epilogues as the direct form. CPU twin: `reference::conv2d`.
 
-use super::{Band, Bind, Block, Epilogue, replace_store, specialise, store_fn, with_erf};
+use super::{BINDINGS, Band, Block, Epilogue, replace_store, specialise, store_fn, with_erf};
 use crate::ops::conv_naive::ConvShape;
 use crate::ops::{PipelineSpec, ShaderDesc, StepGeom, WgslStruct, split_workgroups};
 use std::borrow::Cow;
@@ -11,18 +11,8 @@ use std::borrow::Cow;
 pub const SHADER: ShaderDesc = ShaderDesc {
     file: "conv2d_splitk.wgsl",
     source: include_str!("../../../shaders/conv2d_splitk.wgsl"),
-    // As the direct form's (`conv_tuned::SHADER`): the executor binds both alike.
-    bindings: &[
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: false },
-        Bind::Uniform,
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: true },
-        Bind::Storage { read_only: false },
-        Bind::Storage { read_only: false },
-    ],
+    // As the direct form's: the executor binds both alike.
+    bindings: BINDINGS,
     params: Some(Band::layout),
 };
 
