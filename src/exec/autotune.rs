@@ -265,50 +265,50 @@ impl Executor {
             return Ok(Vec::new());
         }
         let shapes = net.graph.infer_shapes(input)?;
-        let graph = net.graph.clone();
-        let tensor_of =
-            |name: &str| -> usize { graph.nodes.iter().position(|n| n.output == name).map_or(0, |i| i + 1) };
+        let sources = net.graph.input_indices()?;
         let adapter = adapter_key(&ctx.info);
         let cpu = ctx.info.device_type == wgpu::DeviceType::Cpu;
         let t0 = Instant::now();
         let (mut out, mut changed, mut save) = (Vec::new(), false, false);
-        for (i, node) in graph.nodes.iter().enumerate() {
+        // Called before every run: nothing here copies the graph or a layer's weights unless
+        // the layer is measured (resnet18's 45 MB of weights had been copied each time).
+        for i in 0..net.graph.nodes.len() {
             let GpuNode::ConvTuned(tc) = &net.nodes[i] else { continue };
             let current = tc.block;
-            let c = match &node.op {
-                crate::graph::Op::Conv(c) => c.clone(),
-                crate::graph::Op::ConvG(g) => match g.as_plain() {
-                    Some(c) => c,
-                    None => continue,
-                },
+            let (cin, cout, k, stride, pad) = match &net.graph.nodes[i].op {
+                crate::graph::Op::Conv(c) => (c.cin, c.cout, c.k, c.stride, c.pad),
+                crate::graph::Op::ConvG(g) if g.is_plain() => (g.cin, g.cout, g.kh, g.stride[0], g.pads[0]),
                 _ => continue,
             };
-            let ins = shapes[node.inputs.first().map_or(0, |n| tensor_of(n))];
-            let default = layer_default(self.block, cpu, ctx.subgroups, c.k, shapes[i + 1].w);
-            let key = shape_key(c.cin, c.cout, c.k, c.stride, c.pad, ins.h, ins.w);
+            let ins = shapes[sources[i].first().copied().unwrap_or(0)];
+            let default = layer_default(self.block, cpu, ctx.subgroups, k, shapes[i + 1].w);
+            let key = shape_key(cin, cout, k, stride, pad, ins.h, ins.w);
             let (block, measured) = match cache.get(&adapter, &key) {
                 Some(ch) => (ch.block, false),
                 None if t0.elapsed().as_secs_f64() * 1e3 < budget_ms => {
+                    let c = match &net.graph.nodes[i].op {
+                        crate::graph::Op::Conv(c) => c.clone(),
+                        crate::graph::Op::ConvG(g) => g.as_plain().ok_or_else(|| anyhow::anyhow!("not plain"))?,
+                        _ => continue,
+                    };
                     let ch = self.measure(ctx, &c, ins, cpu, default)?;
-                    log::info!("autotune {key}: block {} ({:.3} ms on a slice of rows)", ch.block.name(), ch.ms);
+                    log::info!("autotune {key}: block {} ({:.3} ms)", ch.block.name(), ch.ms);
                     cache.insert(&adapter, &key, ch);
                     save = true;
                     (ch.block, true)
                 }
-                None => {
-                    // Not measured yet: the layer's default until it is.
-                    if default != current {
-                        net.nodes[i] = GpuNode::upload(ctx, &node.name, &node.op, ConvKernel::Tuned, default);
-                        changed = true;
-                    }
-                    continue;
-                }
+                // Not measured yet: the layer's default until it is.
+                None => (default, false),
             };
             if block != current {
-                net.nodes[i] = GpuNode::upload(ctx, &node.name, &node.op, ConvKernel::Tuned, block);
+                let node = &net.graph.nodes[i];
+                let gpu = GpuNode::upload(ctx, &node.name, &node.op, ConvKernel::Tuned, block);
+                net.nodes[i] = gpu;
                 changed = true;
             }
-            out.push(TunedLayer { node: node.name.clone(), block, measured });
+            if measured || cache.get(&adapter, &key).is_some() {
+                out.push(TunedLayer { node: net.graph.nodes[i].name.clone(), block, measured });
+            }
         }
         if changed {
             // Cached bind groups hold the replaced weights.

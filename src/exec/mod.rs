@@ -234,18 +234,21 @@ impl Executor {
         let per_node = (opts.per_node || plan.banded()) && nodes > 0;
         let mut acts = rb.activations(plan);
         let mut sub = Submitter::default();
-        let mut enc =
-            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("input statistics") });
+        // One command encoder for a whole run, or one a node when it goes node by node:
+        // wgpu's submit costs per command buffer (tracking, barriers), and a run of
+        // mobilenet_v3_small had been ~130 of them.
+        let encoder =
+            |label: &str| ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        let mut enc = encoder(if per_node { "input statistics" } else { "run" });
         self.encode_stats(ctx, &mut enc, plan, 0, &rb, &mut params);
-        sub.pending.push(enc.finish());
         if per_node {
+            sub.pending.push(enc.finish());
             sub.flush(ctx, &rb, &params)?;
             report(opts, 0, nodes, &acts)?;
+            enc = encoder(&plan.tensors[1.min(nodes)].name);
         }
         let mut wall_node = Vec::with_capacity(if per_node { nodes } else { 0 });
         for i in 0..nodes {
-            let label = plan.tensors[i + 1].name.clone();
-            let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&label) });
             self.encode_node(ctx, &mut enc, plan, i, net, &rb, &mut params, timer.as_ref(), &mut pass_node);
             // Statistics only of tensors that stay readable (the others are never drawn).
             if plan.tensors[i + 1].kept {
@@ -256,11 +259,15 @@ impl Executor {
             {
                 t.resolve(&mut enc, pass_node.len());
             }
-            sub.pending.push(enc.finish());
             if per_node {
+                let next = encoder(&plan.tensors[(i + 2).min(nodes)].name);
+                sub.pending.push(std::mem::replace(&mut enc, next).finish());
                 wall_node.push(sub.flush(ctx, &rb, &params)?);
                 report(opts, i + 1, nodes, &acts)?;
             }
+        }
+        if !per_node {
+            sub.pending.push(enc.finish());
         }
         if !sub.pending.is_empty() {
             sub.flush(ctx, &rb, &params)?;

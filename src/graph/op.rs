@@ -129,25 +129,29 @@ impl ConvG {
         !self.transpose && self.groups == self.cin && self.cout == self.cin && self.groups > 1
     }
 
-    /// The same convolution as a plain [`Conv2d`] when it is one (one group, no dilation,
-    /// square kernel, equal strides, symmetric padding, not transposed): the tuned kernel
-    /// then runs it.
-    pub fn as_plain(&self) -> Option<Conv2d> {
+    /// Whether [`ConvG::as_plain`] gives a plain convolution (without copying the weights).
+    pub fn is_plain(&self) -> bool {
         let [t, l, b, r] = self.pads;
-        let plain = !self.transpose
+        !self.transpose
             && self.groups == 1
             && self.dilation == [1, 1]
             && self.kh == self.kw
             && self.stride[0] == self.stride[1]
             && t == l
             && t == b
-            && t == r;
-        plain.then(|| Conv2d {
+            && t == r
+    }
+
+    /// The same convolution as a plain [`Conv2d`] when it is one (one group, no dilation,
+    /// square kernel, equal strides, symmetric padding, not transposed): the tuned kernel
+    /// then runs it.
+    pub fn as_plain(&self) -> Option<Conv2d> {
+        self.is_plain().then(|| Conv2d {
             cin: self.cin,
             cout: self.cout,
             k: self.kh,
             stride: self.stride[0],
-            pad: t,
+            pad: self.pads[0],
             weight: self.weight.clone(),
             bias: if self.bias.is_empty() { vec![0.0; self.cout] } else { self.bias.clone() },
         })

@@ -34,7 +34,7 @@ impl Fusion {
 fn tuned_conv(op: &Op) -> bool {
     match op {
         Op::Conv(_) => true,
-        Op::ConvG(c) => c.as_plain().is_some() || c.is_depthwise(),
+        Op::ConvG(c) => c.is_plain() || c.is_depthwise(),
         _ => false,
     }
 }
