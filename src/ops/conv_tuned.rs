@@ -327,19 +327,40 @@ pub fn pipeline_key(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> Str
     }
     let (b, unroll, packed) = effective(c, b, g);
     let key = format!(
-        "conv2d tuned {}->{} k{} s{} p{} {}x{} block {}{}{}",
-        c.cin,
-        c.cout,
-        c.k,
-        c.stride,
-        c.pad,
-        g.input.h,
-        g.input.w,
+        "{} block {}{}{}",
+        layer_key("tuned", c, g),
         b.name(),
         if unroll { "" } else { " loops" },
         if packed { " packed" } else { "" }
     );
+    with_epilogue(key, e)
+}
+
+/// The part of a conv pipeline's key that names the layer: form, channels, kernel, stride,
+/// padding and input size.
+pub fn layer_key(form: &str, c: &ConvShape, g: &StepGeom) -> String {
+    format!("conv2d {form} {}->{} k{} s{} p{} {}x{}", c.cin, c.cout, c.k, c.stride, c.pad, g.input.h, g.input.w)
+}
+
+/// `key`, naming epilogue `e` unless it is the plain store.
+pub fn with_epilogue(key: String, e: &Epilogue) -> String {
     if *e == Epilogue::default() { key } else { format!("{key} fused {e:?}") }
+}
+
+/// The layer's shape as the conv shaders' `const` blocks name it.
+pub fn shape_values(c: &ConvShape, g: &StepGeom) -> Vec<(&'static str, u32)> {
+    let u = |v: usize| v as u32;
+    vec![
+        ("CIN", u(c.cin)),
+        ("COUT", u(c.cout)),
+        ("K", u(c.k)),
+        ("STRIDE", u(c.stride)),
+        ("PAD", u(c.pad)),
+        ("IN_H", u(g.input.h)),
+        ("IN_W", u(g.input.w)),
+        ("OUT_H", u(g.output.h)),
+        ("OUT_W", u(g.output.w)),
+    ]
 }
 
 /// As [`pipeline_for`] with a fused epilogue.
@@ -351,33 +372,22 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
     let (b, unroll, packed) = effective(c, b, g);
     let b = &b;
     let u = |v: usize| v as u32;
-    let src = tuned_source(
-        &[
-            ("CIN", u(c.cin)),
-            ("COUT", u(c.cout)),
-            ("K", u(c.k)),
-            ("STRIDE", u(c.stride)),
-            ("PAD", u(c.pad)),
-            ("IN_H", u(g.input.h)),
-            ("IN_W", u(g.input.w)),
-            ("OUT_H", u(g.output.h)),
-            ("OUT_W", u(g.output.w)),
-            ("PX", b.px),
-            ("OCV", b.ocv),
-            ("L", b.lanes),
-            ("NBX", u(invocations_per_row(g.output.w, b))),
-            ("PY", b.py),
-            ("WG", workgroup_size(packed)),
-            ("WRITE_RAW", u32::from(e.write_raw)),
-            ("FUSE_BN", u32::from(e.bn)),
-            ("WRITE_BN", u32::from(e.write_bn)),
-            ("ACT", e.act),
-            ("ACT_P0", e.p[0].to_bits()),
-            ("ACT_P1", e.p[1].to_bits()),
-        ],
-        e,
-        Form { unroll, subgroup: b.subgroup_form(c.k), packed, winograd: b.wino },
-    );
+    let mut values = shape_values(c, g);
+    values.extend([
+        ("PX", b.px),
+        ("OCV", b.ocv),
+        ("L", b.lanes),
+        ("NBX", u(invocations_per_row(g.output.w, b))),
+        ("PY", b.py),
+        ("WG", workgroup_size(packed)),
+        ("WRITE_RAW", u32::from(e.write_raw)),
+        ("FUSE_BN", u32::from(e.bn)),
+        ("WRITE_BN", u32::from(e.write_bn)),
+        ("ACT", e.act),
+        ("ACT_P0", e.p[0].to_bits()),
+        ("ACT_P1", e.p[1].to_bits()),
+    ]);
+    let src = tuned_source(&values, e, Form { unroll, subgroup: b.subgroup_form(c.k), packed, winograd: b.wino });
     PipelineSpec { key, source: Cow::Owned(src), shader: &SHADER }
 }
 

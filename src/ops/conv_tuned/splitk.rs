@@ -3,7 +3,10 @@
 //! memory, for GPUs on layers whose outputs are too few to fill them. Same bindings, packed
 //! weights and epilogues as the direct form. CPU twin: `reference::conv2d`.
 
-use super::{BINDINGS, Band, Block, Epilogue, replace_store, specialise, store_fn, with_erf};
+use super::{
+    BINDINGS, Band, Block, Epilogue, layer_key, replace_store, shape_values, specialise, store_fn, with_epilogue,
+    with_erf,
+};
 use crate::ops::conv_naive::ConvShape;
 use crate::ops::{PipelineSpec, ShaderDesc, StepGeom, WgslStruct, split_workgroups};
 use std::borrow::Cow;
@@ -26,40 +29,15 @@ pub fn valid_split(s: u32) -> bool {
 
 /// The cache key of [`pipeline`]'s shader.
 pub fn key(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> String {
-    let key = format!(
-        "conv2d split {}->{} k{} s{} p{} {}x{} block {}",
-        c.cin,
-        c.cout,
-        c.k,
-        c.stride,
-        c.pad,
-        g.input.h,
-        g.input.w,
-        b.name()
-    );
-    if *e == Epilogue::default() { key } else { format!("{key} fused {e:?}") }
+    with_epilogue(format!("{} block {}", layer_key("split", c, g), b.name()), e)
 }
 
 /// The split shader specialised to a conv of shape `c`, block `b` and epilogue `e` at
 /// geometry `g`.
 pub fn pipeline(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> PipelineSpec {
-    let u = |v: usize| v as u32;
-    let src = specialise(
-        SHADER.source,
-        &[
-            ("CIN", u(c.cin)),
-            ("COUT", u(c.cout)),
-            ("K", u(c.k)),
-            ("STRIDE", u(c.stride)),
-            ("PAD", u(c.pad)),
-            ("IN_H", u(g.input.h)),
-            ("IN_W", u(g.input.w)),
-            ("OUT_H", u(g.output.h)),
-            ("OUT_W", u(g.output.w)),
-            ("OCV", b.ocv),
-            ("S", b.split),
-        ],
-    );
+    let mut values = shape_values(c, g);
+    values.extend([("OCV", b.ocv), ("S", b.split)]);
+    let src = specialise(SHADER.source, &values);
     let src = replace_store(&src, &with_erf(e, store_fn(e)));
     PipelineSpec { key: key(c, b, g, e), source: Cow::Owned(src), shader: &SHADER }
 }
