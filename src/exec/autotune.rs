@@ -1,10 +1,11 @@
 //! Per-layer choice of the tuned convolution's register block, by measurement on the
 //! adapter at hand (as cuDNN's benchmark mode and burn's autotune do): the first time a
-//! layer shape runs, a few candidate blocks are compiled and timed on a slice of its rows,
-//! within a time budget, and the fastest is kept in memory and on disk
-//! (`~/.cache/convscope/autotune-v5.json`, keyed by adapter, driver and shape). A corrupt or
-//! stale file is ignored and rewritten. Every block computes the same sums in the same
-//! order, so the choice never changes a result.
+//! layer shape runs, a few candidate blocks are compiled and timed (on a CPU adapter on a
+//! slice of its rows, on a GPU on the whole layer), within a time budget, and the fastest is
+//! kept in memory and on disk (`~/.cache/convscope/autotune-v5.json`, keyed by adapter,
+//! driver and shape). A corrupt or stale file is ignored and rewritten. Every direct block
+//! computes the same sums in the same order; the Winograd and split forms differ from them
+//! by float rounding.
 
 use super::{Executor, GpuNetwork, RunOptions, Timing, TunedLayer};
 use crate::gpu::GpuContext;
