@@ -524,6 +524,17 @@ mod tests {
         assert!(Block::parse("8x9").is_err());
         assert!(Block::parse("33x1").is_err());
         assert!(Block::parse("8").is_err());
+        // Split blocks: one pixel, S a power of two from 2 to 64, no other suffix.
+        let k = Block::parse("1x2k16").unwrap();
+        assert_eq!((k.px, k.ocv, k.split, k.sg, k.wino), (1, 2, 16, false, false));
+        assert_eq!(k.name(), "1x2k16");
+        assert_eq!(Block::parse(" 1x3K4 ").unwrap().name(), "1x3k4");
+        for bad in
+            ["2x2k8", "1x2k7", "1x2k1", "1x2k128", "1x2k8s", "1x2sk8", "1x2l8k8", "1x2y2k8", "1x2wk8", "1x9k8", "1xk8"]
+        {
+            let e = Block::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("{bad:?}")) && e.contains("1xOCVkS"), "{bad}: {e}");
+        }
         // Several output rows per invocation.
         let b = Block::parse("8x4y3s").unwrap();
         assert_eq!(b, Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 3, wino: false, split: 1 });
