@@ -472,6 +472,22 @@ mod tests {
     }
 
     #[test]
+    fn only_unpadded_1x1_convs_load_their_inputs_without_masks() {
+        for (c, masked) in [
+            (ConvShape { cin: 8, cout: 16, k: 1, stride: 1, pad: 0 }, false),
+            (ConvShape { cin: 8, cout: 16, k: 1, stride: 2, pad: 0 }, false),
+            (ConvShape { cin: 8, cout: 16, k: 1, stride: 1, pad: 1 }, true),
+            (ConvShape { cin: 8, cout: 16, k: 5, stride: 1, pad: 0 }, true),
+            (ConvShape { cin: 8, cout: 16, k: 3, stride: 1, pad: 1 }, true),
+        ] {
+            for b in ["8x8s", "8x2", "4x2l8", "3x1"] {
+                let src = pipeline_for(&c, &Block::parse(b).unwrap(), &whole(&c, 20, 26)).source;
+                assert_eq!(src.contains("select(0.0, "), masked, "{c:?} {b}");
+            }
+        }
+    }
+
+    #[test]
     fn specialise_replaces_only_named_constants() {
         let s = specialise(SHADER.source, &[("CIN", 3), ("OUT_W", 77)]);
         assert!(s.contains("const CIN: u32 = 3u;"));

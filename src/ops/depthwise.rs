@@ -152,7 +152,7 @@ pub fn unrolled_body(c: &ConvG, px: u32, py: u32, subgroup: bool, vec4: bool, ha
         let _ = writeln!(w, "        let row = (c * IN_H + u32(clamp(iy, 0, i32(IN_H) - 1))) * IN_W;");
         if halo {
             let _ = writeln!(w, "        let rbase = row;");
-            super::conv_tuned::halo_row(w, "        ", &offsets, px, pad_l, pad_r);
+            super::conv_tuned::halo_row(w, "        ", &offsets, (px, pad_l, pad_r), false);
         }
         for &j in offsets.iter().filter(|_| !halo) {
             let _ = writeln!(

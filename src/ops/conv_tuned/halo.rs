@@ -8,8 +8,9 @@ use super::vec4_input;
 /// as aligned vec4s, the `pad_l` columns left of them from the left neighbour's last vec4
 /// and the `pad_r` right of them from the right neighbour's first (`nb_left`/`nb_right`),
 /// loaded instead where `lfetch`/`rfetch` say the neighbour holds something else; then
-/// `r{j}` for every offset `j` from `ix0 = ox0 − pad_l`, masked outside the row.
-pub fn halo_row(w: &mut String, ind: &str, offsets: &[u32], px: u32, pad_l: u32, pad_r: u32) {
+/// `r{j}` for every offset `j` from `ix0 = ox0 − pad_l`, masked outside the row unless
+/// `inside` (see `Vec4Rows::inside`).
+pub fn halo_row(w: &mut String, ind: &str, offsets: &[u32], (px, pad_l, pad_r): (u32, u32, u32), inside: bool) {
     use std::fmt::Write as _;
     let comp = ["x", "y", "z", "w"];
     let _ = writeln!(w, "{ind}let q0 = (rbase + ox0) / 4u;");
@@ -35,7 +36,7 @@ pub fn halo_row(w: &mut String, ind: &str, offsets: &[u32], px: u32, pad_l: u32,
         } else {
             format!("rv.{}", comp[(col - px as i32) as usize])
         };
-        let _ = writeln!(w, "{ind}let r{j} = select(0.0, {src}, ix0 + {j} >= 0 && ix0 + {j} < i32(IN_W) && rowok);");
+        let _ = writeln!(w, "{ind}let r{j} = {};", super::masked(&src, j, inside));
     }
 }
 
