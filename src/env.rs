@@ -19,11 +19,15 @@ pub struct EngineEnv {
     /// `CONVSCOPE_AUTOTUNE=0` turns off the per-layer choice of blocks by measurement
     /// (`1`, the default, keeps it; `CONVSCOPE_BLOCK` also turns it off).
     pub autotune: bool,
+    /// `CONVSCOPE_WIDE_ACCESS=0|1`: read and write the shaders' vec4 storage arrays as
+    /// 64-bit pairs (`ops::wide`), where the adapter has 64-bit integers. Unset: on CPU
+    /// adapters only, where it was measured faster.
+    pub wide: Option<bool>,
 }
 
 impl Default for EngineEnv {
     fn default() -> Self {
-        EngineEnv { block: None, max_binding: None, memory_budget: DEFAULT_MEMORY_BUDGET, autotune: true }
+        EngineEnv { block: None, max_binding: None, memory_budget: DEFAULT_MEMORY_BUDGET, autotune: true, wide: None }
     }
 }
 
@@ -49,7 +53,13 @@ impl EngineEnv {
             Some("0") => false,
             Some(v) => bail!("CONVSCOPE_AUTOTUNE={v:?}: give 0 (off) or 1 (on), or unset it"),
         };
-        Ok(EngineEnv { block, max_binding, memory_budget, autotune })
+        let wide = match get("CONVSCOPE_WIDE_ACCESS").as_deref().map(str::trim) {
+            None => None,
+            Some("1") => Some(true),
+            Some("0") => Some(false),
+            Some(v) => bail!("CONVSCOPE_WIDE_ACCESS={v:?}: give 0 (off) or 1 (on), or unset it"),
+        };
+        Ok(EngineEnv { block, max_binding, memory_budget, autotune, wide })
     }
 }
 
@@ -103,5 +113,9 @@ mod tests {
         assert!(parse(&[("CONVSCOPE_AUTOTUNE", "1")]).unwrap().autotune);
         let e = parse(&[("CONVSCOPE_AUTOTUNE", "yes")]).unwrap_err().to_string();
         assert!(e.starts_with("CONVSCOPE_AUTOTUNE=\"yes\""), "{e}");
+        assert_eq!(parse(&[("CONVSCOPE_WIDE_ACCESS", "0")]).unwrap().wide, Some(false));
+        assert_eq!(parse(&[("CONVSCOPE_WIDE_ACCESS", " 1")]).unwrap().wide, Some(true));
+        let e = parse(&[("CONVSCOPE_WIDE_ACCESS", "on")]).unwrap_err().to_string();
+        assert!(e.starts_with("CONVSCOPE_WIDE_ACCESS=\"on\": give 0 (off) or 1 (on)"), "{e}");
     }
 }

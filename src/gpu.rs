@@ -21,6 +21,8 @@ pub struct GpuContext {
     /// Whether shaders may use subgroup operations with subgroups of at least 8
     /// invocations (what the tuned conv's `…s` blocks need).
     pub subgroups: bool,
+    /// Whether shaders may use 64-bit integers (`ops::wide`'s storage access).
+    pub int64: bool,
     errors: Arc<Mutex<Vec<String>>>,
 }
 
@@ -32,11 +34,12 @@ impl GpuContext {
         Self::from_adapter(instance, adapter)
     }
 
-    /// A context on `adapter`, with every limit the adapter offers, and timestamps and
-    /// subgroup operations if present.
+    /// A context on `adapter`, with every limit the adapter offers, and timestamps,
+    /// subgroup operations and 64-bit integers if present.
     pub fn from_adapter(instance: wgpu::Instance, adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
-        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
+        let features = adapter.features()
+            & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP | wgpu::Features::SHADER_INT64);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("convscope device"),
             required_features: features,
@@ -59,6 +62,7 @@ impl GpuContext {
             queue,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             subgroups: features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8,
+            int64: features.contains(wgpu::Features::SHADER_INT64),
             info,
             errors,
         })

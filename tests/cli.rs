@@ -340,6 +340,7 @@ fn bad_environment_variables_are_reported_not_ignored() {
         ("CONVSCOPE_GPU_MEMORY_MB", "lots", "is not a whole number of MiB"),
         ("CONVSCOPE_BLOCK", "99x1", "CONVSCOPE_BLOCK: block \"99x1\""),
         ("CONVSCOPE_AUTOTUNE", "yes", "CONVSCOPE_AUTOTUNE=\"yes\": give 0 (off) or 1 (on)"),
+        ("CONVSCOPE_WIDE_ACCESS", "2", "CONVSCOPE_WIDE_ACCESS=\"2\": give 0 (off) or 1 (on)"),
     ] {
         let out = run(bin().args(["export", "--out"]).arg(&d).env(var, value));
         assert_one_line_error(&out, needle);

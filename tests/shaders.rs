@@ -9,7 +9,17 @@ fn module(name: &str, src: &str) -> naga::Module {
     naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)))
 }
 
+/// `src` and, where it has vec4 storage arrays, its 64-bit access form (`ops::wide`, what
+/// CPU adapters run) parse and validate.
 fn validate(name: &str, src: &str) {
+    validate_one(name, src);
+    if let std::borrow::Cow::Owned(wide) = ops::wide::widen(src) {
+        assert!(wide.contains("array<vec2<u64>>"), "{name}");
+        validate_one(&format!("{name} (64-bit access)"), &wide);
+    }
+}
+
+fn validate_one(name: &str, src: &str) {
     let m = module(name, src);
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
         .validate(&m)
@@ -164,6 +174,8 @@ fn tuned_specialisations_are_valid() {
             assert_eq!(src.contains("unrolled:"), unroll);
             assert_eq!(src.contains("subgroupBroadcast"), subgroup);
             assert_eq!(src.contains("input4"), vec4 && unroll);
+            // Its vec4 inputs read as 64-bit pairs on CPU adapters (`ops::wide`).
+            assert_eq!(ops::wide::widen(&src).contains("input4: array<vec2<u64>>"), vec4 && unroll);
             assert_eq!(src.contains("store4("), vec4_out && unroll);
             assert_eq!(src.contains("weight4[wq"), subgroup && unroll && k == 1 && ocv == 8);
             // Subgroup blocks on vec4 rows take the columns beside them from their neighbours.

@@ -267,7 +267,8 @@ impl Executor {
         }
         let shapes = net.graph.infer_shapes(input)?;
         let sources = net.graph.input_indices()?;
-        let adapter = adapter_key(&ctx.info);
+        // Blocks compare differently with 64-bit access, so its choices are kept apart.
+        let adapter = adapter_key(&ctx.info) + if self.caches.wide { " | wide" } else { "" };
         let cpu = ctx.info.device_type == wgpu::DeviceType::Cpu;
         let t0 = Instant::now();
         let (mut out, mut changed, mut save) = (Vec::new(), false, false);

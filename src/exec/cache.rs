@@ -28,9 +28,16 @@ pub struct Caches {
     pipelines: HashMap<String, wgpu::ComputePipeline>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     pub stats: CacheStats,
+    /// Build every pipeline with 64-bit storage access (`ops::wide`).
+    pub wide: bool,
 }
 
 impl Caches {
+    /// Empty caches whose pipelines use 64-bit storage access or not.
+    pub fn with_wide(wide: bool) -> Self {
+        Caches { wide, ..Caches::default() }
+    }
+
     /// Number of pipelines built.
     pub fn pipelines(&self) -> usize {
         self.pipelines.len()
@@ -72,7 +79,8 @@ impl Caches {
         }
         let pl = self.layout(ctx, spec.shader).1.clone();
         let t0 = std::time::Instant::now();
-        let p = gpu::compute_pipeline(ctx, &spec.key, &spec.source, "main", &pl);
+        let source = if self.wide { ops::wide::widen(&spec.source) } else { std::borrow::Cow::Borrowed(&*spec.source) };
+        let p = gpu::compute_pipeline(ctx, &spec.key, &source, "main", &pl);
         // (On lavapipe the shader's machine code is compiled here: seconds for big blocks.)
         log::info!("pipeline built: {} ({:.0} ms)", spec.key, t0.elapsed().as_secs_f64() * 1e3);
         self.stats.pipelines_built += 1;

@@ -103,8 +103,9 @@ impl Executor {
     }
 
     pub fn with_env(ctx: &GpuContext, env: &EngineEnv) -> Self {
+        let wide = ctx.int64 && env.wide.unwrap_or(ctx.info.device_type == wgpu::DeviceType::Cpu);
         Executor {
-            caches: Caches::default(),
+            caches: Caches::with_wide(wide),
             pool: BufferPool::default(),
             bound_net: 0,
             max_binding: env.max_binding,
@@ -116,6 +117,12 @@ impl Executor {
                 autotune::TuneCache::open(dir.as_deref())
             }),
         }
+    }
+
+    /// Whether this executor's pipelines read and write vec4 arrays as 64-bit pairs
+    /// (`ops::wide`).
+    pub fn wide_access(&self) -> bool {
+        self.caches.wide
     }
 
     /// How often caches were hit so far.

@@ -19,6 +19,7 @@ pub mod pool;
 pub mod present;
 pub mod resize;
 pub mod stats;
+pub mod wide;
 
 use crate::gpu::GpuContext;
 use crate::graph::Op;

@@ -8,8 +8,19 @@ after 3 warm-ups, a fresh input each run. CPU: oneDNN (torch's default CPU path)
 CUDA: cuDNN with TF32 off (true fp32, as convscope computes) and cudnn.benchmark on (its
 algorithm chosen by measurement, as convscope's autotune does), timed with CUDA events
 around the conv alone (the GPU time, as convscope's GPU timestamps), the chain by wall time
-to its end (synchronised), as convscope's chain total."""
-import argparse, json, os, statistics, time
+to its end (synchronised), as convscope's chain total.
+
+On the CPU, glibc's heap is kept (MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ raised,
+set by re-running this script with them unless already set): by default each call's fresh
+output of a few MB is mapped anew and faulted in page by page, which is not the conv's
+cost. Measured on a 2-core AMD EPYC: 1×1 64→256 at 56² 2.4–2.5 ms that way, 0.61–0.63
+with the heap kept. convscope's buffers are pooled, so this compares like with like."""
+import argparse, json, os, statistics, sys, time
+
+HEAP_KEPT = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+if __name__ == "__main__" and any(k not in os.environ for k in HEAP_KEPT):
+    os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **HEAP_KEPT})
+
 import torch
 
 DEFAULT = ["3,12,5,225x400", "12,24,5,221x396", "24,48,5,217x392",
@@ -63,7 +74,8 @@ def main():
     torch.manual_seed(0)
     dev, cuda = a.device, a.device == "cuda"
     peer = f"pytorch-{dev}"
-    info = {"timing": "wall", "threads": a.threads}
+    info = {"timing": "wall", "threads": a.threads,
+            "heap": "kept" if all(k in os.environ for k in HEAP_KEPT) else "default"}
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
