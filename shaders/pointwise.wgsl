@@ -2,7 +2,8 @@
 // eval-mode BatchNorm as a per-channel affine map `x · alpha[c] + beta[c]`, and the ONNX
 // functions Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, Erf (parameters p0,
 // p1). Works on a horizontal band: output band row r reads input row r + row_off of the
-// input band.
+// input band. Two entry points: `main` one value per invocation, `main4` four adjacent
+// values (rows of whole vec4s).
 
 struct Params {
     channels: u32,
@@ -23,8 +24,9 @@ struct Params {
     _pad2: u32,
 }
 
-// erf, Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); the CPU twin computes the same.
-fn erf_as(x: f32) -> f32 {
+// erf, Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), of each component; the CPU twin
+// computes the same.
+fn erf_as4(x: vec4<f32>) -> vec4<f32> {
     let a = abs(x);
     let t = 1.0 / (1.0 + 0.3275911 * a);
     let p = ((((1.0614054 * t - 1.4531521) * t + 1.4214138) * t - 0.28449674) * t + 0.2548296) * t;
@@ -38,10 +40,27 @@ var<private> p: Params;
 @group(0) @binding(2) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
+// The input and output as vec4s, for `main4` (an entry point uses one or the other).
+@group(0) @binding(1) var<storage, read> input4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> output4: array<vec4<f32>>;
 
-// One invocation computes one output value of channel gid.z: value `flat` of the band's
-// rows, row by row (a small channel, 7×7, fills most of a workgroup rather than 7 lanes
-// of 64 a row).
+// The layer's function of value(s) `v`, channel parameters `a[i]`, `b[i]`.
+fn apply(v: vec4<f32>, i: u32) -> vec4<f32> {
+    switch p.mode {
+        case 0u: { return max(v, vec4<f32>(0.0)); }
+        case 1u: { return select(a[i] * v, v, v >= vec4<f32>(0.0)); }
+        case 2u: { return v * a[i] + b[i]; }
+        case 3u: { return min(max(v, vec4<f32>(p.p0)), vec4<f32>(p.p1)); }
+        case 4u: { return select(p.p0 * v, v, v >= vec4<f32>(0.0)); }
+        case 5u: { return 1.0 / (1.0 + exp(-v)); }
+        case 6u: { return clamp(p.p0 * v + p.p1, vec4<f32>(0.0), vec4<f32>(1.0)); }
+        case 7u: { return v * clamp(v / 6.0 + 0.5, vec4<f32>(0.0), vec4<f32>(1.0)); }
+        case 8u: { return tanh(v); }
+        default: { return erf_as4(v); }
+    }
+}
+
+// One output value: channel gid.z, value gid.x (+ gid.y rows of workgroups) of the band.
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     p = params;
@@ -53,19 +72,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let x = flat % p.width;
     let r = flat / p.width;
     let v = input[(c * p.in_rows + r + p.row_off) * p.width + x];
-    let i = select(0u, c, p.per_channel == 1u);
-    var y: f32;
-    switch p.mode {
-        case 0u: { y = max(v, 0.0); }
-        case 1u: { y = select(a[i] * v, v, v >= 0.0); }
-        case 2u: { y = v * a[i] + b[i]; }
-        case 3u: { y = min(max(v, p.p0), p.p1); }
-        case 4u: { y = select(p.p0 * v, v, v >= 0.0); }
-        case 5u: { y = 1.0 / (1.0 + exp(-v)); }
-        case 6u: { y = clamp(p.p0 * v + p.p1, 0.0, 1.0); }
-        case 7u: { y = v * clamp(v / 6.0 + 0.5, 0.0, 1.0); }
-        case 8u: { y = tanh(v); }
-        default: { y = erf_as(v); }
+    output[(c * p.out_rows + r) * p.width + x] = apply(vec4<f32>(v), select(0u, c, p.per_channel == 1u)).x;
+}
+
+// The vec4 form, for rows of whole vec4s (`pointwise::pipeline`, which compiles this entry
+// point as `main`): four adjacent output values of channel gid.z, vec4 gid.x (+ gid.y
+// rows of workgroups) of the band.
+@compute @workgroup_size(64, 1, 1)
+fn main4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    p = params;
+    let w4 = p.width / 4u;
+    let flat = gid.x + gid.y * nwg.x * 64u;
+    let c = gid.z;
+    if (flat >= w4 * p.out_rows || c >= p.channels) {
+        return;
     }
-    output[(c * p.out_rows + r) * p.width + x] = y;
+    let x4 = flat % w4;
+    let r = flat / w4;
+    let v = input4[(c * p.in_rows + r + p.row_off) * w4 + x4];
+    output4[(c * p.out_rows + r) * w4 + x4] = apply(v, select(0u, c, p.per_channel == 1u));
 }

@@ -227,3 +227,71 @@ fn wide_access_is_bit_identical() {
         }
     }
 }
+
+/// The elementwise ops in both forms (one value per invocation; four adjacent ones on rows
+/// or planes of whole vec4s) against the CPU, every tensor: each pointwise function, PReLU
+/// per channel, a BatchNorm on its own, and binary ops with every operand mode (full, per
+/// channel from a constant or a pooled tensor, scalar), with fused activations (Erf's
+/// helper included). Shapes: both forms vec4, neither, and binary vec4 with pointwise not.
+#[test]
+fn elementwise_ops_match_the_cpu_in_both_forms() {
+    use convscope::graph::*;
+    use convscope::ops::{StepGeom, binary, pointwise};
+    let Some(ctx) = test_context() else { return };
+    let c = 5;
+    let mut r = Mt19937::new(91);
+    let mut w = |n: usize, lo: f64, hi: f64| r.uniform(n, lo, hi);
+    let bn = Op::BatchNorm {
+        weight: w(c, 0.5, 1.5),
+        bias: w(c, -0.5, 0.5),
+        mean: w(c, -0.2, 0.2),
+        var: w(c, 0.5, 2.0),
+        eps: 1e-5,
+    };
+    let bin = |kind, constant| Op::Binary { kind, constant };
+    let ops: Vec<(&str, Op, Vec<&str>)> = vec![
+        ("relu", Op::Relu, vec!["input"]),
+        ("prelu", Op::PRelu { slopes: w(c, -0.5, 0.5) }, vec!["input"]),
+        ("bn", bn, vec!["input"]),
+        ("clip", Op::Unary(Unary::Clip { min: -0.3, max: 0.4 }), vec!["input"]),
+        ("leaky", Op::Unary(Unary::LeakyRelu { alpha: 0.1 }), vec!["input"]),
+        ("sig", Op::Unary(Unary::Sigmoid), vec!["input"]),
+        ("hsig", Op::Unary(Unary::HardSigmoid { alpha: 0.3, beta: 0.4 }), vec!["input"]),
+        ("hswish", Op::Unary(Unary::HardSwish), vec!["input"]),
+        ("tanh", Op::Unary(Unary::Tanh), vec!["input"]),
+        ("erf", Op::Unary(Unary::Erf), vec!["input"]),
+        ("add", bin(BinKind::Add, None), vec!["input", "prelu"]),
+        ("scale", bin(BinKind::Mul, Some((w(c, 0.5, 1.5), Shape::new(c, 1, 1)))), vec!["add"]),
+        ("gap", Op::GlobalPool { max: false }, vec!["input"]),
+        // A divisor away from 0 (GPU division may be an ulp off; a large quotient magnifies it).
+        ("gap2", bin(BinKind::Add, Some((vec![2.0], Shape::new(1, 1, 1)))), vec!["gap"]),
+        ("div", bin(BinKind::Div, None), vec!["sig", "gap2"]),
+        ("sub", bin(BinKind::Sub, Some((vec![0.25], Shape::new(1, 1, 1)))), vec!["div"]),
+        ("mul", bin(BinKind::Mul, None), vec!["sub", "tanh"]),
+        ("mul_erf", Op::Unary(Unary::Erf), vec!["mul"]),
+        ("add2", bin(BinKind::Add, None), vec!["mul_erf", "hswish"]),
+        ("add2_relu", Op::Relu, vec!["add2"]),
+    ];
+    let graph = common::graph_of(ops);
+    for ((h, wd), forms) in [((6, 16), (true, true)), ((5, 13), (false, false)), ((2, 6), (false, true))] {
+        let s = Shape::new(c, h, wd);
+        let g = StepGeom { input: s, output: s, in_row0: 0, in_rows: h, out_row0: 0, out_rows: h };
+        assert_eq!((pointwise::vec4_form(&g), binary::vec4_form(s)), forms, "{h}x{wd}: pointwise, binary vec4");
+        let input = random_input((h * wd) as i64, c, h, wd);
+        let cpu = convscope::reference::forward_graph(&graph, &input).expect("CPU forward");
+        let mut exec = common::executor(ctx);
+        let net = exec.upload(ctx, &graph, convscope::ops::ConvKernel::Tuned).expect("upload");
+        let acts = exec.run(ctx, &net, &input).expect("run");
+        assert_eq!(cpu.len(), graph.nodes.len());
+        for (i, want) in cpu.iter().enumerate() {
+            let got = acts.read(ctx, i + 1).expect("read back");
+            assert_eq!(got.shape, want.shape);
+            common::assert_close(
+                &format!("{} at {h}x{wd} {forms:?}", graph.nodes[i].name),
+                &got.data,
+                &want.data,
+                2e-6,
+            );
+        }
+    }
+}

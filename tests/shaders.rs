@@ -74,7 +74,9 @@ fn params_mismatch(s: &ShaderDesc, rust: &ParamsLayout) -> Vec<String> {
     out
 }
 
-/// The bindings of group 0 as naga sees them, in binding order.
+/// The bindings of group 0 as naga sees them, in binding order. A binding declared twice,
+/// once for each of two entry points (the elementwise ops' scalar and vec4 views of one
+/// buffer), counts once if both declare the same kind, and twice (a mismatch) if not.
 fn reflected_bindings(m: &naga::Module) -> Vec<(u32, Bind)> {
     let mut v: Vec<(u32, Bind)> = m
         .global_variables
@@ -98,6 +100,7 @@ fn reflected_bindings(m: &naga::Module) -> Vec<(u32, Bind)> {
         })
         .collect();
     v.sort_by_key(|(i, _)| *i);
+    v.dedup();
     v
 }
 

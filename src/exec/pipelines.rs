@@ -32,7 +32,7 @@ pub(super) fn step_pipeline(
     let spec = match (node, fused) {
         (GpuNode::ConvTuned(c), Some(_)) => conv_tuned::pipeline_fused(&c.spec, &c.block, g, &e),
         (GpuNode::Depthwise(d), Some(_)) => d.pipeline_fused(g, &e),
-        (GpuNode::Binary(_), Some(_)) => ops::binary::pipeline_fused(&e),
+        (GpuNode::Binary(_), Some(_)) => ops::binary::pipeline_fused(&e, g.output),
         _ => node.pipeline(g),
     };
     (caches.pipeline(ctx, &spec), spec.shader)

@@ -1,6 +1,8 @@
 //! Elementwise arithmetic with broadcasting (Add, Sub, Mul, Div): each operand the full
-//! tensor, one value per channel, or a scalar; a weight operand is uploaded once.
-//! CPU twin: `reference::graph_ops::binary`.
+//! tensor, one value per channel, or a scalar; a weight operand is uploaded once. One
+//! output per invocation, or four adjacent ones on planes of whole vec4s (the shader's
+//! `main4`: a quarter of the storage accesses, which on a CPU adapter are loops over the
+//! lanes). CPU twin: `reference::graph_ops::binary`.
 
 use super::conv_tuned::Epilogue;
 use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, WgslStruct, flat_workgroups, storage_init};
@@ -43,30 +45,49 @@ pub struct Binary {
     constant: Option<(wgpu::Buffer, Shape)>,
 }
 
-pub fn pipeline() -> PipelineSpec {
-    PipelineSpec { key: "binary".into(), source: Cow::Borrowed(SHADER.source), shader: &SHADER }
+/// Whether an op with output shape `out` runs the vec4 form (`main4`): planes of whole
+/// vec4s, so four adjacent outputs share their channel.
+pub fn vec4_form(out: Shape) -> bool {
+    out.plane().is_multiple_of(4)
 }
 
-/// The `store` function with a fused activation (`e.act`, its parameters `e.p`), writing
-/// the binary op's own value too when `e.write_raw`.
+/// The pipeline of an op with output shape `out` (see [`vec4_form`]).
+pub fn pipeline(out: Shape) -> PipelineSpec {
+    pipeline_fused(&Epilogue::default(), out)
+}
+
+/// The `store` and `store4` functions with a fused activation (`e.act`, its parameters
+/// `e.p`), writing the binary op's own value too when `e.write_raw`.
 pub fn store_fn(e: &Epilogue) -> String {
+    let act = super::conv_tuned::activation_expr(e.act, e.p);
     let mut f = String::from("fn store(i: u32, y: f32) {\n");
+    let mut f4 = format!("fn act1(y: f32) -> f32 {{\n    return {act};\n}}\nfn store4(i4: u32, y: vec4<f32>) {{\n");
     if e.write_raw {
         f += "    output[i] = y;\n";
+        f4 += "    output4[i4] = y;\n";
     }
     if e.act != 0 {
-        f += &format!("    out_act[i] = {};\n", super::conv_tuned::activation_expr(e.act, e.p));
+        f += &format!("    out_act[i] = {act};\n");
+        f4 += "    out_act4[i4] = vec4<f32>(act1(y.x), act1(y.y), act1(y.z), act1(y.w));\n";
     }
-    super::conv_tuned::with_erf(e, f + "}\n")
+    super::conv_tuned::with_erf(e, f + "}\n" + &f4 + "}\n")
 }
 
-/// The binary shader with the epilogue `e` (only its activation applies).
-pub fn pipeline_fused(e: &Epilogue) -> PipelineSpec {
-    if *e == Epilogue::default() {
-        return pipeline();
-    }
-    let src = super::conv_tuned::replace_store(SHADER.source, &store_fn(e));
-    PipelineSpec { key: format!("binary fused {e:?}"), source: Cow::Owned(src), shader: &SHADER }
+/// The binary shader for output shape `out` with the epilogue `e` (only its activation
+/// applies).
+pub fn pipeline_fused(e: &Epilogue, out: Shape) -> PipelineSpec {
+    let vec4 = vec4_form(out);
+    let src = if *e == Epilogue::default() {
+        Cow::Borrowed(SHADER.source)
+    } else {
+        Cow::Owned(super::conv_tuned::replace_store(SHADER.source, &store_fn(e)))
+    };
+    let (key, src) = match vec4 {
+        true => ("binary vec4", Cow::Owned(super::as_main(&src, "main4"))),
+        false => ("binary", src),
+    };
+    let key = if *e == Epilogue::default() { key.to_string() } else { format!("{key} fused {e:?}") };
+    PipelineSpec { key, source: src, shader: &SHADER }
 }
 
 /// How an operand of shape `s` is read for an output of shape `out`: 0 full, 1 per
@@ -83,7 +104,12 @@ pub fn mode(s: Shape, out: Shape) -> u32 {
 
 impl Binary {
     pub fn upload(ctx: &GpuContext, name: &str, kind: BinKind, constant: Option<&(Vec<f32>, Shape)>) -> Self {
-        let constant = constant.map(|(v, s)| (storage_init(ctx, &format!("{name} constant operand"), v), *s));
+        // Whole vec4s: the vec4 form reads every operand as vec4s.
+        let constant = constant.map(|(v, s)| {
+            let mut v = v.clone();
+            v.resize(v.len().next_multiple_of(4), 0.0);
+            (storage_init(ctx, &format!("{name} constant operand"), &v), *s)
+        });
         Binary { kind, constant }
     }
 
@@ -108,7 +134,7 @@ impl Binary {
         Dispatch {
             params: bytemuck::bytes_of(&p).to_vec(),
             bindings: vec![Res::Params, Res::Input(0), b_res, Res::Output],
-            workgroups: flat_workgroups(out.len(), max_wg),
+            workgroups: flat_workgroups(if vec4_form(out) { out.len() / 4 } else { out.len() }, max_wg),
         }
     }
 }

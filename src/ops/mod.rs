@@ -312,10 +312,10 @@ impl GpuNode {
             GpuNode::ConvTuned(c) => c.pipeline(g),
             GpuNode::ConvGeneral(_) => conv_general::pipeline(),
             GpuNode::Depthwise(d) => d.pipeline(g),
-            GpuNode::Pointwise(_) => pointwise::pipeline(),
+            GpuNode::Pointwise(_) => pointwise::pipeline(g),
             GpuNode::MaxPool(_) => maxpool::pipeline(),
             GpuNode::Pool(p) => p.pipeline(g),
-            GpuNode::Binary(_) => binary::pipeline(),
+            GpuNode::Binary(_) => binary::pipeline(g.output),
             GpuNode::Layout(_) => layout::pipeline(),
             GpuNode::Resize(_) => resize::pipeline(),
             GpuNode::Gemm(m) => m.pipeline(),
@@ -363,6 +363,13 @@ pub(crate) fn per_value_workgroups(width: usize, rows: usize, channels: usize) -
 pub(crate) fn flat_workgroups(n: usize, max_wg: u32) -> (u32, u32, u32) {
     let (x, y) = split_workgroups((n as u32).div_ceil(64), max_wg);
     (x, y, 1)
+}
+
+/// `src` with its entry point `entry` renamed `main` (and its `main` renamed `main_1`): the
+/// executor builds every pipeline from `main`, and a shader file may hold a second form
+/// of its op (the elementwise ops' vec4 `main4`).
+pub fn as_main(src: &str, entry: &str) -> String {
+    src.replace("fn main(", "fn main_1(").replace(&format!("fn {entry}("), "fn main(")
 }
 
 /// Splits `n` workgroups over x and y so neither exceeds the per-dimension limit.

@@ -1,7 +1,8 @@
 //! Elementwise layers: ReLU, PReLU (one slope or one per channel), eval-mode BatchNorm as
 //! a per-channel affine map, and the ONNX functions (Clip, LeakyRelu, Sigmoid, HardSigmoid,
-//! HardSwish, Tanh, Erf); one output per invocation. CPU twins: `reference::apply`,
-//! `reference::graph_ops::unary`.
+//! HardSwish, Tanh, Erf); one output per invocation, or four adjacent ones on rows of whole
+//! vec4s (the shader's `main4`: a quarter of the storage accesses, which on a CPU adapter
+//! are loops over the lanes). CPU twins: `reference::apply`, `reference::graph_ops::unary`.
 
 use super::{Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, split_workgroups, storage_init};
 use crate::gpu::GpuContext;
@@ -78,8 +79,22 @@ impl Pointwise {
     }
 }
 
-pub fn pipeline() -> PipelineSpec {
-    PipelineSpec { key: "pointwise".into(), source: Cow::Borrowed(SHADER.source), shader: &SHADER }
+/// Whether a step of geometry `g` runs the vec4 form (`main4`): rows of whole vec4s.
+pub fn vec4_form(g: &StepGeom) -> bool {
+    g.output.w.is_multiple_of(4)
+}
+
+/// The pipeline of a step of geometry `g`: the vec4 form where [`vec4_form`].
+pub fn pipeline(g: &StepGeom) -> PipelineSpec {
+    if vec4_form(g) {
+        PipelineSpec {
+            key: "pointwise vec4".into(),
+            source: Cow::Owned(super::as_main(SHADER.source, "main4")),
+            shader: &SHADER,
+        }
+    } else {
+        PipelineSpec { key: "pointwise".into(), source: Cow::Borrowed(SHADER.source), shader: &SHADER }
+    }
 }
 
 impl Pointwise {
@@ -122,7 +137,8 @@ impl Pointwise {
             params: bytemuck::bytes_of(&p).to_vec(),
             bindings: vec![Res::Params, Res::Input(0), Res::Buffer(&self.a), Res::Buffer(&self.b), Res::Output],
             workgroups: {
-                let (x, y) = split_workgroups((g.output.w * g.out_rows).div_ceil(64) as u32, max_workgroups);
+                let per_row = if vec4_form(g) { g.output.w / 4 } else { g.output.w };
+                let (x, y) = split_workgroups((per_row * g.out_rows).div_ceil(64) as u32, max_workgroups);
                 (x, y, g.output.c as u32)
             },
         }
