@@ -10,17 +10,15 @@ algorithm chosen by measurement, as convscope's autotune does), timed with CUDA 
 around the conv alone (the GPU time, as convscope's GPU timestamps), the chain by wall time
 to its end (synchronised), as convscope's chain total.
 
-On the CPU, glibc's heap is kept (MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ raised,
-set by re-running this script with them unless already set): by default each call's fresh
-output of a few MB is mapped anew and faulted in page by page, which is not the conv's
-cost. Measured on a 2-core AMD EPYC: 1×1 64→256 at 56² 2.4–2.5 ms that way, 0.61–0.63
-with the heap kept. convscope's buffers are pooled, so this compares like with like."""
+PyTorch runs with glibc's heap kept (heap.py): by default each call's fresh output of a
+few MB is faulted in page by page, which made the 1×1 2.4 ms instead of 0.61."""
 import argparse, json, os, statistics, sys, time
 
-HEAP_KEPT = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
-if __name__ == "__main__" and any(k not in os.environ for k in HEAP_KEPT):
-    os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **HEAP_KEPT})
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import heap
 
+if __name__ == "__main__":
+    heap.keep()
 import torch
 
 DEFAULT = ["3,12,5,225x400", "12,24,5,221x396", "24,48,5,217x392",
@@ -75,7 +73,7 @@ def main():
     dev, cuda = a.device, a.device == "cuda"
     peer = f"pytorch-{dev}"
     info = {"timing": "wall", "threads": a.threads,
-            "heap": "kept" if all(k in os.environ for k in HEAP_KEPT) else "default"}
+            "heap": "kept" if heap.kept() else "default"}
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False

@@ -6,9 +6,16 @@ Each network (random init, 1×3×224×224, fp32) is exported to OUTDIR/NET.onnx 
 exporter, opset 17); each round then runs `convscope bench --model NET.onnx --runs 10 --json`
 (its `total` row: the GPU's busy time summed over the nodes; its `wall` row: submit to done)
 and PyTorch eval on --device (median of 20 after 5 warm-ups; on CUDA: cuDNN, TF32 off,
-cudnn.benchmark on, CUDA events around the forward, and wall time synchronised).
+cudnn.benchmark on, CUDA events around the forward, and wall time synchronised). PyTorch
+runs with glibc's heap kept (see heap.py).
 Prints each round's numbers and the medians with the ratios. Not run by CI."""
 import argparse, json, os, statistics, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import heap
+
+if __name__ == "__main__":
+    heap.keep()
 import torch, torchvision
 
 NETS = ["resnet18", "mobilenet_v3_small", "efficientnet_b0"]
