@@ -295,3 +295,57 @@ fn elementwise_ops_match_the_cpu_in_both_forms() {
         }
     }
 }
+
+/// 1×1 stride-1 unpadded convs run on their plane as one row (`conv_tuned::run_geometry`):
+/// at 14×14 (rows of 14 become one row of whole vec4s), 7×7, 20×28, against the CPU; and
+/// in bands (flattened band by band, bands holding a 3×3 conv's halo rows), bit for bit
+/// against the whole run. (An input band holding other rows than its output band keeps its
+/// rows: `conv_tuned`'s unit tests.)
+#[test]
+fn one_by_one_convs_on_flattened_planes_match_the_cpu() {
+    use convscope::graph::*;
+    use convscope::ops::ConvKernel;
+    let Some(ctx) = test_context() else { return };
+    let mut r = Mt19937::new(93);
+    let mut conv = |cin: usize, cout: usize, k: usize, pad: usize| {
+        let weight = r.uniform(cout * cin * k * k, -0.3, 0.3);
+        Op::Conv(Conv2d { cin, cout, k, stride: 1, pad, weight, bias: r.uniform(cout, -0.1, 0.1) })
+    };
+    // A chain (only chains are banded): each 1×1 conv's bands hold the rows the next 3×3
+    // conv's halo needs, its input bands the same rows.
+    let graph = common::graph_of(vec![
+        ("pre", conv(16, 24, 1, 0), vec!["input"]),
+        ("c3", conv(24, 24, 3, 1), vec!["pre"]),
+        ("pw", conv(24, 24, 1, 0), vec!["c3"]),
+        ("c3b", conv(24, 8, 3, 1), vec!["pw"]),
+        ("pw2", conv(8, 8, 1, 0), vec!["c3b"]),
+    ]);
+    for (h, w) in [(14, 14), (7, 7), (20, 28)] {
+        let input = random_input((h * w) as i64, 16, h, w);
+        let cpu = convscope::reference::forward_graph(&graph, &input).expect("CPU forward");
+        let mut whole = common::executor(ctx);
+        whole.max_binding = None;
+        // The input fits one buffer, the 24-channel tensors are banded.
+        let mut banded = common::executor(ctx);
+        banded.max_binding = Some(((16 * h * w * 4).div_ceil(1024) as u64) << 10);
+        let blocks: &[&str] = if ctx.subgroups { &["8x8s", "8x4l8"] } else { &["8x4l8", "8x2"] };
+        for block in blocks {
+            let b = convscope::ops::conv_tuned::Block::parse(block).expect("block");
+            let run = |exec: &mut convscope::exec::Executor| {
+                let net = exec.upload_with_block(ctx, &graph, ConvKernel::Tuned, b).expect("upload");
+                exec.run(ctx, &net, &input).expect("run")
+            };
+            let (a, bb) = (run(&mut whole), run(&mut banded));
+            assert!(bb.bands.iter().any(|t| t.len() > 1), "{h}x{w}: the banded run has bands");
+            assert_eq!(cpu.len(), graph.nodes.len());
+            for (i, want) in cpu.iter().enumerate() {
+                let got = a.read(ctx, i + 1).expect("read back");
+                let what = format!("{} {h}x{w} {block}", graph.nodes[i].name);
+                common::assert_close(&what, &got.data, &want.data, 1e-5);
+                let got_banded = bb.read(ctx, i + 1).expect("read back");
+                assert_eq!(got_banded.data.len(), got.data.len(), "{what}");
+                assert!(got_banded.data == got.data, "{what}: banded differs from whole");
+            }
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! adapter at hand (as cuDNN's benchmark mode and burn's autotune do): the first time a
 //! layer shape runs, a few candidate blocks are compiled and timed (on a CPU adapter on a
 //! slice of its rows, on a GPU on the whole layer), within a time budget, and the fastest is
-//! kept in memory and on disk (`~/.cache/convscope/autotune-v5.json`, keyed by adapter,
+//! kept in memory and on disk (`~/.cache/convscope/autotune-v6.json`, keyed by adapter,
 //! driver and shape). A corrupt or stale file is ignored and rewritten. Every direct block
 //! computes the same sums in the same order; the Winograd and split forms differ from them
 //! by float rounding.
@@ -26,7 +26,7 @@ use std::time::Instant;
 /// 12x4s now). 4: Winograd blocks (`8x4w`) became candidates for 3×3 stride-1 convs.
 /// 5: GPUs time whole layers with a smaller margin (choices made on 16-row probes were
 /// up to 1.2× off on an H200).
-pub const VERSION: u64 = 5;
+pub const VERSION: u64 = 6;
 /// Tuning time allowed per call (compiling and timing candidates); shapes left over keep
 /// the adapter's default block this time and are tuned on a later run.
 pub const BUDGET_MS: f64 = 800.0;
@@ -283,7 +283,10 @@ impl Executor {
                 _ => continue,
             };
             let ins = shapes[sources[i].first().copied().unwrap_or(0)];
-            let default = layer_default(self.block, cpu, ctx.subgroups, k, shapes[i + 1].w);
+            // A 1×1 stride-1 unpadded conv runs on its plane as one row (`run_geometry`).
+            let o = shapes[i + 1];
+            let width = if k == 1 && stride == 1 && pad == 0 { o.h * o.w } else { o.w };
+            let default = layer_default(self.block, cpu, ctx.subgroups, k, width);
             let key = shape_key(cin, cout, k, stride, pad, ins.h, ins.w);
             let (block, measured) = match cache.get(&adapter, &key) {
                 Some(ch) => (ch.block, false),
