@@ -25,7 +25,8 @@ use std::time::Instant;
 /// before accumulating), which moves the best block (conv3 of the chain: 8x6s before,
 /// 12x4s now). 4: Winograd blocks (`8x4w`) became candidates for 3×3 stride-1 convs.
 /// 5: GPUs time whole layers with a smaller margin (choices made on 16-row probes were
-/// up to 1.2× off on an H200).
+/// up to 1.2× off on an H200). 6: 64-bit storage access on CPU adapters, and 1×1 convs
+/// run on their plane as one row (the same blocks compare differently).
 pub const VERSION: u64 = 6;
 /// Tuning time allowed per call (compiling and timing candidates); shapes left over keep
 /// the adapter's default block this time and are tuned on a later run.
