@@ -160,6 +160,76 @@ fn fused_binary_activation_equals_the_cpu() {
     }
 }
 
+/// Conv → BatchNorm → Sigmoid → Mul(y, sigmoid(y)) (SiLU as ONNX exports it; EfficientNets
+/// and YOLO detectors are made of these) runs as one pass where the sigmoid's own output
+/// is needed nowhere else, its product written in its place: plain, depthwise and 1×1
+/// convs, either operand order, rows of whole vec4s or not; every written tensor equals the
+/// CPU twins'. A kept sigmoid keeps its Mul a pass of its own.
+#[test]
+fn fused_silu_gate_equals_the_cpu() {
+    use convscope::graph::*;
+    use convscope::plan::Keep;
+    let Some(ctx) = test_context() else { return };
+    let mut r = Mt19937::new(37);
+    let mut w = |n: usize, lo: f64, hi: f64| r.uniform(n, lo, hi);
+    let mut bn = |c: usize| Op::BatchNorm {
+        weight: w(c, 0.5, 1.5),
+        bias: w(c, -0.5, 0.5),
+        mean: w(c, -0.2, 0.2),
+        var: w(c, 0.5, 2.0),
+        eps: 1e-5,
+    };
+    let (bn1, bn2) = (bn(6), bn(6));
+    let mut r = Mt19937::new(38);
+    let mut w = |n: usize| r.uniform(n, -0.4, 0.4);
+    let conv = |cin: usize, cout: usize, k: usize, groups: usize, weight: Vec<f32>, bias: Vec<f32>| {
+        Op::ConvG(ConvG {
+            cin,
+            cout,
+            kh: k,
+            kw: k,
+            stride: [1, 1],
+            dilation: [1, 1],
+            pads: [k / 2; 4],
+            groups,
+            transpose: false,
+            output_padding: [0, 0],
+            weight,
+            bias,
+        })
+    };
+    let mul = || Op::Binary { kind: BinKind::Mul, constant: None };
+    let ops: Vec<(&str, Op, Vec<&str>)> = vec![
+        ("c1", conv(4, 6, 3, 1, w(6 * 4 * 9), w(6)), vec!["input"]),
+        ("bn1", bn1, vec!["c1"]),
+        ("sig1", Op::Unary(Unary::Sigmoid), vec!["bn1"]),
+        ("silu1", mul(), vec!["bn1", "sig1"]),
+        ("dw", conv(6, 6, 3, 6, w(6 * 9), w(6)), vec!["silu1"]),
+        ("bn2", bn2, vec!["dw"]),
+        ("sig2", Op::Unary(Unary::Sigmoid), vec!["bn2"]),
+        ("silu2", mul(), vec!["sig2", "bn2"]),
+        ("pw", conv(6, 5, 1, 1, w(5 * 6), w(5)), vec!["silu2"]),
+        ("sig3", Op::Unary(Unary::Sigmoid), vec!["pw"]),
+        ("silu3", mul(), vec!["pw", "sig3"]),
+    ];
+    let graph = common::graph_of(ops);
+    let mut exec = common::executor(ctx);
+    let g = exec.upload(ctx, &graph, Kernel::Tuned).unwrap();
+    let last = graph.nodes.len();
+    for (h, wd) in [(9, 13), (8, 16)] {
+        let input = random_input(14, 4, h, wd);
+        let cpu = reference::forward_graph(&graph, &input).unwrap();
+        // Gated: bn, sigmoid and Mul absorbed twice, sigmoid and Mul once.
+        check_fused(ctx, &mut exec, &g, &input, &cpu, &Keep::Only(vec![last]), (3, 8));
+        let plan = exec.plan(ctx, &g, input.shape, &Keep::Only(vec![last])).unwrap();
+        assert!(plan.fusions.iter().all(|f| f.gate.is_some()), "{:?}", plan.fusions);
+        // sig1 kept (tensor 3): its Mul runs on its own; the others stay gated.
+        check_fused(ctx, &mut exec, &g, &input, &cpu, &Keep::Only(vec![3, last]), (3, 7));
+        // Every tensor kept (a viewer's run): no gate, every Mul a pass.
+        check_fused(ctx, &mut exec, &g, &input, &cpu, &Keep::All, (3, 5));
+    }
+}
+
 /// Runs `g` on `input` keeping `keep`: the plan has `fusions.0` fusions absorbing
 /// `fusions.1` passes, every tensor written equals the CPU's `cpu`, and the last tensor and
 /// every kept one are written.

@@ -194,7 +194,14 @@ fn tuned_specialisations_are_valid() {
                 assert!(src3.contains(" x 3 rows ") && !src3.contains("for (var ky"));
                 validate(&format!("tuned {cin}->{cout} k{k} s{stride} {px}x{ocv}y3 in_w {in_w} sg {subgroup}"), &src3);
                 // Every fused epilogue in both store forms, Erf (a helper function) included.
-                let e = conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 9, p: [0.0; 2] };
+                let e = conv_tuned::Epilogue {
+                    write_raw: true,
+                    bn: true,
+                    write_bn: true,
+                    act: 9,
+                    p: [0.0; 2],
+                    gate: false,
+                };
                 let fused = conv_tuned::tuned_source(&values, &e, form(unroll, subgroup, false));
                 assert!(fused.contains("out_act[i] = "));
                 validate(&format!("tuned {cin}->{cout} k{k} {px}x{ocv} in_w {in_w} fused"), &fused);
@@ -203,7 +210,8 @@ fn tuned_specialisations_are_valid() {
                 // Winograd F(2×2, 3×3): 2 rows, halo/vec4/scalar rows, packed or not, fused.
                 let mut rows2 = values;
                 rows2[11].1 = 2;
-                let e = conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 9, p: [0.0; 2] };
+                let e =
+                    conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 9, p: [0.0; 2], gate: true };
                 for (packed, e) in [(false, Default::default()), (true, e)] {
                     let f = conv_tuned::Form { unroll: true, subgroup: true, packed, winograd: true };
                     let src = conv_tuned::tuned_source(&rows2, &e, f);
@@ -260,8 +268,14 @@ fn depthwise_specialisations_are_valid() {
             let unrolled = depthwise::outputs_per_invocation(&c) > 1;
             let vec4 = unrolled && ow % 4 == 0;
             assert_eq!(vec4, stride == 1 && in_w == 20 && k[1] == 3);
-            let fused =
-                convscope::ops::conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 9, p: [0.0; 2] };
+            let fused = convscope::ops::conv_tuned::Epilogue {
+                write_raw: true,
+                bn: true,
+                write_bn: true,
+                act: 9,
+                p: [0.0; 2],
+                gate: true,
+            };
             for e in [Default::default(), fused] {
                 let spec = depthwise::pipeline_for(&c, &g, subgroup, &e);
                 // The executor looks the pipeline up by this key before writing the shader.

@@ -466,7 +466,8 @@ impl Executor {
                 }
             }
             if let Some(act) = f.act {
-                out[3] = band_of(act + 1);
+                // A gated fusion writes the Mul's tensor in the activation's place.
+                out[3] = band_of(f.gate.unwrap_or(act) + 1);
             }
         }
         out

@@ -50,5 +50,6 @@ fn epilogue(net: &GpuNetwork, f: &crate::plan::fusion::Fusion) -> Epilogue {
         write_bn: f.write_bn,
         act: act.map_or(0, |a| a.0),
         p: act.map_or([0.0; 2], |a| a.1),
+        gate: f.gate.is_some(),
     }
 }

@@ -67,8 +67,9 @@ pub fn store_fn(e: &Epilogue) -> String {
         f4 += "    output4[i4] = y;\n";
     }
     if e.act != 0 {
-        f += &format!("    out_act[i] = {act};\n");
-        f4 += "    out_act4[i4] = vec4<f32>(act1(y.x), act1(y.y), act1(y.z), act1(y.w));\n";
+        let gate = if e.gate { "y * " } else { "" };
+        f += &format!("    out_act[i] = {gate}({act});\n");
+        f4 += &format!("    out_act4[i4] = {gate}vec4<f32>(act1(y.x), act1(y.y), act1(y.z), act1(y.w));\n");
     }
     super::conv_tuned::with_erf(e, f + "}\n" + &f4 + "}\n")
 }

@@ -295,11 +295,14 @@ pub struct Epilogue {
     /// and its two parameters.
     pub act: u32,
     pub p: [f32; 2],
+    /// The activation's output is not written; its product with the activation's input
+    /// is (a `Mul(y, act(y))` folded in: SiLU, `y · sigmoid(y)`, as ONNX exports it).
+    pub gate: bool,
 }
 
 impl Default for Epilogue {
     fn default() -> Self {
-        Epilogue { write_raw: true, bn: false, write_bn: false, act: 0, p: [0.0; 2] }
+        Epilogue { write_raw: true, bn: false, write_bn: false, act: 0, p: [0.0; 2], gate: false }
     }
 }
 
@@ -500,7 +503,7 @@ mod tests {
     fn pipeline_keys_are_the_keys_of_the_written_shaders() {
         // The executor looks pipelines up by `pipeline_key` and writes the shader only on a
         // miss: both must name the same shader for every block form, kernel and epilogue.
-        let fused = Epilogue { write_raw: false, bn: true, write_bn: true, act: 10, p: [0.0; 2] };
+        let fused = Epilogue { write_raw: false, bn: true, write_bn: true, act: 10, p: [0.0; 2], gate: false };
         for c in [
             ConvShape { cin: 64, cout: 64, k: 3, stride: 1, pad: 1 },
             ConvShape { cin: 3, cout: 12, k: 5, stride: 1, pad: 0 },

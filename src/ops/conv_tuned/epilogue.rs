@@ -50,10 +50,13 @@ fn epilogue_writes(e: &Epilogue, head: &str, vec4: bool) -> String {
     if e.bn && e.write_bn {
         s += "        out_bn[i] = y;\n";
     }
+    // With a gate, the activation's input times its output (the same product the Mul
+    // node computes from the two tensors).
+    let gate = if e.gate { "y * " } else { "" };
     if e.act != 0 && vec4 {
-        s += "        out_act[i] = vec4<f32>(act1(y.x), act1(y.y), act1(y.z), act1(y.w));\n";
+        s += &format!("        out_act[i] = {gate}vec4<f32>(act1(y.x), act1(y.y), act1(y.z), act1(y.w));\n");
     } else if e.act != 0 {
-        s += &format!("        out_act[i] = {};\n", activation_expr(e.act, e.p));
+        s += &format!("        out_act[i] = {gate}({});\n", activation_expr(e.act, e.p));
     }
     s += "    }\n}\n";
     s

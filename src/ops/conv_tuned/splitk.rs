@@ -69,7 +69,7 @@ mod tests {
         // 196 pixels in tiles of 8: 25 workgroups; 256 channels in blocks of 8: 32.
         assert_eq!(workgroups(&b, &g, 32, 65535), (25, 1, 32));
         assert_eq!(workgroups(&b, &g, 32, 10), (10, 3, 32));
-        let e = Epilogue { write_raw: false, bn: true, write_bn: false, act: 9, p: [0.0; 2] };
+        let e = Epilogue { write_raw: false, bn: true, write_bn: false, act: 9, p: [0.0; 2], gate: false };
         let c = ConvShape { cin: 256, cout: 256, k: 3, stride: 1, pad: 1 };
         let spec = pipeline(&c, &b, &g, &e);
         assert_eq!(spec.key, key(&c, &b, &g, &e));
