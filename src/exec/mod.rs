@@ -395,11 +395,13 @@ impl Executor {
                     .collect::<Vec<_>>();
                 let mut resources = resources;
                 if let GpuNode::ConvTuned(_) | GpuNode::Depthwise(_) = node {
-                    let extra = self.epilogue_bindings(ctx, plan, net, rb, fused, step.band, &resources);
+                    let extra =
+                        pipelines::epilogue_bindings(&mut self.spare, ctx, plan, net, rb, fused, step.band, &resources);
                     resources.extend(extra);
                 } else if let GpuNode::Binary(_) = node {
                     // Only the activation's output (or a stand-in never written).
-                    let extra = self.epilogue_bindings(ctx, plan, net, rb, fused, step.band, &resources);
+                    let extra =
+                        pipelines::epilogue_bindings(&mut self.spare, ctx, plan, net, rb, fused, step.band, &resources);
                     resources.extend(extra.into_iter().last());
                 }
                 let label = format!("{name} band {} dispatch {k} bind group", step.band);
@@ -417,60 +419,6 @@ impl Executor {
                 pass.dispatch_workgroups(*x, *y, *z);
             }
         }
-    }
-
-    /// The tuned conv's epilogue bindings (batch norm scale and shift, its two extra
-    /// outputs): the fused nodes' buffers, else stand-ins the shader never touches.
-    #[allow(clippy::too_many_arguments)]
-    fn epilogue_bindings(
-        &mut self,
-        ctx: &GpuContext,
-        plan: &Plan,
-        net: &GpuNetwork,
-        rb: &RunBuffers,
-        fused: Option<&crate::plan::fusion::Fusion>,
-        band: usize,
-        base: &[(wgpu::Buffer, u64, Option<u64>)],
-    ) -> Vec<(wgpu::Buffer, u64, Option<u64>)> {
-        let spare = self
-            .spare
-            .get_or_insert_with(|| {
-                let make = |label| {
-                    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some(label),
-                        size: 16,
-                        usage: wgpu::BufferUsages::STORAGE,
-                        mapped_at_creation: false,
-                    })
-                };
-                [make("unused fused output a"), make("unused fused output b")]
-            })
-            .clone();
-        // Read-only stand-in: binding 1 (packed weights, or the depthwise conv's input),
-        // already bound read-only.
-        let ro = base.get(1).cloned().unwrap_or_else(|| (spare[0].clone(), 0, None));
-        let band_of = |t: usize| -> (wgpu::Buffer, u64, Option<u64>) {
-            ((*rb.bands[plan.tensors[t].bands[band].buffer]).clone(), 0, None)
-        };
-        let mut out = vec![ro.clone(), ro, (spare[0].clone(), 0, None), (spare[1].clone(), 0, None)];
-        if let Some(f) = fused {
-            if let Some(bn) = f.bn {
-                if let GpuNode::Pointwise(p) = &net.nodes[bn]
-                    && let Some((a, b)) = p.affine()
-                {
-                    out[0] = (a.clone(), 0, None);
-                    out[1] = (b.clone(), 0, None);
-                }
-                if f.write_bn {
-                    out[2] = band_of(bn + 1);
-                }
-            }
-            if let Some(act) = f.act {
-                // A gated fusion writes the Mul's tensor in the activation's place.
-                out[3] = band_of(f.gate.unwrap_or(act) + 1);
-            }
-        }
-        out
     }
 
     /// Records tensor `t`'s per-channel statistics, band by band over the rows each owns.

@@ -1,12 +1,13 @@
 //! Which pipeline a band step runs: the convs' pipelines looked up by a key computed without
 //! writing their shader text (written, and the pipeline built, only on a miss), the fused
-//! epilogues' parameters.
+//! epilogues' parameters and bindings.
 
-use super::GpuNetwork;
 use super::cache::Caches;
+use super::{GpuNetwork, RunBuffers};
 use crate::gpu::GpuContext;
 use crate::ops::conv_tuned::{self, Epilogue};
 use crate::ops::{self, GpuNode, ShaderDesc, StepGeom};
+use crate::plan::Plan;
 use crate::plan::fusion::Fusion;
 
 /// The pipeline of `node`'s step at geometry `g` (with fusion `fused`) and its shader's
@@ -52,4 +53,57 @@ fn epilogue(net: &GpuNetwork, f: &crate::plan::fusion::Fusion) -> Epilogue {
         p: act.map_or([0.0; 2], |a| a.1),
         gate: f.gate.is_some(),
     }
+}
+
+/// The tuned conv's epilogue bindings (batch norm scale and shift, its two extra
+/// outputs): the fused nodes' buffers, else stand-ins the shader never touches.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn epilogue_bindings(
+    spare: &mut Option<[wgpu::Buffer; 2]>,
+    ctx: &GpuContext,
+    plan: &Plan,
+    net: &GpuNetwork,
+    rb: &RunBuffers,
+    fused: Option<&crate::plan::fusion::Fusion>,
+    band: usize,
+    base: &[(wgpu::Buffer, u64, Option<u64>)],
+) -> Vec<(wgpu::Buffer, u64, Option<u64>)> {
+    let spare = spare
+        .get_or_insert_with(|| {
+            let make = |label| {
+                ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: 16,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                })
+            };
+            [make("unused fused output a"), make("unused fused output b")]
+        })
+        .clone();
+    // Read-only stand-in: binding 1 (packed weights, or the depthwise conv's input),
+    // already bound read-only.
+    let ro = base.get(1).cloned().unwrap_or_else(|| (spare[0].clone(), 0, None));
+    let band_of = |t: usize| -> (wgpu::Buffer, u64, Option<u64>) {
+        ((*rb.bands[plan.tensors[t].bands[band].buffer]).clone(), 0, None)
+    };
+    let mut out = vec![ro.clone(), ro, (spare[0].clone(), 0, None), (spare[1].clone(), 0, None)];
+    if let Some(f) = fused {
+        if let Some(bn) = f.bn {
+            if let GpuNode::Pointwise(p) = &net.nodes[bn]
+                && let Some((a, b)) = p.affine()
+            {
+                out[0] = (a.clone(), 0, None);
+                out[1] = (b.clone(), 0, None);
+            }
+            if f.write_bn {
+                out[2] = band_of(bn + 1);
+            }
+        }
+        if let Some(act) = f.act {
+            // A gated fusion writes the Mul's tensor in the activation's place.
+            out[3] = band_of(f.gate.unwrap_or(act) + 1);
+        }
+    }
+    out
 }

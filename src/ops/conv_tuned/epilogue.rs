@@ -2,7 +2,26 @@
 //! binary): the writes a layer needs, scalar or a vec4 at a time, the activation as a WGSL
 //! expression. Pure strings, validated by naga in `tests/shaders.rs`.
 
-use super::Epilogue;
+/// What the fused epilogue does (see `conv2d_tuned.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Epilogue {
+    pub write_raw: bool,
+    pub bn: bool,
+    pub write_bn: bool,
+    /// The activation as the shader numbers it (0 none, 3..9 as `pointwise.wgsl`, 10 ReLU)
+    /// and its two parameters.
+    pub act: u32,
+    pub p: [f32; 2],
+    /// The activation's output is not written; its product with the activation's input
+    /// is (a `Mul(y, act(y))` folded in: SiLU, `y · sigmoid(y)`, as ONNX exports it).
+    pub gate: bool,
+}
+
+impl Default for Epilogue {
+    fn default() -> Self {
+        Epilogue { write_raw: true, bn: false, write_bn: false, act: 0, p: [0.0; 2], gate: false }
+    }
+}
 
 /// The `store` function with only the writes epilogue `e` needs (the constants select the
 /// same, but a function inlined hundreds of times should not carry dead branches).
