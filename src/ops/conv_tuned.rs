@@ -418,21 +418,8 @@ impl TunedConv {
 
 #[cfg(test)]
 mod tests {
+    use super::geometry::whole;
     use super::*;
-    use crate::tensor::Shape;
-
-    /// The geometry of a whole (unbanded) conv of shape `c` on an input of `h`×`w`.
-    fn whole(c: &ConvShape, h: usize, w: usize) -> StepGeom {
-        let o = |n: usize| (n + 2 * c.pad - c.k) / c.stride + 1;
-        StepGeom {
-            input: Shape::new(c.cin, h, w),
-            output: Shape::new(c.cout, o(h), o(w)),
-            in_row0: 0,
-            in_rows: h,
-            out_row0: 0,
-            out_rows: o(h),
-        }
-    }
 
     #[test]
     fn pipeline_keys_are_the_keys_of_the_written_shaders() {

@@ -114,6 +114,16 @@ pub fn find(graph: &Graph, needed: &dyn Fn(usize, &[usize]) -> bool) -> Vec<Fusi
 mod tests {
     use super::*;
 
+    /// A node `name` writing the tensor of its name.
+    fn node(name: &str, op: Op, inputs: &[&str]) -> crate::graph::Node {
+        crate::graph::Node {
+            name: name.into(),
+            op,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            output: name.into(),
+        }
+    }
+
     #[test]
     fn conv_bn_relu_fuse_and_write_what_is_needed() {
         let sd = None;
@@ -138,13 +148,7 @@ mod tests {
 
     #[test]
     fn a_mul_of_the_activations_input_and_output_is_a_gate_only_when_alone() {
-        use crate::graph::{INPUT, Node, Unary};
-        let node = |name: &str, op: Op, inputs: &[&str]| Node {
-            name: name.into(),
-            op,
-            inputs: inputs.iter().map(|s| s.to_string()).collect(),
-            output: name.into(),
-        };
+        use crate::graph::{INPUT, Unary};
         let conv = || {
             Op::Conv(crate::graph::Conv2d {
                 cin: 1,
@@ -179,13 +183,7 @@ mod tests {
 
     #[test]
     fn binary_ops_take_a_following_activation_but_no_batch_norm() {
-        use crate::graph::{BinKind, INPUT, Node};
-        let node = |name: &str, op: Op, inputs: &[&str]| Node {
-            name: name.into(),
-            op,
-            inputs: inputs.iter().map(|s| s.to_string()).collect(),
-            output: name.into(),
-        };
+        use crate::graph::{BinKind, INPUT};
         let add = || Op::Binary { kind: BinKind::Add, constant: None };
         let bn = Op::BatchNorm { weight: vec![1.0], bias: vec![0.0], mean: vec![0.0], var: vec![1.0], eps: 1e-5 };
         let g = Graph {

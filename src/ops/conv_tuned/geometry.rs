@@ -26,23 +26,24 @@ pub fn run_geometry(c: &ConvShape, g: &StepGeom) -> StepGeom {
     }
 }
 
+/// The geometry of a whole (unbanded) conv of shape `c` on an input of `h`×`w` (tests).
+#[cfg(test)]
+pub(crate) fn whole(c: &ConvShape, h: usize, w: usize) -> StepGeom {
+    let o = |n: usize| (n + 2 * c.pad - c.k) / c.stride + 1;
+    StepGeom {
+        input: Shape::new(c.cin, h, w),
+        output: Shape::new(c.cout, o(h), o(w)),
+        in_row0: 0,
+        in_rows: h,
+        out_row0: 0,
+        out_rows: o(h),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Block, Epilogue, pipeline_key};
     use super::*;
-
-    /// The geometry of a whole (unbanded) conv of shape `c` on an input of `h`×`w`.
-    fn whole(c: &ConvShape, h: usize, w: usize) -> StepGeom {
-        let o = |n: usize| (n + 2 * c.pad - c.k) / c.stride + 1;
-        StepGeom {
-            input: Shape::new(c.cin, h, w),
-            output: Shape::new(c.cout, o(h), o(w)),
-            in_row0: 0,
-            in_rows: h,
-            out_row0: 0,
-            out_rows: o(h),
-        }
-    }
 
     #[test]
     fn only_1x1_stride_1_unpadded_convs_on_their_own_rows_run_flattened() {
