@@ -91,7 +91,17 @@ mod tests {
                 .unwrap();
         assert_eq!(
             e.block,
-            Some(Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1 })
+            Some(Block {
+                px: 8,
+                ocv: 2,
+                unroll: true,
+                lanes: 1,
+                sg: false,
+                py: 1,
+                wino: false,
+                split: 1,
+                image: false
+            })
         );
         assert_eq!(e.max_binding, Some(64 << 10));
         assert_eq!(e.memory_budget, 2 << 20);

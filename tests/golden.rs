@@ -159,8 +159,18 @@ fn check_all_layers(file: &str, net: &Network, tol: f32, band_limit: u64) {
         engine.max_binding = max_binding;
         for block in [
             Block::default(),
-            Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1 },
-            Block { px: 16, ocv: 3, unroll: true, lanes: 1, sg: ctx.subgroups, py: 1, wino: false, split: 1 },
+            Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1, image: false },
+            Block {
+                px: 16,
+                ocv: 3,
+                unroll: true,
+                lanes: 1,
+                sg: ctx.subgroups,
+                py: 1,
+                wino: false,
+                split: 1,
+                image: false,
+            },
         ] {
             let acts = common::run_net(&mut engine, ctx, net, &input, kernel, block);
             for (i, layer) in net.layers.iter().enumerate() {

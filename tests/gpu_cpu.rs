@@ -55,25 +55,29 @@ fn kernels_match_cpu_on_awkward_shapes() {
         let cpu = reference::forward(&net, &input).unwrap();
         for block in [
             Block::default(),
-            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: false, py: 1, wino: false, split: 1 },
-            Block { px: 12, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1 },
-            Block { px: 8, ocv: 2, unroll: false, lanes: 1, sg: false, py: 1, wino: false, split: 1 },
-            Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1 },
-            Block { px: 4, ocv: 2, unroll: true, lanes: 8, sg: false, py: 1, wino: false, split: 1 },
-            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: false, py: 1, wino: false, split: 1 },
+            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: false, py: 1, wino: false, split: 1, image: false },
+            Block { px: 12, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1, image: false },
+            Block { px: 8, ocv: 2, unroll: false, lanes: 1, sg: false, py: 1, wino: false, split: 1, image: false },
+            Block { px: 24, ocv: 3, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1, image: false },
+            Block { px: 4, ocv: 2, unroll: true, lanes: 8, sg: false, py: 1, wino: false, split: 1, image: false },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: false, py: 1, wino: false, split: 1, image: false },
             // Subgroup forms (weights loaded 8 at a time and broadcast), where the device
             // has subgroups; the loop form has none and runs as without `s`.
-            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1, wino: false, split: 1 },
-            Block { px: 12, ocv: 4, unroll: true, lanes: 1, sg: true, py: 1, wino: false, split: 1 },
-            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 1, wino: false, split: 1 },
-            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: true, py: 1, wino: false, split: 1 },
+            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1, wino: false, split: 1, image: false },
+            Block { px: 12, ocv: 4, unroll: true, lanes: 1, sg: true, py: 1, wino: false, split: 1, image: false },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 1, wino: false, split: 1, image: false },
+            Block { px: 4, ocv: 1, unroll: false, lanes: 1, sg: true, py: 1, wino: false, split: 1, image: false },
             // Several output rows per invocation (rows sharing input rows and weights),
             // heights not multiples of PY; with and without subgroups, vec4 rows and not.
-            Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: true, py: 3, wino: false, split: 1 },
+            Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: true, py: 3, wino: false, split: 1, image: false },
             // 32 output channels a block: 1x1 convs load their weights a vec4 per lane.
-            Block { px: 4, ocv: 8, unroll: true, lanes: 1, sg: true, py: 1, wino: false, split: 1 },
-            Block { px: 4, ocv: 1, unroll: true, lanes: 1, sg: false, py: 2, wino: false, split: 1 },
-            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 2, wino: false, split: 1 },
+            Block { px: 4, ocv: 8, unroll: true, lanes: 1, sg: true, py: 1, wino: false, split: 1, image: false },
+            // Their image form (input and weights read as images, outputs in vec4 pairs
+            // where PX and the row are multiples of 8); the subgroup form elsewhere.
+            Block::parse("8x8si").unwrap(),
+            Block::parse("4x8si").unwrap(),
+            Block { px: 4, ocv: 1, unroll: true, lanes: 1, sg: false, py: 2, wino: false, split: 1, image: false },
+            Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 2, wino: false, split: 1, image: false },
             // Winograd F(2×2, 3×3) on the 3×3 stride-1 layers (the others run the direct
             // subgroup form): halo rows (8x4w on rows of whole vec4s), value by value (6x1w:
             // PX not a multiple of 4), odd heights and widths (partial tiles), odd channel

@@ -328,7 +328,7 @@ fn one_by_one_convs_on_flattened_planes_match_the_cpu() {
         // The input fits one buffer, the 24-channel tensors are banded.
         let mut banded = common::executor(ctx);
         banded.max_binding = Some(((16 * h * w * 4).div_ceil(1024) as u64) << 10);
-        let blocks: &[&str] = if ctx.subgroups { &["8x8s", "8x4l8"] } else { &["8x4l8", "8x2"] };
+        let blocks: &[&str] = if ctx.subgroups { &["8x8s", "8x8si", "8x4l8"] } else { &["8x4l8", "8x2"] };
         for block in blocks {
             let b = convscope::ops::conv_tuned::Block::parse(block).expect("block");
             let run = |exec: &mut convscope::exec::Executor| {
@@ -346,6 +346,83 @@ fn one_by_one_convs_on_flattened_planes_match_the_cpu() {
                 assert_eq!(got_banded.data.len(), got.data.len(), "{what}");
                 assert!(got_banded.data == got.data, "{what}: banded differs from whole");
             }
+        }
+    }
+}
+
+/// The tuned 1×1 conv's image form (`8x8si`, `4x8si`: each input band copied into an image,
+/// the weights uploaded as one, outputs in vec4 pairs where PX and the row allow) reads
+/// and writes what the subgroup form does, in the same order: with fused batch norm + ReLU
+/// and a fused SiLU gate, input channels in groups of 4 with a remainder of 3, 33 output
+/// channels (two blocks), planes of 196 values (vec4s, no pairs) and 192 (pairs), images
+/// of a part row and of several rows and a part row; the last tensor is bit-identical to the
+/// subgroup form's and matches the CPU.
+#[test]
+fn image_form_of_1x1_convs_is_bit_identical_to_the_subgroup_form() {
+    use convscope::graph::*;
+    use convscope::ops::conv_tuned::{self, Block};
+    use convscope::plan::Keep;
+    let Some(ctx) = test_context() else { return };
+    if !ctx.subgroups {
+        eprintln!("skipped: the image form is a subgroup form, and this device has no subgroups");
+        return;
+    }
+    let mut r = Mt19937::new(101);
+    let mut w = |n: usize, lo: f64, hi: f64| r.uniform(n, lo, hi);
+    let mut conv = |cin: usize, cout: usize| {
+        let (weight, bias) = (w(cout * cin, -0.3, 0.3), w(cout, -0.1, 0.1));
+        Op::Conv(Conv2d { cin, cout, k: 1, stride: 1, pad: 0, weight, bias })
+    };
+    let (a, b, d) = (conv(7, 64), conv(64, 33), conv(33, 40));
+    let mut r = Mt19937::new(102);
+    let mut w = |n: usize, lo: f64, hi: f64| r.uniform(n, lo, hi);
+    let bn = Op::BatchNorm {
+        weight: w(64, 0.5, 1.5),
+        bias: w(64, -0.5, 0.5),
+        mean: w(64, -0.2, 0.2),
+        var: w(64, 0.5, 2.0),
+        eps: 1e-5,
+    };
+    let graph = common::graph_of(vec![
+        ("a", a, vec!["input"]),
+        ("bn", bn, vec!["a"]),
+        ("relu", Op::Relu, vec!["bn"]),
+        ("b", b, vec!["relu"]),
+        ("sig", Op::Unary(Unary::Sigmoid), vec!["b"]),
+        ("silu", Op::Binary { kind: BinKind::Mul, constant: None }, vec!["b", "sig"]),
+        ("d", d, vec!["silu"]),
+    ]);
+    let last = graph.nodes.len();
+    for (h, wd) in [(14, 14), (8, 24)] {
+        let input = random_input((h * wd) as i64, 7, h, wd);
+        let cpu = convscope::reference::forward_graph(&graph, &input).expect("CPU forward");
+        // The 64-channel input of `b`: 3136 texels at 14×14, three rows and a part row.
+        let c = convscope::ops::conv_naive::ConvShape { cin: 64, cout: 33, k: 1, stride: 1, pad: 0 };
+        let g = convscope::ops::StepGeom {
+            input: convscope::tensor::Shape::new(64, h, wd),
+            output: convscope::tensor::Shape::new(33, h, wd),
+            in_row0: 0,
+            in_rows: h,
+            out_row0: 0,
+            out_rows: h,
+        };
+        let run = |block: &str| {
+            let b = Block::parse(block).expect("block");
+            assert_eq!(conv_tuned::image_form(&c, &b, &g), b.image, "{block} at {h}x{wd}");
+            let mut exec = common::executor(ctx);
+            let net = exec.upload_with_block(ctx, &graph, convscope::ops::ConvKernel::Tuned, b).expect("upload");
+            let opts = convscope::exec::RunOptions { keep: Keep::Only(vec![last]), ..Default::default() };
+            let plan = exec.plan(ctx, &net, input.shape, &opts.keep).expect("plan");
+            assert_eq!(plan.fusions.len(), 2, "{block}: bn + relu into a, the gate into b");
+            exec.run_with(ctx, &net, &input, &opts).expect("run").read(ctx, last).expect("read back")
+        };
+        for (plain, image) in [("8x8s", "8x8si"), ("4x8s", "4x8si")] {
+            let (want, got) = (run(plain), run(image));
+            let what = format!("{image} at {h}x{wd}");
+            common::assert_close(&what, &got.data, &cpu[last - 1].data, 1e-5);
+            assert_eq!(got.data.len(), want.data.len(), "{what}");
+            let differ = got.data.iter().zip(&want.data).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+            assert_eq!(differ, 0, "{what}: {differ} values differ from {plain}'s");
         }
     }
 }

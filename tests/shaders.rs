@@ -89,6 +89,11 @@ fn reflected_bindings(m: &naga::Module) -> Vec<(u32, Bind)> {
                     Bind::Storage { read_only: !access.contains(naga::StorageAccess::STORE) }
                 }
                 naga::AddressSpace::Handle => match &m.types[g.ty].inner {
+                    naga::TypeInner::Image { class: naga::ImageClass::Storage { access, .. }, .. }
+                        if !access.contains(naga::StorageAccess::STORE) =>
+                    {
+                        Bind::ReadImage
+                    }
                     naga::TypeInner::Image { class: naga::ImageClass::Storage { .. }, .. } => {
                         Bind::StorageTexture(convscope::ops::colormap::GRID_FORMAT)
                     }
@@ -129,9 +134,52 @@ fn a_drifted_params_struct_is_caught() {
     assert!(!params_mismatch(&desc, &layout).is_empty());
 }
 
+/// The tuned 1×1 conv's image form: input and weights read as images, outputs in vec4 pairs
+/// where PX and the row are multiples of 8; every epilogue, packed or not; valid as written
+/// and in 64-bit access form (pairs as one `vec4<u64>` write), binding what
+/// `IMAGE_BINDINGS` says.
+#[test]
+fn tuned_image_form_is_valid_and_binds_images() {
+    let gate = conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 5, p: [0.0; 2], gate: true };
+    let erf = conv_tuned::Epilogue { act: 9, ..gate };
+    for (cin, cout, out_w, px) in [(64, 256, 3136, 8), (7, 33, 196, 8), (16, 40, 96, 4), (5, 9, 96, 16)] {
+        let values = [
+            ("CIN", cin),
+            ("COUT", cout),
+            ("K", 1),
+            ("STRIDE", 1),
+            ("PAD", 0),
+            ("IN_H", 1),
+            ("IN_W", out_w),
+            ("OUT_H", 1),
+            ("OUT_W", out_w),
+            ("PX", px),
+            ("OCV", 8),
+            ("PY", 1),
+        ];
+        let pairs = px % 8 == 0 && out_w % 8 == 0;
+        assert_eq!(conv_tuned::store_pairs(&values), pairs);
+        for (packed, e) in [(false, Default::default()), (true, gate), (false, erf)] {
+            let f = conv_tuned::Form { unroll: true, subgroup: true, packed, winograd: false, image: true };
+            let src = conv_tuned::tuned_source(&values, &e, f);
+            let name = format!("tuned image {cin}->{cout} {px}x8si out_w {out_w} packed {packed} {e:?}");
+            assert!(src.contains("ldi(u32(max(q0_0 + 0, 0)))") && src.contains("ldw(wq0 + 0u)"), "{name}");
+            assert!(!src.contains("input4") && !src.contains("weight4"), "{name}");
+            assert_eq!(src.contains("store8("), pairs, "{name}");
+            validate(&name, &src);
+            let wide = ops::wide::widen(&src);
+            assert_eq!(wide.contains("output: array<vec4<u64>>"), pairs && e.write_raw, "{name}");
+            let m = module(&name, &src);
+            let want: Vec<(u32, Bind)> =
+                conv_tuned::IMAGE_BINDINGS.iter().enumerate().map(|(i, b)| (i as u32, *b)).collect();
+            assert_eq!(reflected_bindings(&m), want, "{name}: bindings");
+        }
+    }
+}
+
 #[test]
 fn tuned_specialisations_are_valid() {
-    let form = |unroll, subgroup, packed| conv_tuned::Form { unroll, subgroup, packed, winograd: false };
+    let form = |unroll, subgroup, packed| conv_tuned::Form { unroll, subgroup, packed, winograd: false, image: false };
     for (cin, cout, k, stride, pad, px, ocv) in [
         (3, 12, 5, 1, 0, 8, 2),
         (24, 48, 5, 1, 0, 4, 1),
@@ -213,7 +261,7 @@ fn tuned_specialisations_are_valid() {
                 let e =
                     conv_tuned::Epilogue { write_raw: true, bn: true, write_bn: true, act: 9, p: [0.0; 2], gate: true };
                 for (packed, e) in [(false, Default::default()), (true, e)] {
-                    let f = conv_tuned::Form { unroll: true, subgroup: true, packed, winograd: true };
+                    let f = conv_tuned::Form { unroll: true, subgroup: true, packed, winograd: true, image: false };
                     let src = conv_tuned::tuned_source(&rows2, &e, f);
                     assert!(src.contains("Winograd F(2x2, 3x3)") && src.contains("weight4[wq0"));
                     assert_eq!(src.contains("fn nb_left_f"), halo);

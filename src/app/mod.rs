@@ -78,8 +78,8 @@ pub struct BenchArgs {
     pub kernel: BenchKernel,
     /// Register blocks for the tuned kernel, PXxOCV: x outputs × vec4 output-channel groups
     /// per invocation, optionally `lL` (interleaved), `yPY` (output rows) and `s` (subgroup
-    /// form), e.g. 12x4s, or `PXxOCVw` for Winograd F(2×2,3×3) on 3×3 stride-1 convs, e.g.
-    /// 8x4w (repeatable, to compare).
+    /// form), e.g. 12x4s, `si` (image form of 1×1 blocks, e.g. 8x8si), or `PXxOCVw` for
+    /// Winograd F(2×2,3×3) on 3×3 stride-1 convs, e.g. 8x4w (repeatable, to compare).
     /// (default: the adapter's own choice, see README).
     #[arg(long = "block")]
     pub blocks: Vec<String>,

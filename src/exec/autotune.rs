@@ -2,7 +2,7 @@
 //! adapter at hand (as cuDNN's benchmark mode and burn's autotune do): the first time a
 //! layer shape runs, a few candidate blocks are compiled and timed (on a CPU adapter on a
 //! slice of its rows, on a GPU on the whole layer), within a time budget, and the fastest is
-//! kept in memory and on disk (`~/.cache/convscope/autotune-v6.json`, keyed by adapter,
+//! kept in memory and on disk (`~/.cache/convscope/autotune-v7.json`, keyed by adapter,
 //! driver and shape). A corrupt or stale file is ignored and rewritten. Every direct block
 //! computes the same sums in the same order; the Winograd and split forms differ from them
 //! by float rounding.
@@ -26,8 +26,9 @@ use std::time::Instant;
 /// 12x4s now). 4: Winograd blocks (`8x4w`) became candidates for 3×3 stride-1 convs.
 /// 5: GPUs time whole layers with a smaller margin (choices made on 16-row probes were
 /// up to 1.2× off on an H200). 6: 64-bit storage access on CPU adapters, and 1×1 convs
-/// run on their plane as one row (the same blocks compare differently).
-pub const VERSION: u64 = 6;
+/// run on their plane as one row (the same blocks compare differently). 7: the image form
+/// of 1×1 blocks (`8x8si`) became the CPU adapters' default and candidates.
+pub const VERSION: u64 = 7;
 /// Tuning time allowed per call (compiling and timing candidates); shapes left over keep
 /// the adapter's default block this time and are tuned on a later run.
 pub const BUDGET_MS: f64 = 800.0;
@@ -84,7 +85,7 @@ pub fn probe_rows(c: &crate::network::Conv2d, out_w: usize, out_h: usize, flop: 
 pub fn candidates(cpu: bool, subgroups: bool, k: usize, stride: usize, default: Block) -> Vec<Block> {
     let b = |s: &str| Block::parse(s).ok();
     let names: &[&str] = match (cpu, subgroups, k) {
-        (true, true, 1) => &["8x8s", "4x8s", "8x6s", "8x4l8"],
+        (true, true, 1) => &["8x8si", "4x8si", "8x8s", "4x8s", "8x4l8"],
         // Few: on lavapipe compiling a wide unrolled block takes up to a second or two.
         (true, true, _) => &["16x3s", "12x4s", "8x6s", "8x4s"],
         (true, false, 1) => &["8x3l8", "8x4l8", "8x4", "24x3"],
@@ -103,11 +104,13 @@ pub fn candidates(cpu: bool, subgroups: bool, k: usize, stride: usize, default: 
 /// beat by [`margin`]: the adapter's default, except 1×1 convs on a CPU adapter with
 /// subgroups, whose best block depends on the width (lavapipe, `bench --shape`: 64→256 at
 /// 56² 8x8s 4.9 ms against 12x4s 6.4; 256→256 at 14² 4x8s 1.3 ms against 8x8s 2.3; 512→1280
-/// at 1×1 4x8s 0.9 ms, its channel blocks packed into workgroups, against 8x4l8's 2.9).
+/// at 1×1 4x8s 0.9 ms, its channel blocks packed into workgroups, against 8x4l8's 2.9); in
+/// their image form where it applies (`8x8si`, `4x8si`; 1×1 64→256 at 56² 8x8s 2.4–3.7 ms
+/// against 8x8si 2.0–2.8, 512→128 at 28² 1.8–3.7 against 1.4–2.2, three interleaved runs).
 pub fn layer_default(adapter_default: Block, cpu: bool, subgroups: bool, k: usize, out_w: usize) -> Block {
     let name = match (cpu && subgroups, k, out_w) {
-        (true, 1, 24..) => "8x8s",
-        (true, 1, _) => "4x8s",
+        (true, 1, 24..) => "8x8si",
+        (true, 1, _) => "4x8si",
         _ => return adapter_default,
     };
     Block::parse(name).unwrap_or(adapter_default)
@@ -478,9 +481,9 @@ mod tests {
     fn one_by_one_convs_start_from_a_block_for_their_width() {
         let d = Block::parse("12x4s").unwrap();
         let name = |cpu, sg, k, w| layer_default(d, cpu, sg, k, w).name();
-        assert_eq!(name(true, true, 1, 56), "8x8s");
-        assert_eq!(name(true, true, 1, 14), "4x8s");
-        assert_eq!(name(true, true, 1, 1), "4x8s");
+        assert_eq!(name(true, true, 1, 56), "8x8si");
+        assert_eq!(name(true, true, 1, 14), "4x8si");
+        assert_eq!(name(true, true, 1, 1), "4x8si");
         assert_eq!(name(true, true, 3, 56), "12x4s", "other kernels: the adapter's default");
         assert_eq!(name(true, false, 1, 56), "12x4s", "no subgroups: the adapter's default");
         assert_eq!(name(false, true, 1, 56), "12x4s", "GPUs: the adapter's default");

@@ -19,12 +19,26 @@ pub struct CacheStats {
     pub bind_group_hits: usize,
 }
 
-type BindKey = (&'static str, Vec<(wgpu::Buffer, u64)>);
+/// A resource bound at one binding: a buffer range (offset, size; `None` to the end), or an
+/// image (`ops::image`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Bound {
+    Buffer(wgpu::Buffer, u64, Option<u64>),
+    Image(wgpu::TextureView),
+}
+
+/// A layout's key: the shader file and its binding table (the tuned conv's image form binds
+/// the same file another way).
+type LayoutKey = (&'static str, &'static [ops::Bind]);
+
+/// A bind group's key: its layout's and what is bound (sizes left out: the same buffer at
+/// the same offset is bound to the same size).
+type BindKey = (LayoutKey, Vec<Bound>);
 
 /// Layouts, pipelines and bind groups, built once and looked up by key.
 #[derive(Default)]
 pub struct Caches {
-    layouts: HashMap<&'static str, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    layouts: HashMap<LayoutKey, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
     pipelines: HashMap<String, wgpu::ComputePipeline>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     pub stats: CacheStats,
@@ -53,7 +67,7 @@ impl Caches {
         ctx: &GpuContext,
         shader: &'static ShaderDesc,
     ) -> &(wgpu::BindGroupLayout, wgpu::PipelineLayout) {
-        self.layouts.entry(shader.file).or_insert_with(|| {
+        self.layouts.entry((shader.file, shader.bindings)).or_insert_with(|| {
             let group = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some(shader.file),
                 entries: &ops::layout_entries(shader.bindings, wgpu::ShaderStages::COMPUTE),
@@ -93,9 +107,13 @@ impl Caches {
         ctx: &GpuContext,
         shader: &'static ShaderDesc,
         label: &str,
-        resources: Vec<(wgpu::Buffer, u64, Option<u64>)>,
+        resources: Vec<Bound>,
     ) -> wgpu::BindGroup {
-        let key: BindKey = (shader.file, resources.iter().map(|(b, o, _)| (b.clone(), *o)).collect());
+        let unsized_ = |r: &Bound| match r {
+            Bound::Buffer(b, o, _) => Bound::Buffer(b.clone(), *o, None),
+            Bound::Image(v) => Bound::Image(v.clone()),
+        };
+        let key: BindKey = ((shader.file, shader.bindings), resources.iter().map(unsized_).collect());
         if let Some(bg) = self.bind_groups.get(&key) {
             self.stats.bind_group_hits += 1;
             return bg.clone();
@@ -107,13 +125,16 @@ impl Caches {
         let entries: Vec<wgpu::BindGroupEntry> = resources
             .iter()
             .enumerate()
-            .map(|(i, (b, offset, size))| wgpu::BindGroupEntry {
+            .map(|(i, r)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: b,
-                    offset: *offset,
-                    size: size.and_then(wgpu::BufferSize::new),
-                }),
+                resource: match r {
+                    Bound::Buffer(b, offset, size) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: b,
+                        offset: *offset,
+                        size: size.and_then(wgpu::BufferSize::new),
+                    }),
+                    Bound::Image(v) => wgpu::BindingResource::TextureView(v),
+                },
             })
             .collect();
         let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -25,7 +25,7 @@ use crate::plan::{Keep, Limits, Plan};
 use crate::tensor::{Shape, Tensor};
 use anyhow::{Result, bail};
 pub use cache::CacheStats;
-use cache::Caches;
+use cache::{Bound, Caches};
 use pool::{BufferPool, Pooled};
 use std::sync::Arc;
 use timing::Timestamps;
@@ -83,6 +83,8 @@ pub struct Executor {
     pub block: Block,
     /// Stand-ins for the tuned conv's unused epilogue bindings.
     spare: Option<[wgpu::Buffer; 2]>,
+    /// Images input bands are copied into, by rows ([`Executor::image_for`]).
+    images: std::collections::HashMap<u32, (wgpu::Texture, wgpu::TextureView)>,
     /// Per-layer block choices (None: autotuning off, a block was forced or turned off).
     tune: Option<autotune::TuneCache>,
 }
@@ -112,6 +114,7 @@ impl Executor {
             memory_budget: env.memory_budget,
             block: Block::for_adapter(&ctx.info, ctx.subgroups, env.block),
             spare: None,
+            images: Default::default(),
             tune: (env.autotune && env.block.is_none()).then(|| {
                 let dir = autotune::TuneCache::default_dir(|k| std::env::var(k).ok());
                 autotune::TuneCache::open(dir.as_deref())
@@ -378,19 +381,28 @@ impl Executor {
             let (pipeline, shader) = pipelines::step_pipeline(&mut self.caches, ctx, net, node, &g, fused);
             let ins: Vec<Shape> = step.inputs.iter().map(|&t| plan.tensors[t].shape).collect();
             let mut groups = Vec::new();
+            // Input bands read as images: copied into them before the pass (`ops::image`).
+            let mut copies: Vec<(wgpu::Buffer, wgpu::Texture, u64)> = Vec::new();
             for (k, d) in node.dispatch(&g, &ins, max_wg).into_iter().enumerate() {
                 let off = params.push(&d.params);
+                let band_of = |n: usize| {
+                    let t = step.inputs.get(n).copied().unwrap_or(in_t);
+                    (*rb.bands[plan.tensors[t].bands[step.band].buffer]).clone()
+                };
                 let resources = d
                     .bindings
                     .iter()
                     .map(|r| match r {
-                        Res::Params => ((*rb.uniforms).clone(), off, Some(d.params.len() as u64)),
-                        Res::Input(n) => {
-                            let t = step.inputs.get(*n).copied().unwrap_or(in_t);
-                            ((*rb.bands[plan.tensors[t].bands[step.band].buffer]).clone(), 0, None)
+                        Res::Params => Bound::Buffer((*rb.uniforms).clone(), off, Some(d.params.len() as u64)),
+                        Res::Input(n) => Bound::Buffer(band_of(*n), 0, None),
+                        Res::Output => Bound::Buffer((*rb.bands[ob.buffer]).clone(), 0, None),
+                        Res::Buffer(b) => Bound::Buffer((*b).clone(), 0, None),
+                        Res::Image(v) => Bound::Image((*v).clone()),
+                        Res::InputImage(n, texels) => {
+                            let (texture, view) = self.image_for(ctx, *texels);
+                            copies.push((band_of(*n), texture, *texels));
+                            Bound::Image(view)
                         }
-                        Res::Output => ((*rb.bands[ob.buffer]).clone(), 0, None),
-                        Res::Buffer(b) => ((*b).clone(), 0, None),
                     })
                     .collect::<Vec<_>>();
                 let mut resources = resources;
@@ -407,8 +419,23 @@ impl Executor {
                 let label = format!("{name} band {} dispatch {k} bind group", step.band);
                 groups.push((self.caches.bind_group(ctx, shader, &label, resources), d.workgroups));
             }
-            let ts = timer.map(|t| t.writes(pass_node.len()));
+            let mut ts = timer.map(|t| t.writes(pass_node.len()));
             pass_node.push(i);
+            if !copies.is_empty() {
+                // The copies count in the step's time: its first timestamp is written by an
+                // empty pass before them.
+                if let Some(w) = &mut ts {
+                    let begin = wgpu::ComputePassTimestampWrites { end_of_pass_write_index: None, ..w.clone() };
+                    drop(enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(&format!("{name} band {} copy start", step.band)),
+                        timestamp_writes: Some(begin),
+                    }));
+                    w.beginning_of_pass_write_index = None;
+                }
+                for (buffer, texture, texels) in &copies {
+                    ops::image::record_copy(enc, buffer, texture, *texels);
+                }
+            }
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(&format!("{name} band {} {}", step.band, node.kind())),
                 timestamp_writes: ts,
@@ -419,6 +446,20 @@ impl Executor {
                 pass.dispatch_workgroups(*x, *y, *z);
             }
         }
+    }
+
+    /// The image an input band of `texels` vec4s is copied into, one per size, kept for the
+    /// executor's lifetime (passes that read it run one after another).
+    fn image_for(&mut self, ctx: &GpuContext, texels: u64) -> (wgpu::Texture, wgpu::TextureView) {
+        let size = ops::image::extent(texels).unwrap_or(wgpu::Extent3d {
+            width: ops::image::WIDTH,
+            height: 1,
+            depth_or_array_layers: 1,
+        });
+        self.images
+            .entry(size.height)
+            .or_insert_with(|| ops::image::texture(ctx, &format!("input image of {} rows", size.height), size))
+            .clone()
     }
 
     /// Records tensor `t`'s per-channel statistics, band by band over the rows each owns.
@@ -449,10 +490,10 @@ impl Executor {
             };
             let off = params.push(bytemuck::bytes_of(&p));
             let resources = vec![
-                ((*rb.uniforms).clone(), off, Some(std::mem::size_of_val(&p) as u64)),
-                ((*rb.bands[b.buffer]).clone(), 0, None),
-                ((*rb.stats[t]).clone(), 0, None),
-                ((*rb.moments[t]).clone(), 0, None),
+                Bound::Buffer((*rb.uniforms).clone(), off, Some(std::mem::size_of_val(&p) as u64)),
+                Bound::Buffer((*rb.bands[b.buffer]).clone(), 0, None),
+                Bound::Buffer((*rb.stats[t]).clone(), 0, None),
+                Bound::Buffer((*rb.moments[t]).clone(), 0, None),
             ];
             groups.push(self.caches.bind_group(ctx, shader, &format!("{name} band {j} statistics"), resources));
         }

@@ -2,7 +2,7 @@
 //! writing their shader text (written, and the pipeline built, only on a miss), the fused
 //! epilogues' parameters and bindings.
 
-use super::cache::Caches;
+use super::cache::{Bound, Caches};
 use super::{GpuNetwork, RunBuffers};
 use crate::gpu::GpuContext;
 use crate::ops::conv_tuned::{self, Epilogue};
@@ -23,7 +23,7 @@ pub(super) fn step_pipeline(
 ) -> (wgpu::ComputePipeline, &'static ShaderDesc) {
     let e = fused.map_or_else(Epilogue::default, |f| epilogue(net, f));
     let key = match node {
-        GpuNode::ConvTuned(c) => Some((conv_tuned::pipeline_key(&c.spec, &c.block, g, &e), c.shader())),
+        GpuNode::ConvTuned(c) => Some((conv_tuned::pipeline_key(&c.spec, &c.block, g, &e), c.shader(g))),
         GpuNode::Depthwise(d) => Some((d.pipeline_key(g, &e), &ops::depthwise::SHADER)),
         _ => None,
     };
@@ -66,8 +66,8 @@ pub(super) fn epilogue_bindings(
     rb: &RunBuffers,
     fused: Option<&crate::plan::fusion::Fusion>,
     band: usize,
-    base: &[(wgpu::Buffer, u64, Option<u64>)],
-) -> Vec<(wgpu::Buffer, u64, Option<u64>)> {
+    base: &[Bound],
+) -> Vec<Bound> {
     let spare = spare
         .get_or_insert_with(|| {
             let make = |label| {
@@ -81,20 +81,19 @@ pub(super) fn epilogue_bindings(
             [make("unused fused output a"), make("unused fused output b")]
         })
         .clone();
-    // Read-only stand-in: binding 1 (packed weights, or the depthwise conv's input),
-    // already bound read-only.
-    let ro = base.get(1).cloned().unwrap_or_else(|| (spare[0].clone(), 0, None));
-    let band_of = |t: usize| -> (wgpu::Buffer, u64, Option<u64>) {
-        ((*rb.bands[plan.tensors[t].bands[band].buffer]).clone(), 0, None)
-    };
-    let mut out = vec![ro.clone(), ro, (spare[0].clone(), 0, None), (spare[1].clone(), 0, None)];
+    // Read-only stand-in: binding 2, a buffer bound read-only (the packed bias, or the
+    // depthwise conv's weights).
+    let ro = base.get(2).cloned().unwrap_or_else(|| Bound::Buffer(spare[0].clone(), 0, None));
+    let band_of = |t: usize| Bound::Buffer((*rb.bands[plan.tensors[t].bands[band].buffer]).clone(), 0, None);
+    let mut out =
+        vec![ro.clone(), ro, Bound::Buffer(spare[0].clone(), 0, None), Bound::Buffer(spare[1].clone(), 0, None)];
     if let Some(f) = fused {
         if let Some(bn) = f.bn {
             if let GpuNode::Pointwise(p) = &net.nodes[bn]
                 && let Some((a, b)) = p.affine()
             {
-                out[0] = (a.clone(), 0, None);
-                out[1] = (b.clone(), 0, None);
+                out[0] = Bound::Buffer(a.clone(), 0, None);
+                out[1] = Bound::Buffer(b.clone(), 0, None);
             }
             if f.write_bn {
                 out[2] = band_of(bn + 1);

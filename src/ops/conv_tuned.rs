@@ -7,20 +7,25 @@ use super::conv_naive::ConvShape;
 use super::{Bind, Dispatch, PipelineSpec, Res, ShaderDesc, StepGeom, WgslStruct, split_workgroups, storage_init};
 use crate::gpu::GpuContext;
 use crate::graph::Conv2d;
-use anyhow::{Result, anyhow, bail};
 use std::borrow::Cow;
 
+mod block;
 mod codegen;
 mod epilogue;
 mod geometry;
+mod grouped;
 mod halo;
+mod image_form;
 mod pack;
 pub mod splitk;
 mod winograd;
+pub use block::*;
 pub use codegen::*;
 pub use epilogue::*;
 pub use geometry::*;
+pub use grouped::*;
 pub use halo::*;
+pub use image_form::*;
 pub use pack::*;
 pub use winograd::*;
 
@@ -60,195 +65,13 @@ super::wgsl_struct! {
 /// and would make shaders of megabytes for a huge kernel.
 pub const MAX_UNROLLED_K: usize = 7;
 
-/// Register block of the tuned kernel: x outputs and vec4 output-channel groups per invocation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Block {
-    pub px: u32,
-    pub ocv: u32,
-    /// Write the block out unrolled (named registers) instead of as loops over arrays.
-    pub unroll: bool,
-    /// Interleave: `lanes` neighbouring invocations share a segment of `px · lanes` outputs,
-    /// invocation j taking j, j + lanes, … (1 = each invocation's outputs adjacent).
-    pub lanes: u32,
-    /// Subgroup form (name suffix `s`): the eight lanes of a subgroup load eight consecutive
-    /// weights at once and broadcast them, instead of every lane loading every weight.
-    /// Needs subgroup operations ([`GpuContext::subgroups`]).
-    pub sg: bool,
-    /// Output rows per invocation (name part `yPY`, unrolled blocks only): the rows share
-    /// their input rows and weights (see `unrolled_block`).
-    pub py: u32,
-    /// Winograd F(2×2, 3×3) form (name suffix `w`, e.g. `8x4w`: subgroup form, 2 rows, PX
-    /// even): 3×3 stride-1 convs take 16 products per 2×2 tile and input channel instead of
-    /// 36 (see `winograd_block`); other convs run the block as its direct subgroup form
-    /// ([`Block::for_layer`]). Results differ from the direct form's by float rounding.
-    pub wino: bool,
-    /// Split form (name `1xOCVkS`, e.g. `1x2k8`; 1 = none): one output pixel per invocation,
-    /// its input channels split over S invocations of a workgroup whose partial sums are
-    /// added in workgroup memory ([`splitk`]): for GPUs on layers with few outputs. Results
-    /// differ from the direct form's by float rounding.
-    pub split: u32,
-}
-
-impl Default for Block {
-    fn default() -> Self {
-        Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1 }
-    }
-}
-
-/// Invocations per output row of width `out_w` for a block.
-pub fn invocations_per_row(out_w: usize, b: &Block) -> usize {
-    let l = b.lanes.max(1) as usize;
-    out_w.div_ceil(b.px as usize * l) * l
-}
-
-/// Invocations per output-channel block over `rows` output rows of width `out_w`.
-pub fn invocations(out_w: usize, rows: usize, b: &Block) -> usize {
-    invocations_per_row(out_w, b) * rows.div_ceil(b.py.max(1) as usize)
-}
-
-impl Block {
-    /// The block for an adapter, chosen by measurement (`convscope bench --block ...`):
-    /// on CPU adapters (lavapipe) wide blocks win because llvmpipe runs 8 invocations per
-    /// SIMD op and keeps large register blocks in vector registers: 24x3 measured 33 GFLOP/s
-    /// on the tutorial chain against 20 for 8x2 and 11 for 4x1. GPUs spill registers past
-    /// ~128 floats per invocation, so they get the moderate 8x2 (64 accumulators).
-    /// With subgroup operations a CPU adapter gets the subgroup form, whose cheaper weight
-    /// loads favour a narrower block (12x4s: see `unrolled_block`).
-    /// `override_block` (from `CONVSCOPE_BLOCK`) wins.
-    pub fn for_adapter(info: &wgpu::AdapterInfo, subgroups: bool, override_block: Option<Block>) -> Block {
-        if let Some(b) = override_block {
-            return b;
-        }
-        match (info.device_type, subgroups) {
-            (wgpu::DeviceType::Cpu, true) => Block { px: 12, ocv: 4, sg: true, ..Block::default() },
-            (wgpu::DeviceType::Cpu, false) => Block { px: 24, ocv: 3, ..Block::default() },
-            _ => Block::default(),
-        }
-    }
-
-    /// Parses a register block `PXxOCV` (x outputs × vec4 output-channel groups per
-    /// invocation), optionally interleaved over L invocations: `PXxOCVlL`, e.g. `8x3l8`,
-    /// over PY output rows: `PXxOCVyPY`, e.g. `8x4y2`, and in subgroup form with a trailing
-    /// `s`: `8x6s`, `8x4y2s`; or a Winograd block `PXxOCVw`, e.g. `8x4w`; or a split block
-    /// `1xOCVkS`, e.g. `1x2k8`.
-    pub fn parse(s: &str) -> Result<Block> {
-        // Errors quote the block as given, suffix and all.
-        let b = s;
-        if let Some((px_ocv, split)) = s.trim().split_once(['k', 'K']) {
-            let bad = || anyhow!("block {b:?}: a split block is 1xOCVkS, e.g. 1x2k8 (S a power of two, 2 to 64)");
-            let split: u32 = split.trim().parse().map_err(|_| bad())?;
-            let plain = Block::parse(px_ocv).map_err(|_| bad())?;
-            if plain != (Block { px: 1, ocv: plain.ocv, ..Block::default() }) || !splitk::valid_split(split) {
-                return Err(bad());
-            }
-            return Ok(Block { split, ..plain });
-        }
-        let (s, wino) = match s.trim().strip_suffix(['w', 'W']) {
-            Some(rest) => (rest, true),
-            None => (s.trim(), false),
-        };
-        let (s, sg) = match s.strip_suffix(['s', 'S']) {
-            Some(rest) => (rest, true),
-            None => (s, false),
-        };
-        if wino && (sg || s.contains(['y', 'Y', 'l', 'L'])) {
-            bail!("block {b:?}: a Winograd block is PXxOCVw, e.g. 8x4w (subgroup form and 2 rows are implied)");
-        }
-        let (s, py) = match s.split_once(['y', 'Y']) {
-            Some((rest, y)) => (rest, Some(y)),
-            None => (s, None),
-        };
-        let (px, rest) = s.split_once(['x', 'X']).ok_or_else(|| anyhow!("block {b:?} is not PXxOCV, e.g. 8x2"))?;
-        let (ocv, lanes) = match rest.split_once(['l', 'L']) {
-            Some((o, l)) => (o, Some(l)),
-            None => (rest, None),
-        };
-        let px: u32 = px.trim().parse().map_err(|_| anyhow!("block {b:?}: PX is not a number"))?;
-        let ocv: u32 = ocv.trim().parse().map_err(|_| anyhow!("block {b:?}: OCV is not a number"))?;
-        let lanes: u32 = match lanes {
-            Some(l) => l.trim().parse().map_err(|_| anyhow!("block {b:?}: L is not a number"))?,
-            None => 1,
-        };
-        let py: u32 = match py {
-            Some(y) => y.trim().parse().map_err(|_| anyhow!("block {b:?}: PY is not a number"))?,
-            None => 1,
-        };
-        if !(1..=32).contains(&px) || !(1..=8).contains(&ocv) || !(1..=64).contains(&lanes) || !(1..=8).contains(&py) {
-            bail!("block {b:?}: PX must be 1..32, OCV 1..8, L 1..64 and PY 1..8");
-        }
-        if wino && !px.is_multiple_of(2) {
-            bail!("block {b:?}: a Winograd block computes 2×2 tiles, so PX must be even, e.g. 8x4w");
-        }
-        if wino {
-            return Ok(Block { px, ocv, unroll: true, lanes: 1, sg: true, py: 2, wino: true, split: 1 });
-        }
-        Ok(Block { px, ocv, unroll: true, lanes, sg, py, wino: false, split: 1 })
-    }
-
-    /// The block a conv of kernel `k` and `stride` runs: a Winograd block where the Winograd
-    /// form does not apply ([`winograd_applies`]) runs as its direct subgroup form, one row
-    /// per invocation. Split blocks apply to every conv.
-    pub fn for_layer(&self, k: usize, stride: usize) -> Block {
-        if self.wino && !(winograd_applies(k, stride) && self.unroll) {
-            return Block { wino: false, py: 1, ..*self };
-        }
-        *self
-    }
-
-    /// `PXxOCV`, with `lL` when interleaved, `yPY` over several rows and `s` appended in
-    /// subgroup form.
-    pub fn name(&self) -> String {
-        if self.split > 1 {
-            return format!("{}x{}k{}", self.px, self.ocv, self.split);
-        }
-        if self.wino {
-            return format!("{}x{}w", self.px, self.ocv);
-        }
-        let s = if self.sg { "s" } else { "" };
-        let l = match self.lanes {
-            0 | 1 => String::new(),
-            l => format!("l{l}"),
-        };
-        let y = match self.py {
-            0 | 1 => String::new(),
-            y => format!("y{y}"),
-        };
-        format!("{}x{}{l}{y}{s}", self.px, self.ocv)
-    }
-
-    /// Whether a conv with kernel size `k` runs this block in subgroup form (huge kernels
-    /// compile in loop form, which has none).
-    pub fn subgroup_form(&self, k: usize) -> bool {
-        self.sg && self.unroll && k <= MAX_UNROLLED_K
-    }
-
-    /// Fails with what to do when this block needs what `ctx`'s device lacks.
-    pub fn check_device(&self, ctx: &GpuContext) -> Result<()> {
-        match self.unsupported(ctx.subgroups, &ctx.describe()) {
-            Some(e) => bail!("{e}"),
-            None => Ok(()),
-        }
-    }
-
-    /// What is wrong with running this block on `adapter`, given whether it has subgroups.
-    pub fn unsupported(&self, subgroups: bool, adapter: &str) -> Option<String> {
-        (self.sg && !subgroups).then(|| {
-            format!(
-                "block {} needs subgroup operations (subgroups of 8 or more), which {adapter} does not offer; \
-                 use the block without the trailing {}, e.g. {}",
-                self.name(),
-                if self.wino { "w" } else { "s" },
-                Block { sg: false, wino: false, py: if self.wino { 1 } else { self.py }, ..*self }.name()
-            )
-        })
-    }
-}
-
 /// A conv layer's weights packed for the tuned kernel.
 pub struct TunedConv {
     pub spec: ConvShape,
     pub block: Block,
     packed_weight: wgpu::Buffer,
+    /// The packed weights as an image, for blocks with an image form ([`image_form`]).
+    weight_image: Option<(wgpu::Texture, wgpu::TextureView)>,
     packed_bias: wgpu::Buffer,
     /// vec4 output-channel groups, padded to whole blocks.
     groups: usize,
@@ -266,9 +89,12 @@ impl TunedConv {
         } else {
             pw
         };
+        let weight_image =
+            if block.image { super::image::upload(ctx, &format!("{name} packed weight image"), &pw) } else { None };
         TunedConv {
             spec: ConvShape::of(c),
             block,
+            weight_image,
             packed_weight: storage_init(ctx, &format!("{name} packed weight"), &pw),
             packed_bias: storage_init(ctx, &format!("{name} packed bias"), &pb),
             groups,
@@ -280,9 +106,15 @@ impl TunedConv {
         pipeline_for(&self.spec, &self.block, g)
     }
 
-    /// The shader file and binding table this layer's block runs.
-    pub fn shader(&self) -> &'static ShaderDesc {
-        if self.block.split > 1 { &splitk::SHADER } else { &SHADER }
+    /// The shader file and binding table this layer's block runs at geometry `g`.
+    pub fn shader(&self, g: &StepGeom) -> &'static ShaderDesc {
+        if self.block.split > 1 {
+            &splitk::SHADER
+        } else if image_form(&self.spec, &self.block, g) {
+            &IMAGE_SHADER
+        } else {
+            &SHADER
+        }
     }
 }
 
@@ -312,11 +144,12 @@ pub fn pipeline_key(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> Str
     }
     let (b, unroll, packed) = effective(c, b, g);
     let key = format!(
-        "{} block {}{}{}",
+        "{} block {}{}{}{}",
         layer_key("tuned", c, g),
         b.name(),
         if unroll { "" } else { " loops" },
-        if packed { " packed" } else { "" }
+        if packed { " packed" } else { "" },
+        if image_form(c, &b, g) { " image" } else { "" }
     );
     with_epilogue(key, e)
 }
@@ -373,8 +206,10 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
         ("ACT_P0", e.p[0].to_bits()),
         ("ACT_P1", e.p[1].to_bits()),
     ]);
-    let src = tuned_source(&values, e, Form { unroll, subgroup: b.subgroup_form(c.k), packed, winograd: b.wino });
-    PipelineSpec { key, source: Cow::Owned(src), shader: &SHADER }
+    let image = image_form(c, b, g);
+    let form = Form { unroll, subgroup: b.subgroup_form(c.k), packed, winograd: b.wino, image };
+    let src = tuned_source(&values, e, form);
+    PipelineSpec { key, source: Cow::Owned(src), shader: if image { &IMAGE_SHADER } else { &SHADER } }
 }
 
 impl TunedConv {
@@ -402,15 +237,16 @@ impl TunedConv {
             let wg = workgroup_size(false) as usize;
             (split_workgroups(invocations.div_ceil(wg) as u32, max_workgroups), blocks as u32)
         };
+        // The image form where it applies (then the weights' image exists: `upload`).
+        let (input, weight) = match &self.weight_image {
+            Some((_, view)) if image_form(&self.spec, &self.block, g) => {
+                (Res::InputImage(0, input_texels(&self.spec, g)), Res::Image(view))
+            }
+            _ => (Res::Input(0), Res::Buffer(&self.packed_weight)),
+        };
         Dispatch {
             params: bytemuck::bytes_of(&band).to_vec(),
-            bindings: vec![
-                Res::Input(0),
-                Res::Buffer(&self.packed_weight),
-                Res::Buffer(&self.packed_bias),
-                Res::Output,
-                Res::Params,
-            ],
+            bindings: vec![input, weight, Res::Buffer(&self.packed_bias), Res::Output, Res::Params],
             workgroups: (x, y, z),
         }
     }
@@ -488,16 +324,16 @@ mod tests {
     fn blocks_parse() {
         assert_eq!(
             Block::parse("8x2").unwrap(),
-            Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1 }
+            Block { px: 8, ocv: 2, unroll: true, lanes: 1, sg: false, py: 1, wino: false, split: 1, image: false }
         );
         assert_eq!(
             Block::parse("8x3l8").unwrap(),
-            Block { px: 8, ocv: 3, unroll: true, lanes: 8, sg: false, py: 1, wino: false, split: 1 }
+            Block { px: 8, ocv: 3, unroll: true, lanes: 8, sg: false, py: 1, wino: false, split: 1, image: false }
         );
         assert_eq!(Block::parse("8x3l8").unwrap().name(), "8x3l8");
         assert_eq!(
             Block::parse("8x6s").unwrap(),
-            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1, wino: false, split: 1 }
+            Block { px: 8, ocv: 6, unroll: true, lanes: 1, sg: true, py: 1, wino: false, split: 1, image: false }
         );
         assert_eq!(Block::parse("8x3l8S").unwrap().name(), "8x3l8s");
         assert_eq!(Block::parse("12x4s").unwrap().name(), "12x4s");
@@ -527,7 +363,10 @@ mod tests {
         }
         // Several output rows per invocation.
         let b = Block::parse("8x4y3s").unwrap();
-        assert_eq!(b, Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 3, wino: false, split: 1 });
+        assert_eq!(
+            b,
+            Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 3, wino: false, split: 1, image: false }
+        );
         assert_eq!(b.name(), "8x4y3s");
         assert_eq!(Block::parse("4x2l8y2").unwrap().name(), "4x2l8y2");
         assert_eq!(invocations(100, 10, &b), 13 * 4, "ceil(10 / 3) row blocks of 13");
@@ -535,7 +374,10 @@ mod tests {
         // Winograd blocks: subgroup form and 2 rows implied; the direct form where it does
         // not apply.
         let w = Block::parse("8x4w").unwrap();
-        assert_eq!(w, Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 2, wino: true, split: 1 });
+        assert_eq!(
+            w,
+            Block { px: 8, ocv: 4, unroll: true, lanes: 1, sg: true, py: 2, wino: true, split: 1, image: false }
+        );
         assert_eq!((w.name(), Block::parse(" 6x1W ").unwrap().name()), ("8x4w".to_string(), "6x1w".to_string()));
         for bad in ["7x4w", "8x4sw", "8x4y2w", "8x4l8w", "8x9w", "w"] {
             let e = Block::parse(bad).expect_err(bad).to_string();
@@ -547,5 +389,15 @@ mod tests {
         }
         let e = w.unsupported(false, "a GPU").expect("needs subgroups");
         assert!(e.contains("8x4w") && e.contains("e.g. 8x4"), "{e}");
+        // Image blocks: a subgroup block with a trailing i.
+        let i = Block::parse("8x8si").unwrap();
+        assert!(i.image && i.sg && !i.wino);
+        assert_eq!((i.name(), Block::parse(" 4x8SI ").unwrap().name()), ("8x8si".to_string(), "4x8si".to_string()));
+        for bad in ["8x8i", "8x8is", "8x4wi", "8x8sii", "i"] {
+            let e = Block::parse(bad).expect_err(bad).to_string();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+        let e = i.unsupported(false, "a GPU").expect("needs subgroups");
+        assert!(e.contains("8x8si") && e.contains("trailing si") && e.contains("e.g. 8x8"), "{e}");
     }
 }

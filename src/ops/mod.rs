@@ -12,6 +12,7 @@ pub mod conv_naive;
 pub mod conv_tuned;
 pub mod depthwise;
 pub mod gemm;
+pub mod image;
 pub mod layout;
 pub mod maxpool;
 pub mod pointwise;
@@ -27,7 +28,7 @@ use crate::tensor::Shape;
 use std::borrow::Cow;
 
 /// One binding of a shader's group 0, in binding order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Bind {
     Uniform,
     Storage {
@@ -37,6 +38,9 @@ pub enum Bind {
     StorageTexture(wgpu::TextureFormat),
     /// A sampled float texture (not filterable).
     Texture,
+    /// A read-only `rgba32uint` storage texture: a tensor or weights read as an image
+    /// ([`image`]).
+    ReadImage,
 }
 
 /// How a pass's params (its `Params` struct) are bound: a read-only storage buffer, not a
@@ -152,6 +156,11 @@ pub fn layout_entries(bindings: &[Bind], stages: wgpu::ShaderStages) -> Vec<wgpu
                     format,
                     view_dimension: wgpu::TextureViewDimension::D2,
                 },
+                Bind::ReadImage => wgpu::BindingType::StorageTexture {
+                    access: wgpu::StorageTextureAccess::ReadOnly,
+                    format: image::FORMAT,
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                },
                 Bind::Texture => wgpu::BindingType::Texture {
                     sample_type: wgpu::TextureSampleType::Float { filterable: false },
                     view_dimension: wgpu::TextureViewDimension::D2,
@@ -186,6 +195,11 @@ pub enum Res<'a> {
     Output,
     /// A buffer of the node's own (weights).
     Buffer(&'a wgpu::Buffer),
+    /// The step's input band (of the node's `k`-th input) as an image of this many vec4s:
+    /// the executor copies the band into an image ([`image::extent`]) before the step's pass.
+    InputImage(usize, u64),
+    /// A texture of the node's own (weights as an image).
+    Image(&'a wgpu::TextureView),
 }
 
 /// A pipeline to run: its cache key, source and shader description.

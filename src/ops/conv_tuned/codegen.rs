@@ -3,8 +3,10 @@
 //! sums before accumulating); the store functions are `epilogue`'s, the halo rows
 //! `halo`'s. Pure strings, validated by naga in `tests/shaders.rs`.
 
-use super::epilogue::{VEC4_OUTPUT_EDITS, replace_store, store_fn, store4_fn};
+use super::epilogue::{VEC4_OUTPUT_EDITS, replace_store, store_fn, store4_fn, store8_fn};
+use super::grouped::{grouped_1x1, wide_weights};
 use super::halo::{halo_input, halo_row, neighbours};
+use super::image_form::{image_declarations, store_pairs};
 use super::winograd::winograd_block;
 use super::{Block, Epilogue, SHADER, subgroup_run};
 
@@ -56,6 +58,12 @@ pub struct Vec4Rows {
     /// which are not stored. The masks' selects were 8% of a 1×1 64→256 conv's time on
     /// lavapipe (2.46–2.50 → 2.23–2.36 ms; `tuned_source` sets it for 1×1 convs only).
     pub inside: bool,
+    /// Image form ([`image_form`]): the input's vec4s and the weights read from images
+    /// (`ldi`, `ldw`) instead of storage buffers.
+    pub image: bool,
+    /// Outputs written two vec4s at a time (`store8`: PX and the output width multiples of
+    /// 8), which 64-bit access makes one write of four u64s (`ops::wide`).
+    pub pairs: bool,
 }
 
 /// Input value `src` at offset `j` from `ix0`, masked to zero outside the input unless
@@ -99,7 +107,7 @@ pub fn unrolled_block(
     subgroup: bool,
     rows: Vec4Rows,
 ) -> String {
-    let Vec4Rows { input: vec4_input, output: vec4_output, halo, inside } = rows;
+    let Vec4Rows { output: vec4_output, halo, pairs, .. } = rows;
     use std::fmt::Write as _;
     let l = lanes.max(1);
     let py = py.max(1);
@@ -127,23 +135,36 @@ pub fn unrolled_block(
         let _ = writeln!(w, "    let rfetch = !(sgl < 7u && xi + 1u < NBX && nb_right_u(key, sgl) == key + 1u);");
     }
     if k == 1 && py == 1 {
-        grouped_1x1(w, (px, ocv), l, stride, subgroup, (vec4_input, inside));
+        grouped_1x1(w, (px, ocv), l, stride, subgroup, rows);
     } else {
         rows_loop(w, (px, py, ocv), k, stride, l, subgroup, rows);
     }
-    store_block(w, (px, py, ocv), l, vec4_output);
+    store_block(w, (px, py, ocv), l, vec4_output, pairs);
     s
 }
 
 /// The block's stores: accumulator `a{p}_{o}` (`a{y}_{p}_{o}` over several rows) written to
 /// output channels `4·(g0 + o)` … `+ 3`, row `oyl + y`, column `ox0 + p·l` (as vec4s along x
-/// with `vec4_output`).
-pub(super) fn store_block(w: &mut String, (px, py, ocv): (u32, u32, u32), l: u32, vec4_output: bool) {
+/// with `vec4_output`, two at a time with `pairs`).
+pub(super) fn store_block(w: &mut String, (px, py, ocv): (u32, u32, u32), l: u32, vec4_output: bool, pairs: bool) {
     use std::fmt::Write as _;
     let acc = |y: u32, p: u32, o: u32| if py == 1 { format!("a{p}_{o}") } else { format!("a{y}_{p}_{o}") };
     for o in 0..ocv {
         let _ = writeln!(w, "    let co{o} = (g0 + {o}u) * 4u;");
         for y in 0..py {
+            if vec4_output && pairs {
+                for (lane, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                    for p in (0..px).step_by(8) {
+                        let v = |from: u32| {
+                            let v: Vec<String> = (from..from + 4).map(|q| format!("{}.{c}", acc(y, q, o))).collect();
+                            format!("vec4<f32>({})", v.join(", "))
+                        };
+                        let _ =
+                            writeln!(w, "    store8(co{o} + {lane}u, oyl + {y}u, ox0 + {p}u, {}, {});", v(p), v(p + 4));
+                    }
+                }
+                continue;
+            }
             if vec4_output {
                 for (lane, c) in ["x", "y", "z", "w"].iter().enumerate() {
                     for p in (0..px).step_by(4) {
@@ -323,98 +344,6 @@ pub(super) fn load_row(w: &mut String, ind: &str, r: &str, offsets: &[u32], (px,
     }
 }
 
-/// Input channels summed per group for 1×1 convs (`CIG` in `conv2d_tuned.wgsl`): a group's
-/// products are summed in registers and added to the (spilled, in wide blocks)
-/// accumulators once per group instead of once per channel.
-pub const CIG_1X1: u32 = 4;
-
-/// Whether a subgroup-form 1×1 block (kernel `k`, `ocv` vec4 groups) loads its weights as a
-/// vec4 per lane: its runs are whole multiples of 32 floats (8 lanes × 4).
-pub fn wide_weights(k: u32, ocv: u32) -> bool {
-    k == 1 && (subgroup_run(1, ocv as usize) as u32).is_multiple_of(32)
-}
-
-/// The input-channel loop of [`unrolled_block`] for 1×1 convs: channels in groups of
-/// [`CIG_1X1`] (the last group the remainder), each group's loads first, then each output's
-/// products summed in channel order and added to its accumulator (as the loop form).
-fn grouped_1x1(
-    w: &mut String,
-    (px, ocv): (u32, u32),
-    l: u32,
-    stride: u32,
-    subgroup: bool,
-    (vec4_input, inside): (Option<u32>, bool),
-) {
-    use std::fmt::Write as _;
-    let run = subgroup_run(1, ocv as usize) as u32;
-    // Runs of whole 32s: each lane loads a vec4 of weights (32 a load for the subgroup).
-    let wide = wide_weights(1, ocv);
-    let offsets: Vec<u32> = (0..px).map(|p| p * l * stride).collect();
-    let _ = writeln!(w, "    let iy = i32(oy * STRIDE) - i32(PAD);");
-    let _ = writeln!(w, "    let rowok = iy >= 0 && iy < i32(IN_H);");
-    let _ = writeln!(w, "    let rrow = u32(clamp(iy, in_row0, in_row0 + i32(in_rows) - 1) - in_row0);");
-    let group = |w: &mut String, n: u32, ind: &str| {
-        for g in 0..n {
-            let _ = writeln!(w, "{ind}let rbase{g} = ((ci0 + {g}u) * in_rows + rrow) * IN_W;");
-            let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
-            if vec4_input.is_some() {
-                let last = offsets.last().copied().unwrap_or(0);
-                let _ = writeln!(w, "{ind}let q0_{g} = (i32(rbase{g}) + ix0 - {lead}) / 4;");
-                for q in 0..(lead + last + 1).div_ceil(4) {
-                    let _ = writeln!(w, "{ind}let v{q}_{g} = input4[u32(max(q0_{g} + {q}, 0))];");
-                }
-            }
-            for &j in &offsets {
-                let src = if vec4_input.is_some() {
-                    format!("v{}_{g}.{}", (lead + j) / 4, ["x", "y", "z", "w"][((lead + j) % 4) as usize])
-                } else {
-                    format!("input[rbase{g} + u32(clamp(ix0 + {j}, 0, i32(IN_W) - 1))]")
-                };
-                let _ = writeln!(w, "{ind}let r{j}_{g} = {};", masked(&src, j, inside));
-            }
-            if subgroup && wide {
-                let _ = writeln!(w, "{ind}let wq{g} = (ocb * CIN + ci0 + {g}u) * {}u + sgl % 8u;", run / 4);
-                for q in 0..run / 32 {
-                    let _ = writeln!(w, "{ind}let c{q}_{g} = weight4[wq{g} + {}u];", q * 8);
-                }
-            } else if subgroup {
-                let _ = writeln!(w, "{ind}let wbase{g} = (ocb * CIN + ci0 + {g}u) * {run}u + sgl % 8u;");
-                for q in 0..run / 8 {
-                    let _ = writeln!(w, "{ind}let c{q}_{g} = weight[wbase{g} + {}u];", q * 8);
-                }
-            }
-            for o in 0..ocv {
-                if subgroup && wide {
-                    let f = |c: u32| {
-                        let i = o * 4 + c;
-                        let comp = ["x", "y", "z", "w"][(i % 4) as usize];
-                        format!("subgroupBroadcast(c{}_{g}.{comp}, {}u)", i / 32, (i % 32) / 4)
-                    };
-                    let _ = writeln!(w, "{ind}let w{g}_{o} = vec4<f32>({}, {}, {}, {});", f(0), f(1), f(2), f(3));
-                } else if subgroup {
-                    let f = |c: u32| {
-                        let i = o * 4 + c;
-                        format!("subgroupBroadcast(c{}_{g}, {}u)", i / 8, i % 8)
-                    };
-                    let _ = writeln!(w, "{ind}let w{g}_{o} = vec4<f32>({}, {}, {}, {});", f(0), f(1), f(2), f(3));
-                } else {
-                    let _ = writeln!(w, "{ind}let w{g}_{o} = weight[(g0 + {o}u) * CIN + ci0 + {g}u];");
-                }
-            }
-        }
-        for o in 0..ocv {
-            for (p, &j) in offsets.iter().enumerate() {
-                let mut sum = format!("vec4<f32>(r{j}_0) * w0_{o}");
-                for g in 1..n {
-                    sum = format!("fma(vec4<f32>(r{j}_{g}), w{g}_{o}, {sum})");
-                }
-                let _ = writeln!(w, "{ind}a{p}_{o} = a{p}_{o} + {sum};");
-            }
-        }
-    };
-    channel_groups(w, CIG_1X1, group);
-}
-
 /// The input-channel loop in groups of `cig` channels from `ci0`: whole groups, then the
 /// remaining channels as one shorter group (CIN is a constant: the driver drops the
 /// branches not taken). `group(w, n, indent)` writes one group of `n` channels.
@@ -529,11 +458,13 @@ pub struct Form {
     pub subgroup: bool,
     pub packed: bool,
     pub winograd: bool,
+    /// The image form ([`image_form`]: a 1×1 subgroup block).
+    pub image: bool,
 }
 
 /// The tuned kernel specialised to `values` with epilogue `e`, its block written in form `f`.
 pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, f: Form) -> String {
-    let Form { unroll, subgroup, packed, winograd } = f;
+    let Form { unroll, subgroup, packed, winograd, image } = f;
     assert!(!winograd || (subgroup && unroll), "the Winograd form is an unrolled subgroup form");
     let src = specialise(SHADER.source, values);
     if !unroll {
@@ -552,7 +483,10 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, f: Form) -> String {
     let halo = halo_input(values, subgroup);
     // Unmasked loads only for unpadded 1×1 convs: the chain's unpadded 5×5 conv2 (16x3s)
     // ran 4% slower without its masks on lavapipe (19.2 → 20.0 ms; LLVM's schedule).
-    let rows = Vec4Rows { input: v4, output: v4out, halo, inside: k == 1 && get("PAD") == Some(0) };
+    let image = image && v4.is_some();
+    assert!(!image || (k == 1 && subgroup && py == 1 && wide_weights(k, ocv)), "the image form is a 1×1 subgroup form");
+    let pairs = image && store_pairs(values);
+    let rows = Vec4Rows { input: v4, output: v4out, halo, inside: k == 1 && get("PAD") == Some(0), image, pairs };
     let block = if winograd {
         assert!(k == 3 && stride == 1 && py == 2 && lanes == 1, "Winograd blocks are 3×3, stride 1, 2 rows");
         winograd_block(px, ocv, rows)
@@ -565,7 +499,7 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, f: Form) -> String {
             assert!(out.contains(from), "conv2d_tuned.wgsl no longer has the output declaration: {from}");
             out = out.replacen(from, to, 1);
         }
-        out = replace_store(&out, &store4_fn(e));
+        out = replace_store(&out, &if pairs { store8_fn(e) } else { store4_fn(e) });
     } else {
         out = replace_store(&out, &store_fn(e));
     }
@@ -589,6 +523,9 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, f: Form) -> String {
             assert!(out.contains(from), "the subgroup form no longer declares: {from}");
             out = out.replacen(from, to, 1);
         }
+    }
+    if image {
+        out = image_declarations(&out, VEC4_INPUT_EDIT.1, WIDE_WEIGHT_EDIT.1);
     }
     out
 }

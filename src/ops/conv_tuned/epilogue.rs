@@ -116,6 +116,40 @@ pub fn epilogue_store4(e: &Epilogue, head: &str) -> String {
     epilogue_writes(e, head, true)
 }
 
+/// The pair form of [`store4_fn`] (the image form's, see `store_pairs`): `store8` writes
+/// the vec4s `v0` and `v1` of channel `co` at vec4 `i` (even) and `i + 1` of each output,
+/// both on one line, which 64-bit access makes one write of four u64s (`ops::wide`). `ox`
+/// is a multiple of 8 and `OUT_W` too, so the pair lies wholly inside the row or past it.
+pub fn store8_fn(e: &Epilogue) -> String {
+    let mut s = String::new();
+    if e.act != 0 {
+        s += &format!("fn act1(y: f32) -> f32 {{\n    return {};\n}}\n\n", activation_expr(e.act, e.p));
+    }
+    s += "fn store8(co: u32, oyl: u32, ox: u32, v0: vec4<f32>, v1: vec4<f32>) {\n    if (co < COUT && ox < OUT_W && oyl < band.out_rows) {\n        let i = ((co * band.out_rows + oyl) * OUT_W + ox) / 4u;\n";
+    if e.write_raw {
+        s += "        output[i] = v0; output[i + 1u] = v1;\n";
+    }
+    for h in 0..2 {
+        s += &if e.bn {
+            format!("        let y{h} = v{h} * alpha[co] + beta[co];\n")
+        } else {
+            format!("        let y{h} = v{h};\n")
+        };
+    }
+    if e.bn && e.write_bn {
+        s += "        out_bn[i] = y0; out_bn[i + 1u] = y1;\n";
+    }
+    if e.act != 0 {
+        let act = |h: u32| {
+            let gate = if e.gate { format!("y{h} * ") } else { String::new() };
+            format!("{gate}vec4<f32>(act1(y{h}.x), act1(y{h}.y), act1(y{h}.z), act1(y{h}.w))")
+        };
+        s += &format!("        out_act[i] = {}; out_act[i + 1u] = {};\n", act(0), act(1));
+    }
+    s += "    }\n}\n";
+    s
+}
+
 /// The output declarations the vec4-output form replaces (see [`vec4_output`]).
 pub(super) const VEC4_OUTPUT_EDITS: [(&str, &str); 3] = [
     (
