@@ -484,7 +484,10 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, f: Form) -> String {
     // Unmasked loads only for unpadded 1×1 convs: the chain's unpadded 5×5 conv2 (16x3s)
     // ran 4% slower without its masks on lavapipe (19.2 → 20.0 ms; LLVM's schedule).
     let image = image && v4.is_some();
-    assert!(!image || (k == 1 && subgroup && py == 1 && wide_weights(k, ocv)), "the image form is a 1×1 subgroup form");
+    assert!(
+        !image || (k == 1 && subgroup && py == 1 && wide_weights(k, ocv) && get("PAD") == Some(0)),
+        "the image form is an unpadded 1×1 subgroup form"
+    );
     let pairs = image && store_pairs(values);
     let rows = Vec4Rows { input: v4, output: v4out, halo, inside: k == 1 && get("PAD") == Some(0), image, pairs };
     let block = if winograd {

@@ -36,10 +36,19 @@ pub(super) fn grouped_1x1(w: &mut String, (px, ocv): (u32, u32), l: u32, stride:
             let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
             if vec4_input.is_some() {
                 let last = offsets.last().copied().unwrap_or(0);
-                let _ = writeln!(w, "{ind}let q0_{g} = (i32(rbase{g}) + ix0 - {lead}) / 4;");
+                if image {
+                    // Unpadded (the image form's): `ix0` ≥ 0 and `lead` 0, so unsigned
+                    // arithmetic (a shift, not a signed division and a clamp per load).
+                    let _ = writeln!(w, "{ind}let q0_{g} = (rbase{g} + u32(ix0)) / 4u;");
+                } else {
+                    let _ = writeln!(w, "{ind}let q0_{g} = (i32(rbase{g}) + ix0 - {lead}) / 4;");
+                }
                 for q in 0..(lead + last + 1).div_ceil(4) {
-                    let at = format!("u32(max(q0_{g} + {q}, 0))");
-                    let v = if image { format!("ldi({at})") } else { format!("input4[{at}]") };
+                    let v = if image {
+                        format!("ldi(q0_{g} + {q}u)")
+                    } else {
+                        format!("input4[u32(max(q0_{g} + {q}, 0))]")
+                    };
                     let _ = writeln!(w, "{ind}let v{q}_{g} = {v};");
                 }
             }
