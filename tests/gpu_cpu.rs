@@ -73,9 +73,13 @@ fn kernels_match_cpu_on_awkward_shapes() {
             // 32 output channels a block: 1x1 convs load their weights a vec4 per lane.
             Block { px: 4, ocv: 8, unroll: true, lanes: 1, sg: true, py: 1, wino: false, split: 1, image: false },
             // Their image form (input and weights read as images, outputs in vec4 pairs
-            // where PX and the row are multiples of 8); the subgroup form elsewhere.
+            // where PX and the row are multiples of 8); without images elsewhere.
             Block::parse("8x8si").unwrap(),
             Block::parse("4x8si").unwrap(),
+            // The image form of wider kernels (input rows from an image; Winograd's weights
+            // too), halo rows and padding, on the layers whose rows are whole vec4s.
+            Block::parse("12x4si").unwrap(),
+            Block::parse("8x4wi").unwrap(),
             Block { px: 4, ocv: 1, unroll: true, lanes: 1, sg: false, py: 2, wino: false, split: 1, image: false },
             Block { px: 3, ocv: 1, unroll: true, lanes: 5, sg: true, py: 2, wino: false, split: 1, image: false },
             // Winograd F(2×2, 3×3) on the 3×3 stride-1 layers (the others run the direct

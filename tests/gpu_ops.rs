@@ -426,3 +426,64 @@ fn image_form_of_1x1_convs_is_bit_identical_to_the_subgroup_form() {
         }
     }
 }
+
+/// The image form of wider kernels reads what the form without images does: Winograd
+/// (`8x4wi`: input rows and weights from images) and direct subgroup blocks (`12x4si`,
+/// `16x3si`: input rows from an image, halo columns from the neighbouring lanes), padded
+/// 3×3 and 5×5 convs with a fused batch norm and ReLU, rows of 48 (pairs for PX 8) and 44
+/// values; every tensor bit-identical, the last matching the CPU.
+#[test]
+fn image_form_of_wider_kernels_is_bit_identical() {
+    use convscope::graph::*;
+    use convscope::ops::conv_tuned::Block;
+    let Some(ctx) = test_context() else { return };
+    if !ctx.subgroups {
+        eprintln!("skipped: the image form is a subgroup form, and this device has no subgroups");
+        return;
+    }
+    let mut r = Mt19937::new(111);
+    let mut conv = |cin: usize, cout: usize, k: usize| {
+        let (weight, bias) = (r.uniform(cout * cin * k * k, -0.3, 0.3), r.uniform(cout, -0.1, 0.1));
+        Op::Conv(Conv2d { cin, cout, k, stride: 1, pad: k / 2, weight, bias })
+    };
+    let (c3, c5, c3b) = (conv(5, 12, 3), conv(12, 9, 5), conv(9, 6, 3));
+    let mut r = Mt19937::new(112);
+    let mut w = |n: usize, lo: f64, hi: f64| r.uniform(n, lo, hi);
+    let bn = Op::BatchNorm {
+        weight: w(12, 0.5, 1.5),
+        bias: w(12, -0.5, 0.5),
+        mean: w(12, -0.2, 0.2),
+        var: w(12, 0.5, 2.0),
+        eps: 1e-5,
+    };
+    let graph = common::graph_of(vec![
+        ("c3", c3, vec!["input"]),
+        ("bn", bn, vec!["c3"]),
+        ("relu", Op::Relu, vec!["bn"]),
+        ("c5", c5, vec!["relu"]),
+        ("c3b", c3b, vec!["c5"]),
+    ]);
+    for (h, wd) in [(13, 48), (10, 44)] {
+        let input = random_input((h * wd) as i64, 5, h, wd);
+        let cpu = convscope::reference::forward_graph(&graph, &input).expect("CPU forward");
+        let run = |block: &str| {
+            let b = Block::parse(block).expect("block");
+            let mut exec = common::executor(ctx);
+            let net = exec.upload_with_block(ctx, &graph, convscope::ops::ConvKernel::Tuned, b).expect("upload");
+            let acts = exec.run(ctx, &net, &input).expect("run");
+            (0..=graph.nodes.len()).map(|i| acts.read(ctx, i).expect("read back")).collect::<Vec<_>>()
+        };
+        for (plain, image) in [("8x4w", "8x4wi"), ("12x4s", "12x4si"), ("16x3s", "16x3si")] {
+            let (want, got) = (run(plain), run(image));
+            assert_eq!(got.len(), want.len());
+            let what = format!("{image} at {h}x{wd}");
+            let last = got.len() - 1;
+            common::assert_close(&what, &got[last].data, &cpu[last - 1].data, 1e-4);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(a.data.len(), b.data.len(), "{what}: tensor {i}");
+                let differ = a.data.iter().zip(&b.data).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+                assert_eq!(differ, 0, "{what}: tensor {i} differs from {plain}'s in {differ} values");
+            }
+        }
+    }
+}

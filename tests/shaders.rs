@@ -175,6 +175,36 @@ fn tuned_image_form_is_valid_and_binds_images() {
             assert_eq!(reflected_bindings(&m), want, "{name}: bindings");
         }
     }
+    // Wider kernels: Winograd (weights a vec4 per lane: both images) and direct subgroup
+    // blocks (weights a float per lane: only the input an image), halo rows, padded.
+    for (k, pad, px, ocv, py, winograd) in [(3, 1, 8, 4, 2, true), (3, 1, 12, 4, 1, false), (5, 2, 16, 3, 1, false)] {
+        let values = [
+            ("CIN", 12),
+            ("COUT", 20),
+            ("K", k),
+            ("STRIDE", 1),
+            ("PAD", pad),
+            ("IN_H", 30),
+            ("IN_W", 48),
+            ("OUT_H", 30),
+            ("OUT_W", 48),
+            ("PX", px),
+            ("OCV", ocv),
+            ("PY", py),
+        ];
+        for (packed, e) in [(false, Default::default()), (true, gate)] {
+            let f = conv_tuned::Form { unroll: true, subgroup: true, packed, winograd, image: true };
+            let src = conv_tuned::tuned_source(&values, &e, f);
+            let name = format!("tuned image k{k} {px}x{ocv} winograd {winograd} packed {packed}");
+            assert!(src.contains("ldi(") && !src.contains("input4"), "{name}");
+            assert_eq!(src.contains("ldw("), winograd, "{name}");
+            assert_eq!(src.contains("store8("), px % 8 == 0, "{name}");
+            validate(&name, &src);
+            let table = if winograd { conv_tuned::IMAGE_BINDINGS } else { conv_tuned::INPUT_IMAGE_BINDINGS };
+            let want: Vec<(u32, Bind)> = table.iter().enumerate().map(|(i, b)| (i as u32, *b)).collect();
+            assert_eq!(reflected_bindings(&module(&name, &src)), want, "{name}: bindings");
+        }
+    }
 }
 
 #[test]

@@ -26,8 +26,9 @@ use std::time::Instant;
 /// 12x4s now). 4: Winograd blocks (`8x4w`) became candidates for 3×3 stride-1 convs.
 /// 5: GPUs time whole layers with a smaller margin (choices made on 16-row probes were
 /// up to 1.2× off on an H200). 6: 64-bit storage access on CPU adapters, and 1×1 convs
-/// run on their plane as one row (the same blocks compare differently). 7: the image form
-/// of 1×1 blocks (`8x8si`) became the CPU adapters' default and candidates.
+/// run on their plane as one row (the same blocks compare differently). 7: the image forms
+/// (`8x8si`, `12x4si`, `8x4wi`: input rows, and vec4 weights, read as images) became the
+/// CPU adapters' defaults and candidates in place of the forms without images.
 pub const VERSION: u64 = 7;
 /// Tuning time allowed per call (compiling and timing candidates); shapes left over keep
 /// the adapter's default block this time and are tuned on a later run.
@@ -74,7 +75,9 @@ pub fn probe_rows(c: &crate::network::Conv2d, out_w: usize, out_h: usize, flop: 
 /// larger kernels (they reuse each loaded input K times). With subgroup operations a CPU
 /// adapter tries subgroup forms (`s`), whose weight loads are 8× fewer; which block wins
 /// depends on the layer (3→12 channels: 16x3s; 24→48: 12x4s; 1×1 64→256: 8x8s, measured
-/// on lavapipe). 3×3 stride-1 convs also try the Winograd form `8x4w` (64→64 at 56²: 3.96
+/// on lavapipe), in their image form (`si`, `wi`: input rows read as images, see
+/// `conv_tuned::image_form`; 5×5 24→48 at 217×392 12x4s 68.3 ms, 16x3si 59.4; Winograd 3×3
+/// 64→64 at 56² 3.4 → 2.6 ms). 3×3 stride-1 convs also try the Winograd form `8x4w` (64→64 at 56²: 3.96
 /// ms against 12x4s's 4.70; 12x4w no faster, and compiling takes 2–4 s on lavapipe, so
 /// one). GPUs prefer moderate blocks, and on layers with few outputs (a ResNet's 14×14
 /// and 7×7 stages) the split form (`1xOCVkS`), whose input channels are shared by S
@@ -85,16 +88,17 @@ pub fn probe_rows(c: &crate::network::Conv2d, out_w: usize, out_h: usize, flop: 
 pub fn candidates(cpu: bool, subgroups: bool, k: usize, stride: usize, default: Block) -> Vec<Block> {
     let b = |s: &str| Block::parse(s).ok();
     let names: &[&str] = match (cpu, subgroups, k) {
-        (true, true, 1) => &["8x8si", "4x8si", "8x8s", "4x8s", "8x4l8"],
+        // Image forms (which run without images where they do not apply: the same shader).
+        (true, true, 1) => &["8x8si", "4x8si", "8x4l8"],
         // Few: on lavapipe compiling a wide unrolled block takes up to a second or two.
-        (true, true, _) => &["16x3s", "12x4s", "8x6s", "8x4s"],
+        (true, true, _) => &["16x3si", "12x4si", "8x6si", "8x4si"],
         (true, false, 1) => &["8x3l8", "8x4l8", "8x4", "24x3"],
         (true, false, _) => &["24x3", "16x4", "8x4"],
         (false, _, 1) => &["8x2l8", "4x2l8", "8x2", "4x4", "1x1k16", "1x2k16", "1x1k32", "1x2k32"],
         (false, _, _) => &["8x2", "4x2", "8x1", "16x2", "1x1k16", "1x2k16", "1x1k32", "1x2k32"],
     };
     let wino: &[&str] =
-        if cpu && subgroups && crate::ops::conv_tuned::winograd_applies(k, stride) { &["8x4w"] } else { &[] };
+        if cpu && subgroups && crate::ops::conv_tuned::winograd_applies(k, stride) { &["8x4wi"] } else { &[] };
     let mut v = vec![default];
     v.extend(names.iter().chain(wino).filter_map(|n| b(n)).filter(|x| *x != default));
     v

@@ -83,8 +83,8 @@ pub struct Executor {
     pub block: Block,
     /// Stand-ins for the tuned conv's unused epilogue bindings.
     spare: Option<[wgpu::Buffer; 2]>,
-    /// Images input bands are copied into, by rows ([`Executor::image_for`]).
-    images: std::collections::HashMap<u32, (wgpu::Texture, wgpu::TextureView)>,
+    /// The image input bands are copied into (`pipelines::input_image`).
+    image: Option<(wgpu::Texture, wgpu::TextureView)>,
     /// Per-layer block choices (None: autotuning off, a block was forced or turned off).
     tune: Option<autotune::TuneCache>,
 }
@@ -114,7 +114,7 @@ impl Executor {
             memory_budget: env.memory_budget,
             block: Block::for_adapter(&ctx.info, ctx.subgroups, env.block),
             spare: None,
-            images: Default::default(),
+            image: None,
             tune: (env.autotune && env.block.is_none()).then(|| {
                 let dir = autotune::TuneCache::default_dir(|k| std::env::var(k).ok());
                 autotune::TuneCache::open(dir.as_deref())
@@ -399,7 +399,7 @@ impl Executor {
                         Res::Buffer(b) => Bound::Buffer((*b).clone(), 0, None),
                         Res::Image(v) => Bound::Image((*v).clone()),
                         Res::InputImage(n, texels) => {
-                            let (texture, view) = self.image_for(ctx, *texels);
+                            let (texture, view) = pipelines::input_image(&mut self.image, ctx, *texels);
                             copies.push((band_of(*n), texture, *texels));
                             Bound::Image(view)
                         }
@@ -446,20 +446,6 @@ impl Executor {
                 pass.dispatch_workgroups(*x, *y, *z);
             }
         }
-    }
-
-    /// The image an input band of `texels` vec4s is copied into, one per size, kept for the
-    /// executor's lifetime (passes that read it run one after another).
-    fn image_for(&mut self, ctx: &GpuContext, texels: u64) -> (wgpu::Texture, wgpu::TextureView) {
-        let size = ops::image::extent(texels).unwrap_or(wgpu::Extent3d {
-            width: ops::image::WIDTH,
-            height: 1,
-            depth_or_array_layers: 1,
-        });
-        self.images
-            .entry(size.height)
-            .or_insert_with(|| ops::image::texture(ctx, &format!("input image of {} rows", size.height), size))
-            .clone()
     }
 
     /// Records tensor `t`'s per-channel statistics, band by band over the rows each owns.

@@ -106,3 +106,26 @@ pub(super) fn epilogue_bindings(
     }
     out
 }
+
+/// The image an input band of `texels` vec4s is copied into: one (`kept`), shared by every
+/// step (their passes run one after another), replaced by a taller one when a band needs
+/// more rows (a shader reads only its band's texels; outputs from the rest are not stored).
+pub(super) fn input_image(
+    kept: &mut Option<(wgpu::Texture, wgpu::TextureView)>,
+    ctx: &GpuContext,
+    texels: u64,
+) -> (wgpu::Texture, wgpu::TextureView) {
+    let size = ops::image::extent(texels).unwrap_or(wgpu::Extent3d {
+        width: ops::image::WIDTH,
+        height: 1,
+        depth_or_array_layers: 1,
+    });
+    match kept {
+        Some((t, v)) if t.height() >= size.height => (t.clone(), v.clone()),
+        _ => {
+            let made = ops::image::texture(ctx, &format!("input image of {} rows", size.height), size);
+            *kept = Some(made.clone());
+            made
+        }
+    }
+}

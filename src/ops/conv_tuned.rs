@@ -70,7 +70,8 @@ pub struct TunedConv {
     pub spec: ConvShape,
     pub block: Block,
     packed_weight: wgpu::Buffer,
-    /// The packed weights as an image, for blocks with an image form ([`image_form`]).
+    /// The packed weights as an image, for image blocks that read them a vec4 per lane
+    /// ([`image_weights`]).
     weight_image: Option<(wgpu::Texture, wgpu::TextureView)>,
     packed_bias: wgpu::Buffer,
     /// vec4 output-channel groups, padded to whole blocks.
@@ -89,8 +90,11 @@ impl TunedConv {
         } else {
             pw
         };
-        let weight_image =
-            if block.image { super::image::upload(ctx, &format!("{name} packed weight image"), &pw) } else { None };
+        let weight_image = if block.image && image_weights(&block, c.k) {
+            super::image::upload(ctx, &format!("{name} packed weight image"), &pw)
+        } else {
+            None
+        };
         TunedConv {
             spec: ConvShape::of(c),
             block,
@@ -108,13 +112,19 @@ impl TunedConv {
 
     /// The shader file and binding table this layer's block runs at geometry `g`.
     pub fn shader(&self, g: &StepGeom) -> &'static ShaderDesc {
-        if self.block.split > 1 {
-            &splitk::SHADER
-        } else if image_form(&self.spec, &self.block, g) {
-            &IMAGE_SHADER
-        } else {
-            &SHADER
-        }
+        if self.block.split > 1 { &splitk::SHADER } else { image_shader(&self.spec, &self.block, g) }
+    }
+}
+
+/// The shader description (binding table) of a conv of shape `c` with block `b` (not a
+/// split block) at geometry `g`: with images ([`image_form`]; weights too where
+/// [`image_weights`]), else plain.
+fn image_shader(c: &ConvShape, b: &Block, g: &StepGeom) -> &'static ShaderDesc {
+    let b = b.for_layer(c.k, c.stride);
+    match (image_form(c, &b, g), image_weights(&b, c.k)) {
+        (true, true) => &IMAGE_SHADER,
+        (true, false) => &INPUT_IMAGE_SHADER,
+        (false, _) => &SHADER,
     }
 }
 
@@ -209,7 +219,7 @@ pub fn pipeline_fused(c: &ConvShape, b: &Block, g: &StepGeom, e: &Epilogue) -> P
     let image = image_form(c, b, g);
     let form = Form { unroll, subgroup: b.subgroup_form(c.k), packed, winograd: b.wino, image };
     let src = tuned_source(&values, e, form);
-    PipelineSpec { key, source: Cow::Owned(src), shader: if image { &IMAGE_SHADER } else { &SHADER } }
+    PipelineSpec { key, source: Cow::Owned(src), shader: image_shader(c, b, g) }
 }
 
 impl TunedConv {
@@ -237,12 +247,12 @@ impl TunedConv {
             let wg = workgroup_size(false) as usize;
             (split_workgroups(invocations.div_ceil(wg) as u32, max_workgroups), blocks as u32)
         };
-        // The image form where it applies (then the weights' image exists: `upload`).
-        let (input, weight) = match &self.weight_image {
-            Some((_, view)) if image_form(&self.spec, &self.block, g) => {
-                (Res::InputImage(0, input_texels(&self.spec, g)), Res::Image(view))
-            }
-            _ => (Res::Input(0), Res::Buffer(&self.packed_weight)),
+        // The image form where it applies; its weights as an image where it reads them a
+        // vec4 per lane (then `upload` made one: `image_form` checked they fit).
+        let (input, weight) = match (image_form(&self.spec, &self.block, g), &self.weight_image) {
+            (true, Some((_, view))) => (Res::InputImage(0, input_texels(&self.spec, g)), Res::Image(view)),
+            (true, None) => (Res::InputImage(0, input_texels(&self.spec, g)), Res::Buffer(&self.packed_weight)),
+            (false, _) => (Res::Input(0), Res::Buffer(&self.packed_weight)),
         };
         Dispatch {
             params: bytemuck::bytes_of(&band).to_vec(),
@@ -393,7 +403,9 @@ mod tests {
         let i = Block::parse("8x8si").unwrap();
         assert!(i.image && i.sg && !i.wino);
         assert_eq!((i.name(), Block::parse(" 4x8SI ").unwrap().name()), ("8x8si".to_string(), "4x8si".to_string()));
-        for bad in ["8x8i", "8x8is", "8x4wi", "8x8sii", "i"] {
+        let wi = Block::parse("8x4wi").unwrap();
+        assert!(wi.image && wi.wino && wi.name() == "8x4wi");
+        for bad in ["8x8i", "8x8is", "8x4iw", "8x8sii", "i"] {
             let e = Block::parse(bad).expect_err(bad).to_string();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }

@@ -33,9 +33,10 @@ pub struct Block {
     /// added in workgroup memory ([`splitk`]): for GPUs on layers with few outputs. Results
     /// differ from the direct form's by float rounding.
     pub split: u32,
-    /// Image form (name suffix `i` after `s`, e.g. `8x8si`; 1×1 subgroup blocks of 8 vec4
-    /// groups): input and weights read as images, outputs written two vec4s at a time
-    /// ([`image_form`]); for CPU adapters. Convs it does not apply to run the subgroup form.
+    /// Image form (name suffix `i` after `s` or `w`, e.g. `8x8si`, `8x4wi`): the input rows
+    /// and vec4 weights read as images, outputs written two vec4s at a time where rows
+    /// allow (`image_form`); for CPU adapters. Where it does not apply the block runs
+    /// without it.
     pub image: bool,
 }
 
@@ -63,14 +64,15 @@ impl Block {
     /// on the tutorial chain against 20 for 8x2 and 11 for 4x1. GPUs spill registers past
     /// ~128 floats per invocation, so they get the moderate 8x2 (64 accumulators).
     /// With subgroup operations a CPU adapter gets the subgroup form, whose cheaper weight
-    /// loads favour a narrower block (12x4s: see `unrolled_block`).
+    /// loads favour a narrower block (12x4s: see `unrolled_block`), in its image form
+    /// (12x4si: input rows read as images, see `image_form`).
     /// `override_block` (from `CONVSCOPE_BLOCK`) wins.
     pub fn for_adapter(info: &wgpu::AdapterInfo, subgroups: bool, override_block: Option<Block>) -> Block {
         if let Some(b) = override_block {
             return b;
         }
         match (info.device_type, subgroups) {
-            (wgpu::DeviceType::Cpu, true) => Block { px: 12, ocv: 4, sg: true, ..Block::default() },
+            (wgpu::DeviceType::Cpu, true) => Block { px: 12, ocv: 4, sg: true, image: true, ..Block::default() },
             (wgpu::DeviceType::Cpu, false) => Block { px: 24, ocv: 3, ..Block::default() },
             _ => Block::default(),
         }
@@ -93,11 +95,11 @@ impl Block {
             }
             return Ok(Block { split, ..plain });
         }
-        let (s, wino) = match s.trim().strip_suffix(['w', 'W']) {
+        let (s, image) = match s.trim().strip_suffix(['i', 'I']) {
             Some(rest) => (rest, true),
             None => (s.trim(), false),
         };
-        let (s, image) = match s.strip_suffix(['i', 'I']) {
+        let (s, wino) = match s.strip_suffix(['w', 'W']) {
             Some(rest) => (rest, true),
             None => (s, false),
         };
@@ -105,8 +107,8 @@ impl Block {
             Some(rest) => (rest, true),
             None => (s, false),
         };
-        if image && (wino || !sg) {
-            bail!("block {b:?}: an image block is a subgroup block with a trailing i, e.g. 8x8si");
+        if image && !(wino || sg) {
+            bail!("block {b:?}: an image block is a subgroup or Winograd block with a trailing i, e.g. 12x4si, 8x4wi");
         }
         if wino && (sg || s.contains(['y', 'Y', 'l', 'L'])) {
             bail!("block {b:?}: a Winograd block is PXxOCVw, e.g. 8x4w (subgroup form and 2 rows are implied)");
@@ -137,7 +139,7 @@ impl Block {
             bail!("block {b:?}: a Winograd block computes 2×2 tiles, so PX must be even, e.g. 8x4w");
         }
         if wino {
-            return Ok(Block { px, ocv, unroll: true, lanes: 1, sg: true, py: 2, wino: true, split: 1, image: false });
+            return Ok(Block { px, ocv, unroll: true, lanes: 1, sg: true, py: 2, wino: true, split: 1, image });
         }
         Ok(Block { px, ocv, unroll: true, lanes, sg, py, wino: false, split: 1, image })
     }
@@ -162,7 +164,7 @@ impl Block {
             return format!("{}x{}k{}", self.px, self.ocv, self.split);
         }
         if self.wino {
-            return format!("{}x{}w", self.px, self.ocv);
+            return format!("{}x{}w{}", self.px, self.ocv, if self.image { "i" } else { "" });
         }
         let s = match (self.sg, self.image) {
             (true, true) => "si",
@@ -201,12 +203,11 @@ impl Block {
                 "block {} needs subgroup operations (subgroups of 8 or more), which {adapter} does not offer; \
                  use the block without the trailing {}, e.g. {}",
                 self.name(),
-                if self.wino {
-                    "w"
-                } else if self.image {
-                    "si"
-                } else {
-                    "s"
+                match (self.wino, self.image) {
+                    (true, true) => "wi",
+                    (true, false) => "w",
+                    (false, true) => "si",
+                    (false, false) => "s",
                 },
                 Block { sg: false, wino: false, image: false, py: if self.wino { 1 } else { self.py }, ..*self }.name()
             )

@@ -6,7 +6,7 @@
 use super::epilogue::{VEC4_OUTPUT_EDITS, replace_store, store_fn, store4_fn, store8_fn};
 use super::grouped::{grouped_1x1, wide_weights};
 use super::halo::{halo_input, halo_row, neighbours};
-use super::image_form::{image_declarations, store_pairs};
+use super::image_form::{image_source, store_pairs};
 use super::winograd::winograd_block;
 use super::{Block, Epilogue, SHADER, subgroup_run};
 
@@ -58,8 +58,8 @@ pub struct Vec4Rows {
     /// which are not stored. The masks' selects were 8% of a 1×1 64→256 conv's time on
     /// lavapipe (2.46–2.50 → 2.23–2.36 ms; `tuned_source` sets it for 1×1 convs only).
     pub inside: bool,
-    /// Image form ([`image_form`]): the input's vec4s and the weights read from images
-    /// (`ldi`, `ldw`) instead of storage buffers.
+    /// Image form (`image_form`): the input's vec4s (and vec4 weights) read from images
+    /// (`image_source` rewrites the loads; 1×1 blocks index unpadded rows unsigned).
     pub image: bool,
     /// Outputs written two vec4s at a time (`store8`: PX and the output width multiples of
     /// 8), which 64-bit access makes one write of four u64s (`ops::wide`).
@@ -458,7 +458,7 @@ pub struct Form {
     pub subgroup: bool,
     pub packed: bool,
     pub winograd: bool,
-    /// The image form ([`image_form`]: a 1×1 subgroup block).
+    /// The image form (`image_form`: a subgroup or Winograd block on vec4 rows).
     pub image: bool,
 }
 
@@ -484,11 +484,8 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, f: Form) -> String {
     // Unmasked loads only for unpadded 1×1 convs: the chain's unpadded 5×5 conv2 (16x3s)
     // ran 4% slower without its masks on lavapipe (19.2 → 20.0 ms; LLVM's schedule).
     let image = image && v4.is_some();
-    assert!(
-        !image || (k == 1 && subgroup && py == 1 && wide_weights(k, ocv) && get("PAD") == Some(0)),
-        "the image form is an unpadded 1×1 subgroup form"
-    );
-    let pairs = image && store_pairs(values);
+    assert!(!image || subgroup, "the image form is a subgroup form");
+    let pairs = image && v4out && store_pairs(values);
     let rows = Vec4Rows { input: v4, output: v4out, halo, inside: k == 1 && get("PAD") == Some(0), image, pairs };
     let block = if winograd {
         assert!(k == 3 && stride == 1 && py == 2 && lanes == 1, "Winograd blocks are 3×3, stride 1, 2 rows");
@@ -528,7 +525,7 @@ pub fn tuned_source(values: &[(&str, u32)], e: &Epilogue, f: Form) -> String {
         }
     }
     if image {
-        out = image_declarations(&out, VEC4_INPUT_EDIT.1, WIDE_WEIGHT_EDIT.1);
+        out = image_source(&out, VEC4_INPUT_EDIT.1, WIDE_WEIGHT_EDIT.1);
     }
     out
 }

@@ -36,16 +36,16 @@ pub(super) fn grouped_1x1(w: &mut String, (px, ocv): (u32, u32), l: u32, stride:
             let lead = vec4_input.map_or(0, |pad| (4 - pad % 4) % 4);
             if vec4_input.is_some() {
                 let last = offsets.last().copied().unwrap_or(0);
-                if image {
-                    // Unpadded (the image form's): `ix0` ≥ 0 and `lead` 0, so unsigned
+                if image && inside {
+                    // Unpadded, read from an image: `ix0` ≥ 0 and `lead` 0, so unsigned
                     // arithmetic (a shift, not a signed division and a clamp per load).
                     let _ = writeln!(w, "{ind}let q0_{g} = (rbase{g} + u32(ix0)) / 4u;");
                 } else {
                     let _ = writeln!(w, "{ind}let q0_{g} = (i32(rbase{g}) + ix0 - {lead}) / 4;");
                 }
                 for q in 0..(lead + last + 1).div_ceil(4) {
-                    let v = if image {
-                        format!("ldi(q0_{g} + {q}u)")
+                    let v = if image && inside {
+                        format!("input4[q0_{g} + {q}u]")
                     } else {
                         format!("input4[u32(max(q0_{g} + {q}, 0))]")
                     };
@@ -63,9 +63,7 @@ pub(super) fn grouped_1x1(w: &mut String, (px, ocv): (u32, u32), l: u32, stride:
             if subgroup && wide {
                 let _ = writeln!(w, "{ind}let wq{g} = (ocb * CIN + ci0 + {g}u) * {}u + sgl % 8u;", run / 4);
                 for q in 0..run / 32 {
-                    let at = format!("wq{g} + {}u", q * 8);
-                    let c = if image { format!("ldw({at})") } else { format!("weight4[{at}]") };
-                    let _ = writeln!(w, "{ind}let c{q}_{g} = {c};");
+                    let _ = writeln!(w, "{ind}let c{q}_{g} = weight4[wq{g} + {}u];", q * 8);
                 }
             } else if subgroup {
                 let _ = writeln!(w, "{ind}let wbase{g} = (ocb * CIN + ci0 + {g}u) * {run}u + sgl % 8u;");

@@ -1,17 +1,20 @@
-//! The tuned 1×1 conv's image form (blocks `PXx8si`), for CPU adapters: the input band and
-//! the packed weights read as images (`ops::image`), the outputs written two vec4s at a
-//! time. Same products in the same order as the subgroup form, so bit-identical to it.
+//! The tuned conv's image form (blocks with a trailing `i`: `8x8si`, `12x4si`, `8x4wi`), for
+//! CPU adapters: the input band read as an image (`ops::image`), and the packed weights too
+//! where a lane loads them a vec4 at a time (1×1 blocks of 8 vec4 groups, Winograd blocks);
+//! outputs written two vec4s at a time where PX and the row are multiples of 8. The same
+//! products in the same order as the form without images, so bit-identical to it.
 //!
 //! Why: on lavapipe (Mesa 22.3) a storage-buffer read is a loop over the lanes with a
-//! branch per lane; an image read is straight-line code. 1×1 64→256 at 56² (8x8s against
-//! 8x8si, one shader each, interleaved, the band's copy into an image included): 2.04–2.19
-//! → 1.77–1.82 ms. Pairs of vec4 writes become one write of four u64s with 64-bit access.
+//! branch per lane; an image read is straight-line code. One shader each, interleaved, the
+//! band's copy into an image included: 1×1 64→256 at 56² 8x8s 2.04–2.19 → 8x8si 1.77–1.82
+//! ms; Winograd 3×3 64→64 at 56² 8x4w 3.11–3.14 → 8x4wi 2.45–2.68. Pairs of vec4 writes
+//! become one write of four u64s with 64-bit access.
 
-use super::{Block, ConvShape, SHADER, StepGeom, run_geometry};
+use super::{Block, ConvShape, MAX_UNROLLED_K, SHADER, StepGeom, run_geometry, wide_weights};
 use crate::ops::{Bind, ShaderDesc, image};
 
-/// The image form's binding table: [`super::BINDINGS`] with the input (0) and the packed
-/// weights (1) as images.
+/// The image form's binding table where the weights are an image too: [`super::BINDINGS`]
+/// with the input (0) and the packed weights (1) as images.
 pub const IMAGE_BINDINGS: &[Bind] = &[
     Bind::ReadImage,
     Bind::ReadImage,
@@ -24,30 +27,44 @@ pub const IMAGE_BINDINGS: &[Bind] = &[
     Bind::Storage { read_only: false },
 ];
 
-/// The tuned shader as the image form binds it (the same file, its text written by
-/// [`super::tuned_source`] with `Form::image`).
+/// The image form's binding table where only the input is an image (weights read a float
+/// per lane: blocks of other than 8 vec4 groups with kernels wider than 1).
+pub const INPUT_IMAGE_BINDINGS: &[Bind] = &[
+    Bind::ReadImage,
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: false },
+    Bind::Uniform,
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: true },
+    Bind::Storage { read_only: false },
+    Bind::Storage { read_only: false },
+];
+
+/// The tuned shader as the image form binds it, input and weights as images (the same
+/// file, its text written by [`super::tuned_source`] with `Form::image`).
 pub const IMAGE_SHADER: ShaderDesc = ShaderDesc { bindings: IMAGE_BINDINGS, ..SHADER };
 
-/// Whether block `b` has an image form for a conv of kernel `k` and `stride`: a 1×1
-/// stride-1 subgroup block of 8 vec4 groups (its weights one vec4 a lane), one row per
-/// invocation, adjacent outputs, PX a multiple of 4.
+/// The same with only the input as an image.
+pub const INPUT_IMAGE_SHADER: ShaderDesc = ShaderDesc { bindings: INPUT_IMAGE_BINDINGS, ..SHADER };
+
+/// Whether block `b` has an image form for a conv of kernel `k` and `stride`: an unrolled
+/// subgroup or Winograd block on adjacent outputs, PX a multiple of 4, stride 1 (its input
+/// rows read as aligned vec4s).
 pub fn image_block(b: &Block, k: usize, stride: usize) -> bool {
-    k == 1
-        && stride == 1
-        && b.sg
+    stride == 1
+        && k <= MAX_UNROLLED_K
+        && (b.sg || b.wino)
         && b.unroll
-        && b.ocv == 8
         && b.lanes <= 1
-        && b.py <= 1
         && b.px.is_multiple_of(4)
         && b.split <= 1
-        && !b.wino
 }
 
-/// Texels of a conv's packed weights in the image form: per block of 32 output channels,
-/// 8 a input channel.
-pub fn weight_texels(c: &ConvShape) -> u64 {
-    (c.cout.div_ceil(32) * c.cin * 8) as u64
+/// Whether block `b` of a conv with kernel `k` reads its weights a vec4 per lane (as an
+/// image in the image form): Winograd blocks, and 1×1 subgroup blocks of 8 vec4 groups.
+pub fn image_weights(b: &Block, k: usize) -> bool {
+    b.wino || (b.sg && b.py <= 1 && wide_weights(k as u32, b.ocv))
 }
 
 /// Texels of the input band a step at geometry `g` reads (its run geometry, [`run_geometry`]).
@@ -57,17 +74,18 @@ pub fn input_texels(c: &ConvShape, g: &StepGeom) -> u64 {
 }
 
 /// Whether a conv of shape `c` with block `b` runs its image form at geometry `g`: the
-/// block has one ([`image_block`]), the conv is unpadded, the rows hold whole vec4s and
-/// both images fit ([`image::extent`]). Else it runs the subgroup form.
+/// block has one ([`image_block`]), its input rows hold whole vec4s and the band fits an
+/// image ([`image::extent`]), and so do the packed weights. Else it runs without images.
 pub fn image_form(c: &ConvShape, b: &Block, g: &StepGeom) -> bool {
     let b = b.for_layer(c.k, c.stride);
-    let rg = run_geometry(c, g);
+    // Packed weights: at most 16 floats (Winograd's) per input channel and output channel,
+    // those padded by less than 32.
+    let weights = (c.cin as u64) * (c.cout as u64 + 32) * 16 / 4;
     b.image
         && image_block(&b, c.k, c.stride)
-        && c.pad == 0
-        && rg.input.w.is_multiple_of(4)
+        && run_geometry(c, g).input.w.is_multiple_of(4)
         && image::extent(input_texels(c, g)).is_some()
-        && image::extent(weight_texels(c)).is_some()
+        && image::extent(weights).is_some()
 }
 
 /// Whether a block specialised to `values` writes its outputs in pairs of vec4s: PX and the
@@ -77,13 +95,44 @@ pub fn store_pairs(values: &[(&str, u32)]) -> bool {
     get("PX").is_some_and(|p| p % 8 == 0) && get("OUT_W").is_some_and(|w| w % 8 == 0)
 }
 
-/// `src` with the input and weight declarations (`input`, `weight`: the subgroup form's
-/// vec4 arrays) replaced by images and the functions that read them, `ldi` and `ldw`.
-pub fn image_declarations(src: &str, input: &str, weight: &str) -> String {
+/// `src` (a block written with vec4 input rows, `input4`, and maybe vec4 weights,
+/// `weight4`) reading them from images instead: the declarations replaced by images and the
+/// functions that read them (`ldi`, `ldw`), every `input4[X]` by `ldi(X)` and every
+/// `weight4[X]` by `ldw(X)` (vec4 `X` is texel `X` of the image).
+pub fn image_source(src: &str, input_decl: &str, weight_decl: &str) -> String {
     let input_image = format!("{}\n{}", image::declaration(0, "input_image"), image::load_fn("ldi", "input_image"));
-    let weight_image = format!("{}\n{}", image::declaration(1, "weight_image"), image::load_fn("ldw", "weight_image"));
-    assert!(src.contains(input) && src.contains(weight), "the image form replaces {input} and {weight}");
-    src.replacen(input, &input_image, 1).replacen(weight, &weight_image, 1)
+    assert!(src.contains(input_decl), "the image form replaces {input_decl}");
+    let mut out = calls(&src.replacen(input_decl, &input_image, 1), "input4", "ldi");
+    if out.contains(weight_decl) {
+        let weight_image =
+            format!("{}\n{}", image::declaration(1, "weight_image"), image::load_fn("ldw", "weight_image"));
+        out = calls(&out.replacen(weight_decl, &weight_image, 1), "weight4", "ldw");
+    }
+    out
+}
+
+/// `src` with every index `name[X]` (`X` without brackets of its own) written `f(X)`.
+fn calls(src: &str, name: &str, f: &str) -> String {
+    let pat = format!("{name}[");
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    while let Some(i) = rest.find(&pat) {
+        let word = i == 0 || !rest[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        let after = &rest[i + pat.len()..];
+        match after.find(']') {
+            Some(j) if word && !after[..j].contains('[') => {
+                out += &rest[..i];
+                out += &format!("{f}({})", &after[..j]);
+                rest = &after[j + 1..];
+            }
+            _ => {
+                out += &rest[..i + pat.len()];
+                rest = after;
+            }
+        }
+    }
+    out += rest;
+    out
 }
 
 #[cfg(test)]
@@ -92,13 +141,17 @@ mod tests {
     use crate::tensor::Shape;
 
     #[test]
-    fn only_unpadded_1x1_blocks_of_eight_groups_have_an_image_form() {
+    fn subgroup_and_winograd_blocks_on_vec4_rows_have_an_image_form() {
         let b = |s: &str| Block::parse(s).expect("block");
-        assert!(image_block(&b("8x8si"), 1, 1) && image_block(&b("4x8si"), 1, 1));
-        assert!(!image_block(&b("8x8si"), 3, 1) && !image_block(&b("8x8si"), 1, 2));
-        assert!(!image_block(&b("8x6si"), 1, 1) && !image_block(&b("6x8si"), 1, 1));
-        assert_eq!(b("8x6si").for_layer(1, 1).name(), "8x6s");
-        assert_eq!(b("8x8si").for_layer(1, 1).name(), "8x8si");
+        for (name, k) in [("8x8si", 1), ("4x8si", 1), ("12x4si", 3), ("16x4si", 5), ("8x4wi", 3)] {
+            assert!(image_block(&b(name), k, 1), "{name} k{k}");
+            assert!(!image_block(&b(name), k, 2), "{name} at stride 2");
+        }
+        assert!(!image_block(&b("6x8si"), 1, 1) && !image_block(&b("8x4l8s"), 1, 1));
+        assert_eq!(b("6x8si").for_layer(1, 1).name(), "6x8s");
+        assert_eq!(b("8x4wi").for_layer(1, 1).name(), "8x4si", "Winograd's direct form, still with images");
+        assert!(image_weights(&b("8x8si"), 1) && image_weights(&b("8x4wi"), 3));
+        assert!(!image_weights(&b("8x8si"), 3) && !image_weights(&b("12x4si"), 1));
         let c = ConvShape { cin: 64, cout: 256, k: 1, stride: 1, pad: 0 };
         let whole = |h: usize, w: usize| StepGeom {
             input: Shape { c: 64, h, w },
@@ -110,12 +163,21 @@ mod tests {
         };
         assert!(image_form(&c, &b("8x8si"), &whole(56, 56)));
         assert_eq!(input_texels(&c, &whole(56, 56)), 64 * 56 * 56 / 4);
-        assert_eq!(weight_texels(&c), 8 * 64 * 8);
         assert!(!image_form(&c, &b("8x8s"), &whole(56, 56)));
         // Rows of whole vec4s only: a 7×7 plane is one row of 49 values.
         assert!(!image_form(&c, &b("8x8si"), &whole(7, 7)));
-        assert!(!image_form(&ConvShape { pad: 1, ..c }, &b("8x8si"), &whole(56, 56)));
+        let c3 = ConvShape { k: 3, pad: 1, ..c };
+        assert!(image_form(&c3, &b("8x4wi"), &whole(56, 56)) && !image_form(&c3, &b("8x4wi"), &whole(56, 54)));
         let pairs = |px: u32, w: u32| store_pairs(&[("PX", px), ("OUT_W", w)]);
         assert!(pairs(8, 3136) && !pairs(4, 3136) && !pairs(8, 196));
+    }
+
+    #[test]
+    fn indexes_become_calls() {
+        let src = "let a = input4[q0 + 1u] + input4[max(q0, 1u) - 1u]; let b = my_input4[2]; let c = weight4[w[0]];";
+        assert_eq!(
+            calls(src, "input4", "ldi"),
+            "let a = ldi(q0 + 1u) + ldi(max(q0, 1u) - 1u); let b = my_input4[2]; let c = weight4[w[0]];"
+        );
     }
 }

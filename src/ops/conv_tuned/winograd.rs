@@ -160,6 +160,6 @@ pub fn winograd_block(px: u32, ocv: u32, rows: Vec4Rows) -> String {
             }
         }
     }
-    store_block(w, (px, 2, ocv), 1, rows.output, false);
+    store_block(w, (px, 2, ocv), 1, rows.output, rows.pairs);
     s
 }
