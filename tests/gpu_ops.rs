@@ -374,15 +374,7 @@ fn image_form_of_1x1_convs_is_bit_identical_to_the_subgroup_form() {
         Op::Conv(Conv2d { cin, cout, k: 1, stride: 1, pad: 0, weight, bias })
     };
     let (a, b, d) = (conv(7, 64), conv(64, 33), conv(33, 40));
-    let mut r = Mt19937::new(102);
-    let mut w = |n: usize, lo: f64, hi: f64| r.uniform(n, lo, hi);
-    let bn = Op::BatchNorm {
-        weight: w(64, 0.5, 1.5),
-        bias: w(64, -0.5, 0.5),
-        mean: w(64, -0.2, 0.2),
-        var: w(64, 0.5, 2.0),
-        eps: 1e-5,
-    };
+    let bn = common::random_bn(102, 64);
     let graph = common::graph_of(vec![
         ("a", a, vec!["input"]),
         ("bn", bn, vec!["a"]),
@@ -420,8 +412,7 @@ fn image_form_of_1x1_convs_is_bit_identical_to_the_subgroup_form() {
             let (want, got) = (run(plain), run(image));
             let what = format!("{image} at {h}x{wd}");
             common::assert_close(&what, &got.data, &cpu[last - 1].data, 1e-5);
-            assert_eq!(got.data.len(), want.data.len(), "{what}");
-            let differ = got.data.iter().zip(&want.data).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+            let differ = common::differing_bits(&what, &got.data, &want.data);
             assert_eq!(differ, 0, "{what}: {differ} values differ from {plain}'s");
         }
     }
@@ -447,15 +438,7 @@ fn image_form_of_wider_kernels_is_bit_identical() {
         Op::Conv(Conv2d { cin, cout, k, stride: 1, pad: k / 2, weight, bias })
     };
     let (c3, c5, c3b) = (conv(5, 12, 3), conv(12, 9, 5), conv(9, 6, 3));
-    let mut r = Mt19937::new(112);
-    let mut w = |n: usize, lo: f64, hi: f64| r.uniform(n, lo, hi);
-    let bn = Op::BatchNorm {
-        weight: w(12, 0.5, 1.5),
-        bias: w(12, -0.5, 0.5),
-        mean: w(12, -0.2, 0.2),
-        var: w(12, 0.5, 2.0),
-        eps: 1e-5,
-    };
+    let bn = common::random_bn(112, 12);
     let graph = common::graph_of(vec![
         ("c3", c3, vec!["input"]),
         ("bn", bn, vec!["c3"]),
@@ -480,8 +463,7 @@ fn image_form_of_wider_kernels_is_bit_identical() {
             let last = got.len() - 1;
             common::assert_close(&what, &got[last].data, &cpu[last - 1].data, 1e-4);
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(a.data.len(), b.data.len(), "{what}: tensor {i}");
-                let differ = a.data.iter().zip(&b.data).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+                let differ = common::differing_bits(&what, &a.data, &b.data);
                 assert_eq!(differ, 0, "{what}: tensor {i} differs from {plain}'s in {differ} values");
             }
         }

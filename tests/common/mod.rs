@@ -174,3 +174,23 @@ pub fn random_input(seed: i64, c: usize, h: usize, w: usize) -> Tensor {
     let mut r = convscope::torch_init::Mt19937::new(seed);
     Tensor::new(Shape::new(c, h, w), r.uniform(c * h * w, -1.0, 1.0))
 }
+
+/// A BatchNorm over `c` channels with parameters from the generator seeded `seed`: scale in
+/// [0.5, 1.5), shift in [-0.5, 0.5), mean in [-0.2, 0.2), variance in [0.5, 2).
+pub fn random_bn(seed: i64, c: usize) -> convscope::graph::Op {
+    let mut r = convscope::torch_init::Mt19937::new(seed);
+    let mut w = |lo: f64, hi: f64| r.uniform(c, lo, hi);
+    convscope::graph::Op::BatchNorm {
+        weight: w(0.5, 1.5),
+        bias: w(-0.5, 0.5),
+        mean: w(-0.2, 0.2),
+        var: w(0.5, 2.0),
+        eps: 1e-5,
+    }
+}
+
+/// How many of `a`'s values differ in their bits from `b`'s (same length asserted).
+pub fn differing_bits(what: &str, a: &[f32], b: &[f32]) -> usize {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    a.iter().zip(b).filter(|(x, y)| x.to_bits() != y.to_bits()).count()
+}

@@ -13,33 +13,25 @@
 use super::{Block, ConvShape, MAX_UNROLLED_K, SHADER, StepGeom, run_geometry, wide_weights};
 use crate::ops::{Bind, ShaderDesc, image};
 
-/// The image form's binding table where the weights are an image too: [`super::BINDINGS`]
-/// with the input (0) and the packed weights (1) as images.
-pub const IMAGE_BINDINGS: &[Bind] = &[
-    Bind::ReadImage,
-    Bind::ReadImage,
-    Bind::Storage { read_only: true },
-    Bind::Storage { read_only: false },
-    Bind::Uniform,
-    Bind::Storage { read_only: true },
-    Bind::Storage { read_only: true },
-    Bind::Storage { read_only: false },
-    Bind::Storage { read_only: false },
-];
+/// [`super::BINDINGS`] with the input (0) and the packed weights (1) bound as given.
+const fn bindings_with(input: Bind, weight: Bind) -> [Bind; 9] {
+    let mut b = [Bind::Uniform; 9];
+    let mut i = 0;
+    while i < 9 {
+        b[i] = super::BINDINGS[i];
+        i += 1;
+    }
+    b[0] = input;
+    b[1] = weight;
+    b
+}
+
+/// The image form's binding table where the weights are an image too.
+pub const IMAGE_BINDINGS: &[Bind] = &bindings_with(Bind::ReadImage, Bind::ReadImage);
 
 /// The image form's binding table where only the input is an image (weights read a float
 /// per lane: blocks of other than 8 vec4 groups with kernels wider than 1).
-pub const INPUT_IMAGE_BINDINGS: &[Bind] = &[
-    Bind::ReadImage,
-    Bind::Storage { read_only: true },
-    Bind::Storage { read_only: true },
-    Bind::Storage { read_only: false },
-    Bind::Uniform,
-    Bind::Storage { read_only: true },
-    Bind::Storage { read_only: true },
-    Bind::Storage { read_only: false },
-    Bind::Storage { read_only: false },
-];
+pub const INPUT_IMAGE_BINDINGS: &[Bind] = &bindings_with(Bind::ReadImage, Bind::Storage { read_only: true });
 
 /// The tuned shader as the image form binds it, input and weights as images (the same
 /// file, its text written by [`super::tuned_source`] with `Form::image`).
