@@ -28,18 +28,21 @@ var<workgroup> smin: array<f32, WG>;
 var<workgroup> smax: array<f32, WG>;
 var<workgroup> ssum: array<vec3<f32>, WG>;
 
-// One workgroup reduces one channel (workgroup_id.x); each invocation first folds every
-// WG-th vec4 of the owned values, then the workgroup folds the 64 partial results in a
-// tree.
-@compute @workgroup_size(64, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x;
+// An invocation's fold of every `stride`-th vec4 of channel `c`'s owned values, from the
+// `first`-th: minimum, maximum, and (sum, sum of squares, zeros).
+struct Partial {
+    lo: f32,
+    hi: f32,
+    acc: vec3<f32>,
+}
+
+fn fold(c: u32, first: u32, stride: u32) -> Partial {
     let base = c * p.plane + p.offset;
     let end = base + p.count;
     var lo = 3.4028235e38;
     var hi = -3.4028235e38;
     var acc = vec3<f32>(0.0);
-    for (var q = base / 4u + lid; q * 4u < end; q += WG) {
+    for (var q = base / 4u + first; q * 4u < end; q += stride) {
         let v = data[q];
         let i = vec4<u32>(q * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
         let inside = i >= vec4<u32>(base) & i < vec4<u32>(end);
@@ -52,9 +55,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let zeros = select(vec4<f32>(0.0), vec4<f32>(1.0), inside & v == vec4<f32>(0.0));
         acc += vec3<f32>(dot(z4, vec4<f32>(1.0)), dot(z4, z4), dot(zeros, vec4<f32>(1.0)));
     }
-    smin[lid] = lo;
-    smax[lid] = hi;
-    ssum[lid] = acc;
+    return Partial(lo, hi, acc);
+}
+
+// Channel `c`'s statistics written (or folded into what an earlier band wrote).
+fn write(c: u32, lo: f32, hi: f32, acc: vec3<f32>) {
+    var r = vec2<f32>(lo, hi);
+    var m = vec4<f32>(acc, f32(p.count));
+    if (p.accumulate == 1u) {
+        let old = stats[c];
+        r = vec2<f32>(min(old.x, r.x), max(old.y, r.y));
+        m = m + moments[c];
+    }
+    stats[c] = r;
+    moments[c] = m;
+}
+
+// One workgroup reduces one channel (workgroup_id.x); each invocation first folds every
+// WG-th vec4 of the owned values, then the workgroup folds the 64 partial results in a
+// tree.
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x;
+    let part = fold(c, lid, WG);
+    smin[lid] = part.lo;
+    smax[lid] = part.hi;
+    ssum[lid] = part.acc;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s / 2u) {
         if (lid < s) {
@@ -65,14 +91,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
     }
     if (lid == 0u) {
-        var r = vec2<f32>(smin[0], smax[0]);
-        var m = vec4<f32>(ssum[0], f32(p.count));
-        if (p.accumulate == 1u) {
-            let old = stats[c];
-            r = vec2<f32>(min(old.x, r.x), max(old.y, r.y));
-            m = m + moments[c];
-        }
-        stats[c] = r;
-        moments[c] = m;
+        write(c, smin[0], smax[0], ssum[0]);
+    }
+}
+
+// The subgroup form (adapters with subgroups of 8 or more; the host compiles it as `main`
+// on CPU adapters): one workgroup of 8, a single subgroup, reduces one channel (workgroup_id.x);
+// each invocation folds every 8th vec4 of the owned values, then subgroup operations fold
+// the 8 partial results. No workgroup memory and no barriers: on lavapipe each barrier is a
+// switch between the workgroup's SIMD groups and each workgroup-memory access a loop over
+// the lanes.
+@compute @workgroup_size(8, 1, 1)
+fn main8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x;
+    let part = fold(c, lid, 8u);
+    let lo = subgroupMin(part.lo);
+    let hi = subgroupMax(part.hi);
+    let acc = subgroupAdd(part.acc);
+    if (lid == 0u) {
+        write(c, lo, hi, acc);
     }
 }

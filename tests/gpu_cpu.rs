@@ -124,12 +124,15 @@ fn minmax_matches_cpu() {
     let net = random_net(3, &[(3, 6, 3, 1, 0)]);
     let mut input = random_input(9, 3, 40, 70);
     input.data[5] = 7.5; // a unique maximum in channel 0
-    let acts = common::run_net(&mut engine, ctx, &net, &input, Kernel::Tuned, Block::default());
-    for i in 0..acts.shapes.len() {
-        let t = acts.read(ctx, i).unwrap();
-        assert_eq!(acts.read_stats(ctx, i).unwrap(), reference::channel_minmax(&t), "layer {i}");
+    for subgroup in [true, false] {
+        engine.subgroup_stats = subgroup;
+        let acts = common::run_net(&mut engine, ctx, &net, &input, Kernel::Tuned, Block::default());
+        for i in 0..acts.shapes.len() {
+            let t = acts.read(ctx, i).unwrap();
+            assert_eq!(acts.read_stats(ctx, i).unwrap(), reference::channel_minmax(&t), "layer {i}");
+        }
+        assert_eq!(acts.read_stats(ctx, 0).unwrap()[0][1], 7.5);
     }
-    assert_eq!(acts.read_stats(ctx, 0).unwrap()[0][1], 7.5);
 }
 
 /// Counts pixels that differ; writes actual/expected PNGs to target/ when any do.
@@ -292,9 +295,12 @@ fn layer_statistics_match_cpu_whole_and_banded() {
     let net = convscope::arch::build(Some("conv(3,8,3) relu maxpool(2,2,ceil) conv(8,4,3,pad=1)"), None, 3).unwrap();
     let input = random_input(5, 3, 50, 37);
     let cpu = reference::forward(&net, &input).unwrap();
-    for limit in [None, Some(12u64 << 10)] {
+    // Both forms of the statistics pass (the subgroup form runs where the adapter is a CPU
+    // with subgroups), whole and in bands (later bands folded into the earlier ones').
+    for (limit, subgroup) in [(None, true), (Some(12u64 << 10), true), (None, false), (Some(12u64 << 10), false)] {
         let mut engine = common::executor(ctx);
         engine.max_binding = limit;
+        engine.subgroup_stats = subgroup;
         let acts = common::run_net(&mut engine, ctx, &net, &input, Kernel::Tuned, Block::default());
         for (i, cpu_out) in cpu.iter().enumerate() {
             // The GPU's statistics are of the GPU's tensor: compare them with the CPU twin

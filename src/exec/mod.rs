@@ -20,7 +20,7 @@ use crate::env::EngineEnv;
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::conv_tuned::Block;
-use crate::ops::{self, ConvKernel, GpuNode, PipelineSpec, Res, StepGeom};
+use crate::ops::{self, ConvKernel, GpuNode, Res, StepGeom};
 use crate::plan::{Keep, Limits, Plan};
 use crate::tensor::{Shape, Tensor};
 use anyhow::{Result, bail};
@@ -81,6 +81,9 @@ pub struct Executor {
     pub memory_budget: u64,
     /// The tuned kernel's register block for this adapter.
     pub block: Block,
+    /// Per-channel statistics in the subgroup form where the adapter is a CPU with
+    /// subgroups (`ops::stats::pipeline`; on by default, tests compare both forms).
+    pub subgroup_stats: bool,
     /// Stand-ins for the tuned conv's unused epilogue bindings.
     spare: Option<[wgpu::Buffer; 2]>,
     /// The image input bands are copied into (`pipelines::input_image`).
@@ -113,6 +116,7 @@ impl Executor {
             max_binding: env.max_binding,
             memory_budget: env.memory_budget,
             block: Block::for_adapter(&ctx.info, ctx.subgroups, env.block),
+            subgroup_stats: true,
             spare: None,
             image: None,
             tune: (env.autotune && env.block.is_none()).then(|| {
@@ -460,8 +464,9 @@ impl Executor {
     ) {
         let tensor = &plan.tensors[t];
         let (s, name) = (tensor.shape, &tensor.name);
-        let shader = &ops::stats::SHADER;
-        let spec = PipelineSpec { key: "minmax".into(), source: shader.source.into(), shader };
+        let cpu = ctx.info.device_type == wgpu::DeviceType::Cpu;
+        let spec = ops::stats::pipeline(cpu && self.subgroup_stats, ctx.subgroups);
+        let shader = spec.shader;
         let pipeline = self.caches.pipeline(ctx, &spec);
         let mut groups = Vec::new();
         for (j, b) in tensor.bands.iter().enumerate() {

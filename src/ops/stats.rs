@@ -18,6 +18,24 @@ pub const SHADER: ShaderDesc = ShaderDesc {
     params: Some(Params::layout),
 };
 
+/// The statistics pipeline: on adapters with subgroups of 8 or more (`subgroups`) that are
+/// CPUs (`cpu`), the file's subgroup form `main8` (one subgroup of 8 a channel, folded by
+/// subgroup operations, no workgroup memory or barriers, which on lavapipe are a switch
+/// between SIMD groups each and a loop over the lanes each: 256 channels of 56² took about
+/// as long as the 1×1 conv that wrote them, 46% of a `bench --shape` run's samples); else
+/// workgroups of 64 folding in workgroup memory. One workgroup per channel either way.
+pub fn pipeline(cpu: bool, subgroups: bool) -> super::PipelineSpec {
+    if cpu && subgroups {
+        super::PipelineSpec {
+            key: "minmax subgroup".into(),
+            source: std::borrow::Cow::Owned(super::as_main(SHADER.source, "main8")),
+            shader: &SHADER,
+        }
+    } else {
+        super::PipelineSpec { key: "minmax".into(), source: SHADER.source.into(), shader: &SHADER }
+    }
+}
+
 super::wgsl_struct! {
     /// Mirrors `Params` in `minmax.wgsl`.
     pub struct Params as "Params" {
